@@ -44,7 +44,8 @@ impl std::fmt::Display for SignType {
 /// `sha1("jsapi_ticket=T&noncestr=N&timestamp=TS&url=U")`, lowercase hex. The
 /// caller passes the page URL without its `#fragment` (see [`strip_fragment`]).
 pub fn jssdk_signature(ticket: &str, nonce_str: &str, timestamp: i64, url: &str) -> String {
-    let plain = format!("jsapi_ticket={ticket}&noncestr={nonce_str}&timestamp={timestamp}&url={url}");
+    let plain =
+        format!("jsapi_ticket={ticket}&noncestr={nonce_str}&timestamp={timestamp}&url={url}");
     hex::encode(Sha1::digest(plain.as_bytes()))
 }
 
@@ -95,7 +96,11 @@ where
 
 /// The APIv2 sign (uppercase hex) of a parsed XML message or a request being built.
 pub fn pay_sign(params: &BTreeMap<String, String>, key: &str, sign_type: SignType) -> String {
-    pay_sign_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())), key, sign_type)
+    pay_sign_pairs(
+        params.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        key,
+        sign_type,
+    )
 }
 
 /// Checks `params["sign"]` in constant time. The sign type is the one the message
@@ -129,7 +134,10 @@ mod tests {
     use super::*;
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     /// WeChat's JS-SDK documentation, appendix 1 (signature algorithm).
@@ -146,7 +154,10 @@ mod tests {
 
     #[test]
     fn fragment_is_stripped() {
-        assert_eq!(strip_fragment("https://a.example/p?x=1#/route"), "https://a.example/p?x=1");
+        assert_eq!(
+            strip_fragment("https://a.example/p?x=1#/route"),
+            "https://a.example/p?x=1"
+        );
         assert_eq!(strip_fragment("https://a.example/p"), "https://a.example/p");
     }
 
@@ -197,7 +208,10 @@ mod tests {
         assert!(!verify_pay_sign(&p, "another-key"));
 
         p.insert("sign_type".into(), "HMAC-SHA256".into());
-        assert!(!verify_pay_sign(&p, PUBLISHED_KEY), "MD5 sign under an HMAC claim");
+        assert!(
+            !verify_pay_sign(&p, PUBLISHED_KEY),
+            "MD5 sign under an HMAC claim"
+        );
         let hmac = pay_sign(&p, PUBLISHED_KEY, SignType::HmacSha256);
         p.insert("sign".into(), hmac);
         assert!(verify_pay_sign(&p, PUBLISHED_KEY));

@@ -50,7 +50,9 @@ pub fn parse(input: &[u8], max_bytes: usize) -> Result<BTreeMap<String, String>,
     let mut current: Option<(String, String)> = None;
 
     loop {
-        let event = reader.read_event().map_err(|e| XmlError::Malformed(e.to_string()))?;
+        let event = reader
+            .read_event()
+            .map_err(|e| XmlError::Malformed(e.to_string()))?;
         match event {
             Event::DocType(_) => return Err(XmlError::Doctype),
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
@@ -85,7 +87,9 @@ pub fn parse(input: &[u8], max_bytes: usize) -> Result<BTreeMap<String, String>,
                 None => root_closed = true,
             },
             Event::Text(t) => {
-                let value = t.unescape().map_err(|e| XmlError::Malformed(e.to_string()))?;
+                let value = t
+                    .unescape()
+                    .map_err(|e| XmlError::Malformed(e.to_string()))?;
                 match &mut current {
                     Some((_, buf)) => buf.push_str(&value),
                     None if value.trim().is_empty() => {}
@@ -226,8 +230,17 @@ mod tests {
     #[test]
     fn round_trips_awkward_text() {
         let values = [
-            "a<b", "x & y", "]]>", "end]]", "]]>]]>", "中文 商品", "😀 emoji", "  padded  ",
-            "&amp;", "\"quotes' and\ttabs\nnewlines", "",
+            "a<b",
+            "x & y",
+            "]]>",
+            "end]]",
+            "]]>]]>",
+            "中文 商品",
+            "😀 emoji",
+            "  padded  ",
+            "&amp;",
+            "\"quotes' and\ttabs\nnewlines",
+            "",
         ];
         for v in values {
             let xml = to_xml([("body", v), ("total_fee", "29")]);
@@ -247,7 +260,8 @@ mod tests {
     fn refuses_doctype_and_billion_laughs() {
         let laughs = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]><xml><a>&lol2;</a></xml>"#;
         assert_eq!(parse(laughs.as_bytes(), 4096), Err(XmlError::Doctype));
-        let xxe = r#"<!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><a>&xxe;</a></xml>"#;
+        let xxe =
+            r#"<!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><a>&xxe;</a></xml>"#;
         assert_eq!(parse(xxe.as_bytes(), 4096), Err(XmlError::Doctype));
     }
 
@@ -269,7 +283,10 @@ mod tests {
             parse(b"<xml><a>1</a><a>2</a></xml>", 4096),
             Err(XmlError::Duplicate("a".into()))
         );
-        assert_eq!(parse(b"<root><a>1</a></root>", 4096), Err(XmlError::BadRoot));
+        assert_eq!(
+            parse(b"<root><a>1</a></root>", 4096),
+            Err(XmlError::BadRoot)
+        );
         assert!(parse(b"<xml><a>1</a>", 4096).is_err());
         assert!(parse(b"<xml><a>1</b></xml>", 4096).is_err());
         assert!(parse(b"", 4096).is_err());
@@ -282,7 +299,10 @@ mod tests {
     fn refuses_oversized_and_non_utf8() {
         let big = format!("<xml><a>{}</a></xml>", "x".repeat(5000));
         assert_eq!(parse(big.as_bytes(), 4096), Err(XmlError::TooLarge(4096)));
-        assert_eq!(parse(b"<xml><a>\xff\xfe</a></xml>", 4096), Err(XmlError::NotUtf8));
+        assert_eq!(
+            parse(b"<xml><a>\xff\xfe</a></xml>", 4096),
+            Err(XmlError::NotUtf8)
+        );
     }
 
     #[test]

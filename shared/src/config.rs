@@ -1,0 +1,486 @@
+//! Configuration, read once at start into typed structs (API.md §2).
+//!
+//! Values come from the process environment; a file named by `WXPAY_CONFIG`
+//! (`KEY=VALUE` lines, `#` comments) may add to it, and the environment wins.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::str::FromStr;
+use std::time::Duration;
+
+use url::Url;
+
+/// A secret value: Debug and Display print `***`, so it cannot leak through a
+/// log line or an error message by accident. `expose()` is the one way in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("missing required environment variable {0}")]
+    Missing(String),
+    #[error("invalid environment variable {name}: {reason}")]
+    Invalid { name: String, reason: String },
+    #[error("cannot read config file {path}: {reason}")]
+    File { path: String, reason: String },
+}
+
+impl ConfigError {
+    pub fn invalid(name: &str, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            name: name.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A snapshot of the configuration variables. Services read it once at start;
+/// tests and `stack` build one from explicit pairs instead of mutating the
+/// process environment.
+#[derive(Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl fmt::Debug for Env {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values may be secrets; only the names are safe to show.
+        let mut names: Vec<_> = self.vars.keys().collect();
+        names.sort();
+        f.debug_struct("Env").field("names", &names).finish()
+    }
+}
+
+impl Env {
+    /// The process environment over the optional `WXPAY_CONFIG` file.
+    pub fn from_process() -> Result<Self, ConfigError> {
+        let mut env = Env::default();
+        if let Ok(path) = std::env::var("WXPAY_CONFIG") {
+            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+            env.merge_file_text(&text);
+        }
+        env.vars.extend(std::env::vars());
+        Ok(env)
+    }
+
+    pub fn from_pairs<I, K, V>(pairs: I) -> Self
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        Env {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    fn merge_file_text(&mut self, text: &str) {
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if let Some((k, v)) = line.split_once('=') {
+                let v = v.trim().trim_matches('"');
+                self.vars.insert(k.trim().to_owned(), v.to_owned());
+            }
+        }
+    }
+
+    /// Sets a value unless one is present: how `stack` supplies its defaults.
+    pub fn set_default(&mut self, name: &str, value: impl Into<String>) {
+        if self.get(name).is_none() {
+            self.vars.insert(name.to_owned(), value.into());
+        }
+    }
+
+    /// Sets a value, replacing any present.
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.vars.insert(name.to_owned(), value.into());
+    }
+
+    /// A set, non-empty value.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, name: &str) -> Result<String, ConfigError> {
+        self.get(name)
+            .map(str::to_owned)
+            .ok_or_else(|| ConfigError::Missing(name.to_owned()))
+    }
+
+    pub fn secret(&self, name: &str) -> Result<Secret, ConfigError> {
+        self.required(name).map(Secret)
+    }
+
+    pub fn optional_secret(&self, name: &str) -> Option<Secret> {
+        self.get(name).map(|v| Secret(v.to_owned()))
+    }
+
+    pub fn parse_or<T>(&self, name: &str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse()
+                .map_err(|e: T::Err| ConfigError::invalid(name, e.to_string())),
+        }
+    }
+
+    pub fn millis_or(&self, name: &str, default_ms: u64) -> Result<Duration, ConfigError> {
+        self.parse_or(name, default_ms).map(Duration::from_millis)
+    }
+
+    pub fn bool_or(&self, name: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("1" | "true" | "on" | "yes") => Ok(true),
+            Some("0" | "false" | "off" | "no") => Ok(false),
+            Some(other) => Err(ConfigError::invalid(
+                name,
+                format!("{other:?} is not on/off"),
+            )),
+        }
+    }
+}
+
+/// An app's id and secret (official account or mini program).
+#[derive(Debug, Clone)]
+pub struct AppCredentials {
+    pub app_id: String,
+    pub app_secret: Secret,
+}
+
+impl AppCredentials {
+    /// Both variables or neither: half a credential is a mistake worth stopping for.
+    pub fn optional(
+        env: &Env,
+        id_var: &str,
+        secret_var: &str,
+    ) -> Result<Option<Self>, ConfigError> {
+        match (env.get(id_var), env.get(secret_var)) {
+            (None, None) => Ok(None),
+            (Some(id), Some(secret)) => Ok(Some(AppCredentials {
+                app_id: id.to_owned(),
+                app_secret: Secret::new(secret),
+            })),
+            (Some(_), None) => Err(ConfigError::Missing(secret_var.to_owned())),
+            (None, Some(_)) => Err(ConfigError::Missing(id_var.to_owned())),
+        }
+    }
+}
+
+/// Where WeChat lives; the sandbox replaces all three.
+#[derive(Debug, Clone)]
+pub struct WechatBases {
+    pub api: String,
+    pub open: String,
+    pub pay: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Timeouts and retries for calls to WeChat.
+#[derive(Debug, Clone)]
+pub struct HttpClientConfig {
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    /// Extra attempts after the first, on network errors and errcode -1.
+    pub retries: u32,
+    pub backoff: Duration,
+}
+
+/// What every service reads.
+#[derive(Debug, Clone)]
+pub struct CommonConfig {
+    pub service: &'static str,
+    pub listen_addr: SocketAddr,
+    pub public_base_url: Url,
+    pub database_url: String,
+    pub redis_url: Option<Secret>,
+    pub session_secret: Secret,
+    pub session_ttl: Duration,
+    pub allowed_origins: Vec<String>,
+    pub wechat: WechatBases,
+    pub http: HttpClientConfig,
+    pub log_format: LogFormat,
+    pub max_json_bytes: usize,
+    pub max_xml_bytes: usize,
+}
+
+/// Session keys shorter than this are refused: the token's HMAC is only as
+/// strong as its key.
+pub const MIN_SESSION_SECRET_LEN: usize = 32;
+
+impl CommonConfig {
+    pub fn from_env(
+        env: &Env,
+        service: &'static str,
+        default_port: u16,
+    ) -> Result<Self, ConfigError> {
+        let listen_addr = env.parse_or(
+            "LISTEN_ADDR",
+            SocketAddr::from(([127, 0, 0, 1], default_port)),
+        )?;
+        let public_base_url: Url = env.parse_or(
+            "PUBLIC_BASE_URL",
+            Url::parse("http://127.0.0.1:8080").expect("literal URL"),
+        )?;
+        if !matches!(public_base_url.scheme(), "http" | "https") {
+            return Err(ConfigError::invalid("PUBLIC_BASE_URL", "must be http(s)"));
+        }
+        let database_url = env
+            .get("DATABASE_URL")
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                format!("sqlite://data/{}.db", service.trim_end_matches("-service"))
+            });
+        let session_secret = env.secret("SESSION_SECRET")?;
+        if session_secret.expose().len() < MIN_SESSION_SECRET_LEN {
+            return Err(ConfigError::invalid(
+                "SESSION_SECRET",
+                format!("must be at least {MIN_SESSION_SECRET_LEN} characters"),
+            ));
+        }
+        let allowed_origins = match env.get("ALLOWED_REDIRECT_ORIGINS") {
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    origin_of(s).ok_or_else(|| {
+                        ConfigError::invalid(
+                            "ALLOWED_REDIRECT_ORIGINS",
+                            format!("{s:?} is not an http(s) origin"),
+                        )
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            None => vec![public_base_url.origin().ascii_serialization()],
+        };
+        let log_format = match env.get("LOG_FORMAT") {
+            Some("json") => LogFormat::Json,
+            Some("pretty" | "text") | None => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "LOG_FORMAT",
+                    format!("{other:?}: use json or pretty"),
+                ));
+            }
+        };
+        Ok(CommonConfig {
+            service,
+            listen_addr,
+            public_base_url,
+            database_url,
+            redis_url: env.optional_secret("REDIS_URL"),
+            session_secret,
+            session_ttl: Duration::from_secs(env.parse_or("SESSION_TTL_SECONDS", 7 * 24 * 3600)?),
+            allowed_origins,
+            wechat: WechatBases {
+                api: base(env, "WECHAT_API_BASE", "https://api.weixin.qq.com")?,
+                open: base(env, "WECHAT_OPEN_BASE", "https://open.weixin.qq.com")?,
+                pay: base(env, "WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com")?,
+            },
+            http: HttpClientConfig {
+                connect_timeout: env.millis_or("WECHAT_CONNECT_TIMEOUT_MS", 2_000)?,
+                timeout: env.millis_or("WECHAT_TIMEOUT_MS", 5_000)?,
+                retries: env.parse_or("WECHAT_RETRIES", 2)?,
+                backoff: env.millis_or("WECHAT_RETRY_BACKOFF_MS", 100)?,
+            },
+            log_format,
+            max_json_bytes: env.parse_or("MAX_JSON_BYTES", 64 * 1024)?,
+            max_xml_bytes: env.parse_or("MAX_XML_BYTES", crate::xml::DEFAULT_MAX_XML_BYTES)?,
+        })
+    }
+
+    /// `PUBLIC_BASE_URL` joined with an absolute path.
+    pub fn public_url(&self, path: &str) -> String {
+        format!(
+            "{}{}",
+            self.public_base_url.as_str().trim_end_matches('/'),
+            path
+        )
+    }
+
+    pub fn secure_cookies(&self) -> bool {
+        self.public_base_url.scheme() == "https"
+    }
+}
+
+fn base(env: &Env, name: &str, default: &str) -> Result<String, ConfigError> {
+    let value = env.get(name).unwrap_or(default);
+    let url = Url::parse(value).map_err(|e| ConfigError::invalid(name, e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::invalid(name, "must be http(s)"));
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+/// `scheme://host[:port]` of an absolute http(s) URL, or None.
+pub fn origin_of(s: &str) -> Option<String> {
+    let url = Url::parse(s).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return None;
+    }
+    Some(url.origin().ascii_serialization())
+}
+
+/// Stops the process with one line naming the problem (API.md §2).
+pub fn exit_on_error<T>(result: Result<T, ConfigError>) -> T {
+    match result {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("configuration error: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s}"), "***");
+        assert_eq!(format!("{s:?}"), "***");
+        let env = Env::from_pairs([("SESSION_SECRET", SECRET)]);
+        let cfg = CommonConfig::from_env(&env, "auth-service", 8081).unwrap();
+        assert!(!format!("{cfg:?}").contains(SECRET));
+        assert!(!format!("{env:?}").contains(SECRET));
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let env = Env::from_pairs([("SESSION_SECRET", SECRET)]);
+        let cfg = CommonConfig::from_env(&env, "pay-service", 8083).unwrap();
+        assert_eq!(cfg.listen_addr.to_string(), "127.0.0.1:8083");
+        assert_eq!(cfg.database_url, "sqlite://data/pay.db");
+        assert_eq!(
+            cfg.allowed_origins,
+            vec!["http://127.0.0.1:8080".to_string()]
+        );
+        assert_eq!(cfg.wechat.api, "https://api.weixin.qq.com");
+        assert_eq!(cfg.wechat.pay, "https://api.mch.weixin.qq.com");
+        assert!(cfg.redis_url.is_none());
+        assert_eq!(
+            cfg.public_url("/api/pay/notify"),
+            "http://127.0.0.1:8080/api/pay/notify"
+        );
+    }
+
+    #[test]
+    fn missing_and_invalid_values_name_the_variable() {
+        let err = CommonConfig::from_env(&Env::default(), "auth-service", 8081).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "missing required environment variable SESSION_SECRET"
+        );
+        let env = Env::from_pairs([("SESSION_SECRET", "short")]);
+        assert!(
+            CommonConfig::from_env(&env, "a", 1)
+                .unwrap_err()
+                .to_string()
+                .contains("SESSION_SECRET")
+        );
+        let env = Env::from_pairs([("SESSION_SECRET", SECRET), ("LISTEN_ADDR", "nope")]);
+        assert!(
+            CommonConfig::from_env(&env, "a", 1)
+                .unwrap_err()
+                .to_string()
+                .contains("LISTEN_ADDR")
+        );
+        let env = Env::from_pairs([
+            ("SESSION_SECRET", SECRET),
+            ("ALLOWED_REDIRECT_ORIGINS", "ftp://x"),
+        ]);
+        assert!(
+            CommonConfig::from_env(&env, "a", 1)
+                .unwrap_err()
+                .to_string()
+                .contains("ALLOWED_REDIRECT_ORIGINS")
+        );
+    }
+
+    #[test]
+    fn half_a_credential_is_refused() {
+        let env = Env::from_pairs([("WX_APP_ID", "wx1")]);
+        assert_eq!(
+            AppCredentials::optional(&env, "WX_APP_ID", "WX_APP_SECRET").unwrap_err(),
+            ConfigError::Missing("WX_APP_SECRET".into())
+        );
+        assert!(
+            AppCredentials::optional(&Env::default(), "WX_APP_ID", "WX_APP_SECRET")
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn config_file_adds_and_env_wins() {
+        let mut env = Env::default();
+        env.merge_file_text("# comment\nMCH_ID=1\nPUBLIC_BASE_URL=\"https://shop.example\"\n");
+        env.vars.insert("MCH_ID".into(), "2".into());
+        assert_eq!(env.get("MCH_ID"), Some("2"));
+        assert_eq!(env.get("PUBLIC_BASE_URL"), Some("https://shop.example"));
+    }
+
+    #[test]
+    fn origins_are_normalised() {
+        let env = Env::from_pairs([
+            ("SESSION_SECRET", SECRET),
+            (
+                "ALLOWED_REDIRECT_ORIGINS",
+                "https://Shop.Example:443/, http://127.0.0.1:3000",
+            ),
+        ]);
+        let cfg = CommonConfig::from_env(&env, "a", 1).unwrap();
+        assert_eq!(
+            cfg.allowed_origins,
+            vec!["https://shop.example", "http://127.0.0.1:3000"]
+        );
+    }
+}

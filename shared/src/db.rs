@@ -1,0 +1,294 @@
+//! The database: SQLite (embedded default, bundled) and PostgreSQL from one code
+//! base. Diesel is synchronous, so connections come from an r2d2 pool and every
+//! query runs on the blocking pool (`web::block`), never on an async worker.
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+
+use crate::error::ApiError;
+
+/// One connection of either backend. Queries that both backends spell the same
+/// way run on it directly; the others use [`db_run!`] to expand once per backend.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Pg(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Runs the same diesel code on whichever backend `conn` is, with `conn` rebound
+/// to the concrete connection; for upserts, `RETURNING`, locking clauses and the
+/// other places where the two backends' query builders differ.
+#[macro_export]
+macro_rules! db_run {
+    ($conn:ident => $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Pg($conn) => $body,
+            $crate::db::DbConnection::Sqlite($conn) => $body,
+        }
+    };
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("not found")]
+    NotFound,
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Query(diesel::result::Error),
+    #[error("database setup failed: {0}")]
+    Setup(String),
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(e: diesel::result::Error) -> Self {
+        use diesel::result::{DatabaseErrorKind as K, Error as E};
+        match e {
+            E::NotFound => DbError::NotFound,
+            E::DatabaseError(K::ClosedConnection | K::UnableToSendCommand, info) => {
+                DbError::Unavailable(info.message().to_owned())
+            }
+            other => DbError::Query(other),
+        }
+    }
+}
+
+impl From<r2d2::PoolError> for DbError {
+    fn from(e: r2d2::PoolError) -> Self {
+        DbError::Unavailable(e.to_string())
+    }
+}
+
+impl DbError {
+    /// A unique or primary key constraint refused the write.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(
+            self,
+            DbError::Query(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::UniqueViolation,
+                _
+            ))
+        )
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::NotFound => ApiError::NotFound("not found".to_owned()),
+            DbError::Unavailable(m) => ApiError::Unavailable(m),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// A service's migrations, one folder per backend. Services hand out a fresh
+/// value from a function (`embed_migrations!` values cannot be copied).
+pub struct Migrations {
+    pub sqlite: EmbeddedMigrations,
+    pub postgres: EmbeddedMigrations,
+}
+
+/// Opens connections for the configured backend (and only that one: a failing
+/// PostgreSQL must never quietly become a local SQLite file).
+#[derive(Debug, Clone)]
+pub struct Manager {
+    backend: Backend,
+    target: String,
+}
+
+const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+     PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;";
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        match self.backend {
+            Backend::Postgres => PgConnection::establish(&self.target)
+                .map(DbConnection::Pg)
+                .map_err(r2d2::Error::ConnectionError),
+            Backend::Sqlite => {
+                let mut conn = SqliteConnection::establish(&self.target)
+                    .map_err(r2d2::Error::ConnectionError)?;
+                conn.batch_execute(SQLITE_PRAGMAS)
+                    .map_err(r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool<Manager>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+/// Parses `sqlite://PATH`, `sqlite::memory:` or `postgres://…`.
+fn parse_url(url: &str) -> Result<(Backend, String), DbError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_owned()));
+    }
+    if url == "sqlite::memory:" || url == "sqlite://:memory:" {
+        return Ok((Backend::Sqlite, ":memory:".to_owned()));
+    }
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        if path.is_empty() {
+            return Err(DbError::Setup(
+                "DATABASE_URL sqlite:// needs a path".to_owned(),
+            ));
+        }
+        return Ok((Backend::Sqlite, path.to_owned()));
+    }
+    Err(DbError::Setup(
+        "DATABASE_URL must start with sqlite:// or postgres://".to_owned(),
+    ))
+}
+
+impl Database {
+    /// Connects, creates the SQLite file's folder if needed, and runs the pending
+    /// migrations. Blocking: call it at start, before serving.
+    pub fn connect(url: &str, migrations: Migrations) -> Result<Self, DbError> {
+        let (backend, target) = parse_url(url)?;
+        if backend == Backend::Sqlite && target != ":memory:" {
+            if let Some(dir) = std::path::Path::new(&target)
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+            {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| DbError::Setup(format!("cannot create {}: {e}", dir.display())))?;
+            }
+        }
+        let max_size = match (backend, target.as_str()) {
+            // Every in-memory connection is its own database: keep one.
+            (Backend::Sqlite, ":memory:") => 1,
+            (Backend::Sqlite, _) => 8,
+            (Backend::Postgres, _) => 16,
+        };
+        let pool = Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(3))
+            .build(Manager { backend, target })
+            .map_err(|e| DbError::Unavailable(e.to_string()))?;
+        let db = Database { pool, backend };
+        db.migrate(migrations)?;
+        Ok(db)
+    }
+
+    fn migrate(&self, migrations: Migrations) -> Result<(), DbError> {
+        let mut conn = self.pool.get()?;
+        let setup = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Setup(e.to_string());
+        match &mut *conn {
+            DbConnection::Sqlite(c) => {
+                c.run_pending_migrations(migrations.sqlite).map_err(setup)?;
+            }
+            DbConnection::Pg(c) => {
+                // Replicas starting together must not run the same migration twice.
+                c.batch_execute("SELECT pg_advisory_lock(7261746578)")?;
+                let result = c
+                    .run_pending_migrations(migrations.postgres)
+                    .map(|_| ())
+                    .map_err(setup);
+                c.batch_execute("SELECT pg_advisory_unlock(7261746578)")?;
+                result?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Runs `f` with a pooled connection on the blocking pool.
+    pub async fn run<F, R>(&self, f: F) -> Result<R, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<R, DbError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn: PooledConnection<Manager> = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Unavailable(format!("blocking pool: {e}")))?
+    }
+
+    /// `f` inside one transaction, committed when it returns Ok.
+    pub async fn transaction<F, R>(&self, f: F) -> Result<R, DbError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<R, DbError> + Send + 'static,
+        R: Send + 'static,
+    {
+        self.run(move |conn| conn.transaction(|tx| f(tx))).await
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        self.run(|conn| conn.batch_execute("SELECT 1").map_err(DbError::from))
+            .await
+    }
+}
+
+/// Seconds since the Unix epoch: timestamps are stored as integers so that both
+/// backends hold and compare them identically.
+pub fn now_unix() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("sqlite://data/auth.db").unwrap(),
+            (Backend::Sqlite, "data/auth.db".into())
+        );
+        assert_eq!(
+            parse_url("sqlite:///tmp/x.db").unwrap(),
+            (Backend::Sqlite, "/tmp/x.db".into())
+        );
+        assert_eq!(
+            parse_url("sqlite::memory:").unwrap(),
+            (Backend::Sqlite, ":memory:".into())
+        );
+        assert_eq!(parse_url("postgres://u@h/db").unwrap().0, Backend::Postgres);
+        assert!(parse_url("mysql://x").is_err());
+        assert!(parse_url("sqlite://").is_err());
+    }
+}

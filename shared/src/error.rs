@@ -1,0 +1,204 @@
+//! The response envelope and the error type every service converts into (API.md §3).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+/// `{"code":0,"data":…,"message":"ok"}`.
+#[derive(Debug, Serialize)]
+pub struct Envelope<T> {
+    pub code: i64,
+    pub data: T,
+    pub message: String,
+}
+
+/// A successful reply in the envelope.
+pub fn ok<T: Serialize>(data: T) -> HttpResponse {
+    HttpResponse::Ok().json(Envelope {
+        code: 0,
+        data,
+        message: "ok".to_owned(),
+    })
+}
+
+pub mod codes {
+    pub const OK: i64 = 0;
+    pub const INVALID_PARAM: i64 = 1001;
+    pub const UNAUTHORIZED: i64 = 1002;
+    pub const FORBIDDEN: i64 = 1003;
+    pub const NOT_FOUND: i64 = 1004;
+    pub const CONFLICT: i64 = 1005;
+    pub const RATE_LIMITED: i64 = 1006;
+    pub const UPSTREAM: i64 = 10009;
+    pub const INTERNAL: i64 = 5000;
+    pub const UNAVAILABLE: i64 = 5003;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400/1001; the message names the parameter.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401/1002.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403/1003.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404/1004.
+    #[error("{0}")]
+    NotFound(String),
+    /// 409/1005.
+    #[error("{0}")]
+    Conflict(String),
+    /// 429/1006.
+    #[error("too many requests, try again later")]
+    RateLimited,
+    /// 502 with WeChat's own errcode and errmsg.
+    #[error("{errmsg}")]
+    Wechat { errcode: i64, errmsg: String },
+    /// 502/504 with 10009: WeChat unreachable, timed out, or answered garbage.
+    #[error("WeChat {what}")]
+    Upstream { timed_out: bool, what: String },
+    /// 500/5000. The detail goes to the log only.
+    #[error("internal error")]
+    Internal(String),
+    /// 503/5003: the database or the cache does not answer.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl ApiError {
+    pub fn bad_request(msg: impl Into<String>) -> Self {
+        ApiError::BadRequest(msg.into())
+    }
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        ApiError::Internal(detail.to_string())
+    }
+
+    pub fn code(&self) -> i64 {
+        match self {
+            ApiError::BadRequest(_) => codes::INVALID_PARAM,
+            ApiError::Unauthorized(_) => codes::UNAUTHORIZED,
+            ApiError::Forbidden(_) => codes::FORBIDDEN,
+            ApiError::NotFound(_) => codes::NOT_FOUND,
+            ApiError::Conflict(_) => codes::CONFLICT,
+            ApiError::RateLimited => codes::RATE_LIMITED,
+            ApiError::Wechat { errcode, .. } => *errcode,
+            ApiError::Upstream { .. } => codes::UPSTREAM,
+            ApiError::Internal(_) => codes::INTERNAL,
+            ApiError::Unavailable(_) => codes::UNAVAILABLE,
+        }
+    }
+
+    /// The message shown to the client: never internal detail.
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Unavailable(_) => "service unavailable, try again later".to_owned(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Wechat { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::Upstream {
+                timed_out: true, ..
+            } => StatusCode::GATEWAY_TIMEOUT,
+            ApiError::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            ApiError::Internal(detail) => tracing::error!(error = %detail, "internal error"),
+            ApiError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "dependency unavailable")
+            }
+            ApiError::Upstream { what, .. } => tracing::warn!(error = %what, "WeChat call failed"),
+            _ => {}
+        }
+        HttpResponse::build(self.status_code()).json(Envelope {
+            code: self.code(),
+            data: serde_json::Value::Null,
+            message: self.public_message(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use actix_web::body::to_bytes;
+
+    async fn body_of(e: ApiError) -> (u16, serde_json::Value) {
+        let resp = e.error_response();
+        let status = resp.status().as_u16();
+        let bytes = to_bytes(resp.into_body()).await.unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[actix_web::test]
+    async fn errors_map_to_the_contract_table() {
+        let cases = [
+            (ApiError::bad_request("url is required"), 400, 1001),
+            (ApiError::Unauthorized("no session".into()), 401, 1002),
+            (ApiError::Forbidden("x".into()), 403, 1003),
+            (ApiError::NotFound("x".into()), 404, 1004),
+            (ApiError::Conflict("x".into()), 409, 1005),
+            (ApiError::RateLimited, 429, 1006),
+            (
+                ApiError::Wechat {
+                    errcode: 40029,
+                    errmsg: "invalid code".into(),
+                },
+                502,
+                40029,
+            ),
+            (
+                ApiError::Upstream {
+                    timed_out: true,
+                    what: "timed out".into(),
+                },
+                504,
+                10009,
+            ),
+            (
+                ApiError::Upstream {
+                    timed_out: false,
+                    what: "unreachable".into(),
+                },
+                502,
+                10009,
+            ),
+            (ApiError::internal("disk on fire"), 500, 5000),
+            (ApiError::Unavailable("pool timeout".into()), 503, 5003),
+        ];
+        for (err, status, code) in cases {
+            let (s, body) = body_of(err).await;
+            assert_eq!((s, body["code"].as_i64().unwrap()), (status, code));
+            assert!(body["data"].is_null());
+            let msg = body["message"].as_str().unwrap();
+            assert!(
+                !msg.contains("disk on fire") && !msg.contains("pool timeout"),
+                "{msg}"
+            );
+        }
+        let (_, body) = body_of(ApiError::Wechat {
+            errcode: 40163,
+            errmsg: "code been used".into(),
+        })
+        .await;
+        assert_eq!(body["message"], "code been used");
+    }
+}

@@ -1,0 +1,152 @@
+//! Tracing, Prometheus metrics, and the `/healthz`, `/readyz`, `/metrics` routes.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, TextEncoder,
+};
+
+use crate::cache::Cache;
+use crate::config::LogFormat;
+use crate::db::Database;
+
+/// Installs the global subscriber once; later calls (tests, `stack`) are no-ops.
+pub fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}
+
+/// Registers a metric in the default registry; metrics are process-wide statics
+/// so that `stack`, which hosts every service in one process, registers each once.
+pub fn register<M: prometheus::core::Collector + Clone + 'static>(metric: M) -> M {
+    prometheus::register(Box::new(metric.clone())).expect("metric registered twice");
+    metric
+}
+
+pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route and status"),
+            &["method", "route", "status"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+pub static HTTP_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
+                vec![
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                ],
+            ),
+            &["route"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+pub static WECHAT_CALLS: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register(
+        HistogramVec::new(
+            HistogramOpts::new(
+                "wechat_call_duration_seconds",
+                "Calls to WeChat by path and outcome",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            ]),
+            &["path", "outcome"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+static RESIDENT_MEMORY: LazyLock<IntGauge> = LazyLock::new(|| {
+    register(
+        IntGauge::new("process_resident_memory_bytes", "Resident memory").expect("valid metric"),
+    )
+});
+
+/// Resident set size of this process, from /proc (0 where there is none).
+pub fn resident_memory_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// What `/readyz` checks: every database and the cache the process uses.
+#[derive(Clone, Default)]
+pub struct Readiness {
+    pub databases: Vec<Database>,
+    pub caches: Vec<Cache>,
+}
+
+/// Mounts `/healthz`, `/readyz` and `/metrics`.
+pub fn configure_health(cfg: &mut web::ServiceConfig, readiness: Readiness) {
+    cfg.app_data(web::Data::new(readiness))
+        .route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok")
+}
+
+const READY_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
+async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
+    let mut failures = Vec::new();
+    for db in &readiness.databases {
+        match tokio::time::timeout(READY_CHECK_TIMEOUT, db.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(format!("database: {e}")),
+            Err(_) => failures.push("database: timed out".to_owned()),
+        }
+    }
+    for cache in &readiness.caches {
+        match tokio::time::timeout(READY_CHECK_TIMEOUT, cache.ping()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => failures.push(format!("cache: {e}")),
+            Err(_) => failures.push("cache: timed out".to_owned()),
+        }
+    }
+    if failures.is_empty() {
+        HttpResponse::Ok().content_type("text/plain").body("ready")
+    } else {
+        tracing::warn!(?failures, "not ready");
+        HttpResponse::ServiceUnavailable()
+            .content_type("text/plain")
+            .body(failures.join("\n"))
+    }
+}
+
+async fn metrics() -> HttpResponse {
+    RESIDENT_MEMORY.set(resident_memory_bytes() as i64);
+    let mut buf = Vec::new();
+    if let Err(e) = TextEncoder::new().encode(&prometheus::gather(), &mut buf) {
+        return HttpResponse::InternalServerError().body(e.to_string());
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(buf)
+}

@@ -1,0 +1,121 @@
+//! Helpers for tests across the workspace: per-test databases (a fresh SQLite
+//! file, or a fresh PostgreSQL schema as crates.io's tests do), per-test Redis
+//! key prefixes, and the rule that under `CI=true` nothing is skipped.
+
+use diesel::Connection;
+use diesel::connection::SimpleConnection;
+
+use crate::cache::Cache;
+use crate::db::{Database, Migrations};
+
+/// The value of a test service variable. Unset: a printed skip outside CI, a
+/// panic under `CI=true`, where every test must run.
+pub fn service_url(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{var} must be set when CI=true: tests never skip in CI")
+        }
+        _ => {
+            eprintln!("skipping: {var} is not set");
+            None
+        }
+    }
+}
+
+/// A database that exists for one test and is removed when dropped.
+pub struct TestDb {
+    pub db: Database,
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(std::path::PathBuf),
+    Schema { admin_url: String, schema: String },
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        match &self.cleanup {
+            Cleanup::File(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+            }
+            Cleanup::Schema { admin_url, schema } => {
+                if let Ok(mut conn) = diesel::PgConnection::establish(admin_url) {
+                    let _ = conn.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+                }
+            }
+        }
+    }
+}
+
+fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A fresh SQLite file with the migrations applied.
+pub fn sqlite_db(migrations: Migrations) -> TestDb {
+    let path = std::env::temp_dir().join(format!("{}.db", unique_name("wxpay_test")));
+    let url = format!("sqlite://{}", path.display());
+    let db = Database::connect(&url, migrations).expect("test SQLite database");
+    TestDb {
+        db,
+        url,
+        cleanup: Cleanup::File(path),
+    }
+}
+
+/// A fresh schema in `TEST_DATABASE_URL` with the migrations applied, or None
+/// (outside CI) when PostgreSQL is not configured.
+pub fn postgres_db(migrations: Migrations) -> Option<TestDb> {
+    let admin_url = service_url("TEST_DATABASE_URL")?;
+    let schema = unique_name("t");
+    let mut admin = diesel::PgConnection::establish(&admin_url).expect("TEST_DATABASE_URL answers");
+    admin
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .expect("create test schema");
+    let url = with_search_path(&admin_url, &schema);
+    let db = Database::connect(&url, migrations).expect("test PostgreSQL database");
+    Some(TestDb {
+        db,
+        url,
+        cleanup: Cleanup::Schema { admin_url, schema },
+    })
+}
+
+/// The URL with libpq's `options=-c search_path=SCHEMA`, so every connection of
+/// the pool works inside the test's own schema.
+pub fn with_search_path(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}")
+}
+
+/// Each backend the tests run on: SQLite always, PostgreSQL when configured.
+pub fn all_backends(migrations: fn() -> Migrations) -> Vec<TestDb> {
+    let mut dbs = vec![sqlite_db(migrations())];
+    dbs.extend(postgres_db(migrations()));
+    dbs
+}
+
+/// A Redis cache under a key prefix of its own, or None (outside CI) when
+/// `TEST_REDIS_URL` is unset.
+pub async fn redis_cache() -> Option<(Cache, String)> {
+    let url = service_url("TEST_REDIS_URL")?;
+    let prefix = format!("{}:", unique_name("wxpay_test"));
+    let cache = Cache::connect(Some(&url), &prefix)
+        .await
+        .expect("TEST_REDIS_URL answers");
+    Some((cache, prefix))
+}
+
+/// The in-process cache, and Redis when configured.
+pub async fn all_caches() -> Vec<Cache> {
+    let mut caches = vec![Cache::memory()];
+    if let Some((redis, _)) = redis_cache().await {
+        caches.push(redis);
+    }
+    caches
+}
