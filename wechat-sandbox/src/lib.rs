@@ -1,1 +1,41 @@
-//! placeholder
+//! A faithful local stand-in for WeChat's servers: official-account OAuth,
+//! mini-program login, access tokens and JS-SDK tickets, and WeChat Pay APIv2
+//! with payment notifications, plus `/sandbox/` controls for tests (pay an
+//! order, inject faults, count calls, move the clock).
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use wechat_sandbox::{Sandbox, SandboxConfig};
+//! let sandbox = Sandbox::start(SandboxConfig::for_tests()).await?;
+//! let api_base = sandbox.base_url(); // use for WECHAT_API_BASE and friends
+//! # let _ = api_base;
+//! sandbox.stop().await;
+//! # Ok(()) }
+//! ```
+
+mod clock;
+mod config;
+mod control;
+mod errors;
+mod faults;
+mod ids;
+mod mp;
+mod notify;
+mod oauth;
+mod pages;
+mod params;
+mod pay;
+mod server;
+mod state;
+mod tokens;
+
+pub use config::{
+    AppKind, SANDBOX_MCH_ID, SANDBOX_MCH_KEY, SANDBOX_MP_APPID, SANDBOX_MP_SECRET,
+    SANDBOX_OA_APPID, SANDBOX_OA_SECRET, SandboxApp, SandboxConfig, SandboxMerchant, SandboxUser,
+    default_apps, default_merchants, default_users,
+};
+pub use faults::FaultKind;
+pub use notify::{DeliveryAttempt, MAX_DELIVERY_ATTEMPTS, PayOptions, RETRY_SCHEDULE};
+pub use pay::{OrderSnapshot, TradeState};
+pub use server::Sandbox;
+pub use state::SandboxState;

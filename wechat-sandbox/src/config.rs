@@ -1,0 +1,309 @@
+//! Who the sandbox knows: apps, merchants and test users, and where it listens.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use serde::Serialize;
+
+use crate::ids;
+
+pub const SANDBOX_OA_APPID: &str = "wx5a1d0b0c0a000001";
+pub const SANDBOX_OA_SECRET: &str = "sandbox-oa-app-secret-000000001";
+pub const SANDBOX_MP_APPID: &str = "wx5a1d0b0c0b000002";
+pub const SANDBOX_MP_SECRET: &str = "sandbox-mp-app-secret-000000002";
+pub const SANDBOX_MCH_ID: &str = "1900000109";
+/// APIv2 keys are 32 characters, like WeChat's.
+pub const SANDBOX_MCH_KEY: &str = "5a1dbox0mch0key0for0tests0000032";
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
+
+/// An official account (web OAuth, JS-SDK) or a mini program (`wx.login`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum AppKind {
+    Oa,
+    Mp,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct SandboxApp {
+    pub appid: String,
+    pub secret: String,
+    pub kind: AppKind,
+}
+
+// Secrets may be real ones when the sandbox is fed from the environment.
+impl fmt::Debug for SandboxApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SandboxApp")
+            .field("appid", &self.appid)
+            .field("secret", &"<redacted>")
+            .field("kind", &self.kind)
+            .finish()
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct SandboxMerchant {
+    pub mch_id: String,
+    pub key: String,
+    /// Apps bound to this merchant; unifiedorder refuses any other appid.
+    pub appids: Vec<String>,
+}
+
+impl fmt::Debug for SandboxMerchant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SandboxMerchant")
+            .field("mch_id", &self.mch_id)
+            .field("key", &"<redacted>")
+            .field("appids", &self.appids)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SandboxUser {
+    /// The handle tests and the consent page use, e.g. `u1`.
+    pub key: String,
+    pub nickname: String,
+    /// 0 unknown, 1 male, 2 female, as WeChat reports it.
+    pub sex: u8,
+    pub province: String,
+    pub city: String,
+    pub country: String,
+    pub unionid: String,
+}
+
+impl SandboxUser {
+    /// A user whose unionid is derived from `key`, so it is stable across runs.
+    pub fn new(
+        key: &str,
+        nickname: &str,
+        sex: u8,
+        province: &str,
+        city: &str,
+        country: &str,
+    ) -> Self {
+        SandboxUser {
+            key: key.to_owned(),
+            nickname: nickname.to_owned(),
+            sex,
+            province: province.to_owned(),
+            city: city.to_owned(),
+            country: country.to_owned(),
+            unionid: ids::unionid(key),
+        }
+    }
+}
+
+/// Three users with different shapes of profile. The third one looks like what
+/// WeChat has returned since late 2021 for users who did not share a profile:
+/// the placeholder nickname and empty sex and region.
+pub fn default_users() -> Vec<SandboxUser> {
+    vec![
+        SandboxUser::new("u1", "张三", 1, "广东", "深圳", "中国"),
+        SandboxUser::new("u2", "李小龙", 1, "浙江", "杭州", "中国"),
+        SandboxUser::new("u3", "微信用户😀", 0, "", "", ""),
+    ]
+}
+
+pub fn default_apps() -> Vec<SandboxApp> {
+    vec![
+        SandboxApp {
+            appid: SANDBOX_OA_APPID.into(),
+            secret: SANDBOX_OA_SECRET.into(),
+            kind: AppKind::Oa,
+        },
+        SandboxApp {
+            appid: SANDBOX_MP_APPID.into(),
+            secret: SANDBOX_MP_SECRET.into(),
+            kind: AppKind::Mp,
+        },
+    ]
+}
+
+pub fn default_merchants() -> Vec<SandboxMerchant> {
+    vec![SandboxMerchant {
+        mch_id: SANDBOX_MCH_ID.into(),
+        key: SANDBOX_MCH_KEY.into(),
+        appids: vec![SANDBOX_OA_APPID.into(), SANDBOX_MP_APPID.into()],
+    }]
+}
+
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// Port 0 picks a free port; [`crate::Sandbox::addr`] tells which.
+    pub listen: SocketAddr,
+    /// Sandbox seconds per real second. Every expiry and the notification
+    /// retry schedule run on the scaled clock.
+    pub time_scale: f64,
+    pub apps: Vec<SandboxApp>,
+    pub merchants: Vec<SandboxMerchant>,
+    pub users: Vec<SandboxUser>,
+    /// What the sandbox calls itself in URLs it hands out (avatars, mweb_url);
+    /// `http://<bound address>` when unset.
+    pub public_base_url: Option<String>,
+}
+
+impl SandboxConfig {
+    pub fn for_tests() -> Self {
+        SandboxConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            time_scale: 1.0,
+            apps: default_apps(),
+            merchants: default_merchants(),
+            users: default_users(),
+            public_base_url: None,
+        }
+    }
+
+    /// `LISTEN_ADDR` (default 127.0.0.1:8090), `SANDBOX_TIME_SCALE`,
+    /// `SANDBOX_PUBLIC_BASE_URL`, and `WX_APP_ID`/`WX_APP_SECRET`,
+    /// `MP_APP_ID`/`MP_APP_SECRET`, `MCH_ID`/`MCH_KEY` replacing the defaults, so
+    /// the services can run against the sandbox with their own configuration.
+    pub fn from_env() -> Result<Self, String> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
+    pub(crate) fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let listen_raw = var("LISTEN_ADDR").unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_raw
+            .parse::<SocketAddr>()
+            .map_err(|e| format!("LISTEN_ADDR: {e}: {listen_raw}"))?;
+        let time_scale = match var("SANDBOX_TIME_SCALE") {
+            None => 1.0,
+            Some(raw) => raw
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && *s > 0.0)
+                .ok_or_else(|| format!("SANDBOX_TIME_SCALE: not a positive number: {raw}"))?,
+        };
+        let public_base_url = var("SANDBOX_PUBLIC_BASE_URL");
+
+        let mut cfg = SandboxConfig {
+            listen,
+            time_scale,
+            public_base_url,
+            ..SandboxConfig::for_tests()
+        };
+        for (kind, id_var, secret_var) in [
+            (AppKind::Oa, "WX_APP_ID", "WX_APP_SECRET"),
+            (AppKind::Mp, "MP_APP_ID", "MP_APP_SECRET"),
+        ] {
+            let Some(app) = cfg.apps.iter_mut().find(|a| a.kind == kind) else {
+                continue;
+            };
+            if let Some(appid) = var(id_var) {
+                for m in &mut cfg.merchants {
+                    for bound in &mut m.appids {
+                        if *bound == app.appid {
+                            bound.clone_from(&appid);
+                        }
+                    }
+                }
+                app.appid = appid;
+            }
+            if let Some(secret) = var(secret_var) {
+                app.secret = secret;
+            }
+        }
+        if cfg.apps[0].appid == cfg.apps[1].appid {
+            return Err("WX_APP_ID and MP_APP_ID must differ".into());
+        }
+        if let Some(m) = cfg.merchants.first_mut() {
+            if let Some(mch_id) = var("MCH_ID") {
+                m.mch_id = mch_id;
+            }
+            if let Some(key) = var("MCH_KEY") {
+                m.key = key;
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if !(self.time_scale.is_finite() && self.time_scale > 0.0) {
+            return Err(format!(
+                "time_scale must be positive, not {}",
+                self.time_scale
+            ));
+        }
+        if self.users.is_empty() {
+            return Err("the sandbox needs at least one user".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(vars: &[(&str, &str)]) -> Result<SandboxConfig, String> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        SandboxConfig::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_without_environment() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.listen, "127.0.0.1:8090".parse().unwrap());
+        assert_eq!(c.time_scale, 1.0);
+        assert_eq!(c.apps, default_apps());
+        assert_eq!(c.merchants, default_merchants());
+        assert_eq!(c.public_base_url, None);
+    }
+
+    #[test]
+    fn environment_replaces_credentials_and_merchant_bindings() {
+        let c = cfg(&[
+            ("LISTEN_ADDR", "0.0.0.0:0"),
+            ("SANDBOX_TIME_SCALE", "60"),
+            ("WX_APP_ID", "wxoa"),
+            ("WX_APP_SECRET", "oasecret"),
+            ("MP_APP_ID", "wxmp"),
+            ("MCH_ID", "42"),
+            ("MCH_KEY", "k"),
+        ])
+        .unwrap();
+        assert_eq!(c.listen, "0.0.0.0:0".parse().unwrap());
+        assert_eq!(c.time_scale, 60.0);
+        assert_eq!(c.apps[0].appid, "wxoa");
+        assert_eq!(c.apps[0].secret, "oasecret");
+        assert_eq!(c.apps[1].appid, "wxmp");
+        assert_eq!(c.apps[1].secret, SANDBOX_MP_SECRET);
+        assert_eq!(c.merchants[0].mch_id, "42");
+        assert_eq!(c.merchants[0].key, "k");
+        assert_eq!(
+            c.merchants[0].appids,
+            vec!["wxoa".to_string(), "wxmp".to_string()]
+        );
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert!(
+            cfg(&[("LISTEN_ADDR", "nope")])
+                .unwrap_err()
+                .starts_with("LISTEN_ADDR")
+        );
+        assert!(
+            cfg(&[("SANDBOX_TIME_SCALE", "0")])
+                .unwrap_err()
+                .starts_with("SANDBOX_TIME_SCALE")
+        );
+        assert!(cfg(&[("SANDBOX_TIME_SCALE", "-1")]).is_err());
+    }
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let c = SandboxConfig::for_tests();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains(SANDBOX_OA_SECRET));
+        assert!(!shown.contains(SANDBOX_MCH_KEY));
+        assert!(shown.contains(SANDBOX_OA_APPID));
+    }
+}

@@ -1,0 +1,394 @@
+//! The sandbox's own routes under `/sandbox/`: JSON (camelCase) controls for
+//! tests and developers, the H5 cashier, and avatars. They call the same
+//! `SandboxState` methods tests call directly.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use actix_web::http::{StatusCode, header};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use crate::clock::lock;
+use crate::config::AppKind;
+use crate::faults::FaultKind;
+use crate::notify::{PayOptions, PayRefusal};
+use crate::oauth::{Scope, USER_COOKIE, is_web_url};
+use crate::pages::{self, CashierOrder};
+use crate::params::Params;
+use crate::pay::TradeState;
+use crate::state::SandboxState;
+
+fn error(status: StatusCode, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(json!({ "error": message }))
+}
+
+/// An empty body reads as `{}`, so every field may be left out.
+fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
+    serde_json::from_slice(body)
+        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
+}
+
+macro_rules! parse_or_return {
+    ($body:expr) => {
+        match json_body($body) {
+            Ok(v) => v,
+            Err(res) => return res,
+        }
+    };
+}
+
+pub(crate) async fn users(sandbox: web::Data<SandboxState>) -> HttpResponse {
+    let users: Vec<_> = sandbox
+        .users()
+        .iter()
+        .map(|u| {
+            let openids: BTreeMap<&str, String> = sandbox
+                .apps()
+                .iter()
+                .map(|a| (a.appid.as_str(), sandbox.openid(&a.appid, &u.key)))
+                .collect();
+            json!({
+                "key": u.key,
+                "nickname": u.nickname,
+                "sex": u.sex,
+                "province": u.province,
+                "city": u.city,
+                "country": u.country,
+                "unionid": u.unionid,
+                "headimgurl": sandbox.avatar_url(&u.key),
+                "openids": openids,
+            })
+        })
+        .collect();
+    HttpResponse::Ok().json(users)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PayBody {
+    #[serde(default = "yes")]
+    notify: bool,
+    #[serde(default)]
+    fail_first_deliveries: u32,
+    /// The paying test user for NATIVE/MWEB/APP orders.
+    user: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn refusal_status(r: PayRefusal) -> StatusCode {
+    match r {
+        PayRefusal::NotFound => StatusCode::NOT_FOUND,
+        PayRefusal::UnknownUser => StatusCode::BAD_REQUEST,
+        PayRefusal::AlreadyPaid | PayRefusal::Closed | PayRefusal::Expired => StatusCode::CONFLICT,
+    }
+}
+
+pub(crate) async fn pay(
+    sandbox: web::Data<SandboxState>,
+    path: web::Path<String>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let req: PayBody = parse_or_return!(&body);
+    let opts = PayOptions {
+        notify: req.notify,
+        fail_first_deliveries: req.fail_first_deliveries,
+    };
+    match sandbox.pay_order_as(&path, opts, req.user.as_deref()) {
+        Ok(transaction_id) => HttpResponse::Ok().json(json!({
+            "outTradeNo": path.as_str(),
+            "transactionId": transaction_id,
+        })),
+        Err(r) => error(refusal_status(r), r.message()),
+    }
+}
+
+pub(crate) async fn order(
+    sandbox: web::Data<SandboxState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    match sandbox.order(&path) {
+        Some(o) => HttpResponse::Ok().json(o),
+        None => error(StatusCode::NOT_FOUND, "order not found"),
+    }
+}
+
+pub(crate) async fn deliveries(
+    sandbox: web::Data<SandboxState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    if sandbox.order(&path).is_none() {
+        return error(StatusCode::NOT_FOUND, "order not found");
+    }
+    HttpResponse::Ok().json(sandbox.deliveries(&path))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FaultBody {
+    path: String,
+    kind: String,
+    errcode: Option<i64>,
+    errmsg: Option<String>,
+    delay_ms: Option<u64>,
+    #[serde(default = "one")]
+    count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+pub(crate) async fn inject_fault(
+    sandbox: web::Data<SandboxState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    let req: FaultBody = parse_or_return!(&body);
+    if !req.path.starts_with('/') {
+        return error(StatusCode::BAD_REQUEST, "path must start with /");
+    }
+    let kind = match req.kind.as_str() {
+        "errcode" => match req.errcode {
+            Some(errcode) => FaultKind::Errcode {
+                errcode,
+                // WeChat's wording for errcode -1.
+                errmsg: req.errmsg.unwrap_or_else(|| "system error".into()),
+            },
+            None => return error(StatusCode::BAD_REQUEST, "kind errcode needs errcode"),
+        },
+        "http500" => FaultKind::Http500,
+        "garbage" => FaultKind::Garbage,
+        "delay" => match req.delay_ms {
+            Some(ms) => FaultKind::Delay(Duration::from_millis(ms)),
+            None => return error(StatusCode::BAD_REQUEST, "kind delay needs delayMs"),
+        },
+        _ => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "kind must be errcode, http500, delay or garbage",
+            );
+        }
+    };
+    sandbox.inject_fault(&req.path, kind, req.count);
+    HttpResponse::Ok().json(json!({ "path": req.path, "count": req.count }))
+}
+
+pub(crate) async fn calls(sandbox: web::Data<SandboxState>) -> HttpResponse {
+    HttpResponse::Ok().json(sandbox.call_counts())
+}
+
+pub(crate) async fn reset(sandbox: web::Data<SandboxState>) -> HttpResponse {
+    sandbox.reset();
+    HttpResponse::Ok().json(json!({ "reset": true }))
+}
+
+#[derive(Deserialize)]
+struct AdvanceBody {
+    seconds: f64,
+}
+
+pub(crate) async fn advance(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
+    let req: AdvanceBody = parse_or_return!(&body);
+    let Some(by) = Duration::try_from_secs_f64(req.seconds).ok() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "seconds must be a non-negative number",
+        );
+    };
+    sandbox.advance(by);
+    HttpResponse::Ok().json(json!({ "now": sandbox.now().to_rfc3339() }))
+}
+
+#[derive(Deserialize)]
+struct CodeBody {
+    appid: Option<String>,
+    user: String,
+    scope: Option<String>,
+}
+
+/// The app to act for: the one named, which must be of `kind`, or the first of it.
+fn pick_app(
+    sandbox: &SandboxState,
+    appid: Option<&str>,
+    kind: AppKind,
+) -> Result<String, HttpResponse> {
+    let app = match appid {
+        Some(appid) => sandbox.app_of_kind(appid, kind),
+        None => sandbox.first_app_of_kind(kind),
+    };
+    app.map(|a| a.appid.clone()).ok_or_else(|| {
+        let what = match kind {
+            AppKind::Oa => "an official account",
+            AppKind::Mp => "a mini program",
+        };
+        error(
+            StatusCode::BAD_REQUEST,
+            &format!("appid is not {what} of this sandbox"),
+        )
+    })
+}
+
+fn check_user(sandbox: &SandboxState, key: &str) -> Result<(), HttpResponse> {
+    match sandbox.user(key) {
+        Some(_) => Ok(()),
+        None => Err(error(StatusCode::BAD_REQUEST, "unknown sandbox user")),
+    }
+}
+
+/// A web OAuth code without the browser round trip.
+pub(crate) async fn oauth_code(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
+    let req: CodeBody = parse_or_return!(&body);
+    let appid = match pick_app(&sandbox, req.appid.as_deref(), AppKind::Oa) {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    if let Err(res) = check_user(&sandbox, &req.user) {
+        return res;
+    }
+    let scope = req.scope.as_deref().unwrap_or("snsapi_base");
+    if Scope::parse(scope).is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "scope must be snsapi_base or snsapi_userinfo",
+        );
+    }
+    let code = sandbox.issue_oauth_code(&appid, &req.user, scope);
+    HttpResponse::Ok().json(json!({ "code": code }))
+}
+
+/// What `wx.login()` would give the mini program.
+pub(crate) async fn mp_code(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
+    let req: CodeBody = parse_or_return!(&body);
+    let appid = match pick_app(&sandbox, req.appid.as_deref(), AppKind::Mp) {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    if let Err(res) = check_user(&sandbox, &req.user) {
+        return res;
+    }
+    let code = sandbox.issue_js_code(&appid, &req.user);
+    HttpResponse::Ok().json(json!({ "code": code }))
+}
+
+#[derive(Deserialize)]
+struct EncryptBody {
+    appid: Option<String>,
+    user: String,
+    data: serde_json::Value,
+}
+
+pub(crate) async fn mp_encrypt(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
+    let req: EncryptBody = parse_or_return!(&body);
+    let appid = match pick_app(&sandbox, req.appid.as_deref(), AppKind::Mp) {
+        Ok(a) => a,
+        Err(res) => return res,
+    };
+    if let Err(res) = check_user(&sandbox, &req.user) {
+        return res;
+    }
+    if !req.data.is_object() {
+        return error(StatusCode::BAD_REQUEST, "data must be a JSON object");
+    }
+    // Data encrypted under a key the backend never saw could not be decrypted.
+    if sandbox.session_key(&appid, &req.user).is_none() {
+        return error(
+            StatusCode::CONFLICT,
+            "the user has no session_key yet: exchange a code at /sns/jscode2session first",
+        );
+    }
+    let (encrypted_data, iv) = sandbox.encrypt_open_data(&appid, &req.user, req.data);
+    HttpResponse::Ok().json(json!({ "encryptedData": encrypted_data, "iv": iv }))
+}
+
+/// The order behind a cashier link, if the link is genuine.
+fn cashier_order(sandbox: &SandboxState, q: &Params) -> Option<String> {
+    let store = lock(&sandbox.orders);
+    let order = store.by_prepay_id(q.get("prepay_id")?)?;
+    (order.mweb_package.as_deref() == q.get("package")).then(|| order.out_trade_no.clone())
+}
+
+/// WeChat's H5 cashier: what a phone browser sees after following mweb_url.
+pub(crate) async fn mweb(sandbox: web::Data<SandboxState>, req: HttpRequest) -> HttpResponse {
+    let q = Params::from_query(&req);
+    let Some(no) = cashier_order(&sandbox, &q) else {
+        return pages::cashier_message("无法支付", "订单不存在或链接已失效");
+    };
+    let Some(order) = sandbox.order(&no) else {
+        return pages::cashier_message("无法支付", "订单不存在或链接已失效");
+    };
+    match order.state {
+        TradeState::NotPay | TradeState::PayError => pages::cashier_page(&CashierOrder {
+            body: &order.body,
+            out_trade_no: &order.out_trade_no,
+            total_fee: order.total_fee,
+            prepay_id: &order.prepay_id,
+            package: q.str("package"),
+            redirect_url: q.get("redirect_url"),
+        }),
+        TradeState::Success | TradeState::Refund => {
+            pages::cashier_message("无法支付", "该订单已支付")
+        }
+        TradeState::Closed => pages::cashier_message("无法支付", "订单已关闭"),
+    }
+}
+
+/// The cashier's 确认支付: pays as the browser's sandbox user and notifies.
+pub(crate) async fn mweb_pay(
+    sandbox: web::Data<SandboxState>,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> HttpResponse {
+    let form = Params::parse(&body);
+    let Some(no) = cashier_order(&sandbox, &form) else {
+        return pages::cashier_message("无法支付", "订单不存在或链接已失效");
+    };
+    let cookie = req.cookie(USER_COOKIE);
+    let payer = cookie
+        .as_ref()
+        .map(|c| c.value())
+        .filter(|k| sandbox.user(k).is_some());
+    match sandbox.pay_order_as(&no, PayOptions::default(), payer) {
+        Ok(_) => match form.get("redirect_url").filter(|u| is_web_url(u)) {
+            Some(back) => HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, back))
+                .finish(),
+            None => pages::cashier_message("支付成功", "商户将收到支付结果通知。"),
+        },
+        Err(r) => pages::cashier_message("无法支付", r.message()),
+    }
+}
+
+pub(crate) async fn avatar(
+    sandbox: web::Data<SandboxState>,
+    path: web::Path<String>,
+) -> HttpResponse {
+    let user = path.strip_suffix(".svg").and_then(|key| sandbox.user(key));
+    match user {
+        Some(u) => HttpResponse::Ok()
+            .content_type("image/svg+xml")
+            .insert_header((header::CACHE_CONTROL, "public, max-age=86400"))
+            .body(pages::avatar_svg(u)),
+        None => HttpResponse::NotFound().finish(),
+    }
+}
+
+/// A JSON overview at `/sandbox/`, for humans poking at a running sandbox.
+pub(crate) async fn index(sandbox: web::Data<SandboxState>) -> HttpResponse {
+    HttpResponse::Ok().json(json!({
+        "sandbox": "wechat-sandbox",
+        "now": sandbox.now().to_rfc3339(),
+        "apps": sandbox.apps().iter().map(|a| json!({ "appid": a.appid, "kind": a.kind })).collect::<Vec<_>>(),
+        "merchants": sandbox.merchants().iter().map(|m| json!({ "mchId": m.mch_id, "appids": m.appids })).collect::<Vec<_>>(),
+        "users": sandbox.users().iter().map(|u| json!({ "key": u.key, "nickname": u.nickname })).collect::<Vec<_>>(),
+    }))
+}

@@ -1,0 +1,53 @@
+//! `cargo run -p wechat-sandbox`: the sandbox on its own, configured from the
+//! environment (see `SandboxConfig::from_env`).
+
+use std::process::ExitCode;
+
+use tracing_subscriber::EnvFilter;
+use wechat_sandbox::{Sandbox, SandboxConfig};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+    let cfg = match SandboxConfig::from_env() {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("wechat-sandbox: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let sandbox = match Sandbox::start(cfg).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("wechat-sandbox: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let state = sandbox.state();
+    println!("wechat-sandbox on {}", sandbox.base_url());
+    for app in state.apps() {
+        println!("  app {:?} {}", app.kind, app.appid);
+    }
+    for m in state.merchants() {
+        println!("  merchant {} (apps {})", m.mch_id, m.appids.join(", "));
+    }
+    println!("test users:");
+    for u in state.users() {
+        let openids: Vec<String> = state
+            .apps()
+            .iter()
+            .map(|a| format!("{}={}", a.appid, state.openid(&a.appid, &u.key)))
+            .collect();
+        println!("  {} {} ({})", u.key, u.nickname, openids.join(", "));
+    }
+    if let Err(e) = tokio::signal::ctrl_c().await {
+        eprintln!("wechat-sandbox: cannot wait for Ctrl-C: {e}");
+    }
+    tracing::info!("stopping");
+    sandbox.stop().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,150 @@
+//! Mini-program login (`wx.login` codes, `/sns/jscode2session`) and the
+//! encrypted open data a mini program hands its backend.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use rand::RngCore;
+use serde_json::json;
+
+use crate::clock::lock;
+use crate::config::AppKind;
+use crate::errors::{self, WxError, json_response};
+use crate::ids;
+use crate::oauth::CODE_TTL;
+use crate::params::Params;
+use crate::state::SandboxState;
+
+const CODE_MEMORY: Duration = Duration::from_secs(3600);
+
+struct JsCode {
+    appid: String,
+    user_key: String,
+    issued: Duration,
+    used: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct MpStore {
+    codes: HashMap<String, JsCode>,
+    /// (appid, user key) → the session_key of the user's latest login.
+    session_keys: HashMap<(String, String), [u8; 16]>,
+}
+
+impl SandboxState {
+    /// What `wx.login()` gives the mini program: a code for jscode2session.
+    pub fn issue_js_code(&self, appid: &str, user_key: &str) -> String {
+        let now = self.clock.elapsed();
+        let code = ids::alnum(32);
+        let mut store = lock(&self.mp);
+        store
+            .codes
+            .retain(|_, c| now.saturating_sub(c.issued) < CODE_MEMORY);
+        store.codes.insert(
+            code.clone(),
+            JsCode {
+                appid: appid.to_owned(),
+                user_key: user_key.to_owned(),
+                issued: now,
+                used: false,
+            },
+        );
+        code
+    }
+
+    /// The user's current session_key in that mini program (base64), if they
+    /// have logged in.
+    pub fn session_key(&self, appid: &str, user_key: &str) -> Option<String> {
+        lock(&self.mp)
+            .session_keys
+            .get(&(appid.to_owned(), user_key.to_owned()))
+            .map(|k| STANDARD.encode(k))
+    }
+
+    /// Encrypts `data` the way WeChat encrypts `getPhoneNumber`/`getUserInfo`
+    /// results: AES-128-CBC, PKCS#7, keyed by the current session_key, with a
+    /// random iv and a `watermark` added to a JSON object. Returns
+    /// `(encryptedData, iv)`, both base64. A user who never logged in is given
+    /// a session_key first, as if `wx.login` had happened.
+    pub fn encrypt_open_data(
+        &self,
+        appid: &str,
+        user_key: &str,
+        mut data: serde_json::Value,
+    ) -> (String, String) {
+        let key = *lock(&self.mp)
+            .session_keys
+            .entry((appid.to_owned(), user_key.to_owned()))
+            .or_insert_with(random_key);
+        if let Some(obj) = data.as_object_mut() {
+            obj.insert(
+                "watermark".into(),
+                json!({ "appid": appid, "timestamp": self.now().timestamp() }),
+            );
+        }
+        let iv = random_key();
+        let plain = data.to_string();
+        let cipher = cbc::Encryptor::<aes::Aes128>::new(&key.into(), &iv.into())
+            .encrypt_padded_vec_mut::<Pkcs7>(plain.as_bytes());
+        (STANDARD.encode(cipher), STANDARD.encode(iv))
+    }
+
+    fn jscode2session(&self, q: &Params) -> Result<serde_json::Value, WxError> {
+        let appid = q.get("appid").ok_or(errors::APPID_MISSING)?;
+        let app = self
+            .app_of_kind(appid, AppKind::Mp)
+            .ok_or(errors::INVALID_APPID)?;
+        let secret = q.get("secret").ok_or(errors::APPSECRET_MISSING)?;
+        if !shared::sign::constant_time_eq(secret.as_bytes(), app.secret.as_bytes()) {
+            return Err(errors::INVALID_APPSECRET);
+        }
+        if q.str("grant_type") != "authorization_code" {
+            return Err(errors::INVALID_GRANT_TYPE);
+        }
+        let code = q.get("js_code").ok_or(errors::CODE_MISSING)?;
+        let now = self.clock.elapsed();
+        let mut store = lock(&self.mp);
+        let entry = store
+            .codes
+            .get_mut(code)
+            .filter(|c| c.appid == app.appid)
+            .ok_or(errors::INVALID_CODE)?;
+        if entry.used {
+            return Err(errors::CODE_BEEN_USED);
+        }
+        if now >= entry.issued + CODE_TTL {
+            return Err(errors::INVALID_CODE);
+        }
+        entry.used = true;
+        let user_key = entry.user_key.clone();
+        // Every login rotates the session_key; older encrypted data stops decrypting.
+        let key = random_key();
+        store
+            .session_keys
+            .insert((app.appid.clone(), user_key.clone()), key);
+        drop(store);
+        Ok(json!({
+            "openid": ids::openid(&app.appid, &user_key),
+            "session_key": STANDARD.encode(key),
+            "unionid": self.user(&user_key).map(|u| u.unionid.clone()),
+        }))
+    }
+}
+
+fn random_key() -> [u8; 16] {
+    let mut k = [0u8; 16];
+    rand::thread_rng().fill_bytes(&mut k);
+    k
+}
+
+pub(crate) async fn jscode2session(
+    sandbox: web::Data<SandboxState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, WxError> {
+    let body = sandbox.jscode2session(&Params::from_query(&req))?;
+    Ok(json_response(&body))
+}

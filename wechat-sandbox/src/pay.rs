@@ -1,0 +1,651 @@
+//! WeChat Pay APIv2: `/pay/unifiedorder`, `/pay/orderquery`, `/pay/closeorder`.
+//!
+//! Failures come in WeChat's two layers: a request the gateway cannot accept
+//! (bad XML, unknown merchant, bad sign, missing field) gets an unsigned
+//! `return_code` FAIL; a well-formed request the business refuses gets
+//! `return_code` SUCCESS, `result_code` FAIL and an `err_code`, signed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde::Serialize;
+use shared::sign::{SignType, pay_sign, verify_pay_sign};
+use shared::xml::{DEFAULT_MAX_XML_BYTES, map_to_xml, to_xml};
+
+use crate::clock::lock;
+use crate::config::SandboxMerchant;
+use crate::ids;
+use crate::notify::DeliveryAttempt;
+use crate::oauth::encode_pairs;
+use crate::state::SandboxState;
+
+/// WeChat refuses a `time_expire` sooner than this after the order is placed.
+const MIN_EXPIRY: chrono::Duration = chrono::Duration::minutes(5);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TradeState {
+    #[serde(rename = "SUCCESS")]
+    Success,
+    #[serde(rename = "NOTPAY")]
+    NotPay,
+    #[serde(rename = "CLOSED")]
+    Closed,
+    #[serde(rename = "REFUND")]
+    Refund,
+    #[serde(rename = "PAYERROR")]
+    PayError,
+}
+
+impl TradeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TradeState::Success => "SUCCESS",
+            TradeState::NotPay => "NOTPAY",
+            TradeState::Closed => "CLOSED",
+            TradeState::Refund => "REFUND",
+            TradeState::PayError => "PAYERROR",
+        }
+    }
+
+    fn desc(self) -> &'static str {
+        match self {
+            TradeState::Success => "支付成功",
+            TradeState::NotPay => "订单未支付",
+            TradeState::Closed => "订单已关闭",
+            TradeState::Refund => "转入退款",
+            TradeState::PayError => "支付失败(其他原因，如银行返回失败)",
+        }
+    }
+
+    fn is_paid(self) -> bool {
+        matches!(self, TradeState::Success | TradeState::Refund)
+    }
+}
+
+pub(crate) struct Order {
+    pub out_trade_no: String,
+    pub appid: String,
+    pub mch_id: String,
+    pub body: String,
+    pub attach: Option<String>,
+    pub device_info: Option<String>,
+    pub total_fee: u64,
+    pub trade_type: String,
+    pub openid: Option<String>,
+    pub product_id: Option<String>,
+    pub notify_url: String,
+    pub sign_type: SignType,
+    pub spbill_create_ip: String,
+    pub time_expire: Option<(String, DateTime<Utc>)>,
+    pub prepay_id: String,
+    pub code_url: Option<String>,
+    pub mweb_url: Option<String>,
+    pub mweb_package: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub state: TradeState,
+    pub transaction_id: Option<String>,
+    pub time_end: Option<String>,
+    /// Who paid: the JSAPI openid, or the test user who paid a NATIVE/MWEB order.
+    pub payer_openid: Option<String>,
+    pub deliveries: Vec<DeliveryAttempt>,
+    pub delivery_finished: bool,
+}
+
+impl Order {
+    /// An unpaid order past its `time_expire` can no longer be paid; the
+    /// sandbox reports it closed from then on.
+    pub fn state_at(&self, now: DateTime<Utc>) -> TradeState {
+        match (self.state, &self.time_expire) {
+            (TradeState::NotPay, Some((_, at))) if now >= *at => TradeState::Closed,
+            (state, _) => state,
+        }
+    }
+
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.state == TradeState::NotPay && self.state_at(now) == TradeState::Closed
+    }
+
+    fn snapshot(&self, now: DateTime<Utc>) -> OrderSnapshot {
+        OrderSnapshot {
+            out_trade_no: self.out_trade_no.clone(),
+            appid: self.appid.clone(),
+            mch_id: self.mch_id.clone(),
+            body: self.body.clone(),
+            attach: self.attach.clone(),
+            total_fee: self.total_fee,
+            trade_type: self.trade_type.clone(),
+            openid: self.openid.clone(),
+            product_id: self.product_id.clone(),
+            notify_url: self.notify_url.clone(),
+            sign_type: self.sign_type.as_str().to_owned(),
+            spbill_create_ip: self.spbill_create_ip.clone(),
+            time_expire: self.time_expire.as_ref().map(|(raw, _)| raw.clone()),
+            state: self.state_at(now),
+            prepay_id: self.prepay_id.clone(),
+            code_url: self.code_url.clone(),
+            mweb_url: self.mweb_url.clone(),
+            transaction_id: self.transaction_id.clone(),
+            time_end: self.time_end.clone(),
+            payer_openid: self.payer_openid.clone(),
+            created_at: self.created_at,
+        }
+    }
+}
+
+/// An order as the sandbox sees it, for tests and `GET /sandbox/orders/{no}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderSnapshot {
+    pub out_trade_no: String,
+    pub appid: String,
+    pub mch_id: String,
+    pub body: String,
+    pub attach: Option<String>,
+    pub total_fee: u64,
+    pub trade_type: String,
+    pub openid: Option<String>,
+    pub product_id: Option<String>,
+    pub notify_url: String,
+    /// `MD5` or `HMAC-SHA256`: what the order was placed with, and what its
+    /// notification is signed with.
+    pub sign_type: String,
+    pub spbill_create_ip: String,
+    /// As sent, `yyyyMMddHHmmss` Beijing time.
+    pub time_expire: Option<String>,
+    pub state: TradeState,
+    pub prepay_id: String,
+    pub code_url: Option<String>,
+    pub mweb_url: Option<String>,
+    pub transaction_id: Option<String>,
+    pub time_end: Option<String>,
+    pub payer_openid: Option<String>,
+    #[serde(serialize_with = "rfc3339")]
+    pub created_at: DateTime<Utc>,
+}
+
+fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&at.to_rfc3339())
+}
+
+#[derive(Default)]
+pub(crate) struct OrderStore {
+    /// Keyed by out_trade_no alone: one sandbox, so no two merchants share one.
+    pub orders: HashMap<String, Order>,
+}
+
+impl OrderStore {
+    fn by_transaction_id(&self, id: &str) -> Option<&Order> {
+        self.orders
+            .values()
+            .find(|o| o.transaction_id.as_deref() == Some(id))
+    }
+
+    pub fn by_prepay_id(&self, id: &str) -> Option<&Order> {
+        self.orders.values().find(|o| o.prepay_id == id)
+    }
+}
+
+/// Why a Pay request failed, in WeChat's two layers.
+pub(crate) enum PayFailure {
+    /// `return_code` FAIL, unsigned.
+    Return(String),
+    /// `result_code` FAIL with `err_code`/`err_code_des`, signed.
+    Business {
+        code: &'static str,
+        des: &'static str,
+    },
+}
+
+fn missing(name: &str) -> PayFailure {
+    PayFailure::Return(format!("缺少参数{name}"))
+}
+
+fn malformed(name: &str) -> PayFailure {
+    PayFailure::Return(format!("{name}参数格式错误"))
+}
+
+const ORDER_NOT_EXIST: PayFailure = PayFailure::Business {
+    code: "ORDERNOTEXIST",
+    des: "此交易订单号不存在",
+};
+
+/// A request whose merchant, appid and sign have been checked.
+pub(crate) struct PayRequest {
+    fields: BTreeMap<String, String>,
+    merchant: SandboxMerchant,
+    sign_type: SignType,
+}
+
+impl PayRequest {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.fields
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn require(&self, name: &str) -> Result<&str, PayFailure> {
+        self.get(name).ok_or_else(|| missing(name))
+    }
+
+    fn appid(&self) -> &str {
+        self.get("appid").unwrap_or_default()
+    }
+
+    /// Success and business failures are signed with the request's sign type
+    /// and carry appid, mch_id and a fresh nonce_str.
+    fn reply(&self, result: Result<BTreeMap<String, String>, PayFailure>) -> HttpResponse {
+        let mut fields = match result {
+            Ok(mut fields) => {
+                fields
+                    .entry("result_code".into())
+                    .or_insert_with(|| "SUCCESS".into());
+                fields
+            }
+            Err(PayFailure::Return(msg)) => return return_fail(&msg),
+            Err(PayFailure::Business { code, des }) => BTreeMap::from([
+                ("result_code".to_owned(), "FAIL".to_owned()),
+                ("err_code".to_owned(), code.to_owned()),
+                ("err_code_des".to_owned(), des.to_owned()),
+            ]),
+        };
+        fields.insert("return_code".into(), "SUCCESS".into());
+        fields.insert("return_msg".into(), "OK".into());
+        fields.insert("appid".into(), self.appid().to_owned());
+        fields.insert("mch_id".into(), self.merchant.mch_id.clone());
+        fields.insert("nonce_str".into(), ids::alnum(16));
+        if let Some(device_info) = self.get("device_info") {
+            fields.insert("device_info".into(), device_info.to_owned());
+        }
+        sign_fields(&mut fields, &self.merchant.key, self.sign_type);
+        xml_response(map_to_xml(&fields))
+    }
+}
+
+/// Adds `sign` (and `sign_type` for HMAC-SHA256, so that a reader honouring
+/// the declared type verifies it) over every other field.
+pub(crate) fn sign_fields(fields: &mut BTreeMap<String, String>, key: &str, sign_type: SignType) {
+    fields.remove("sign");
+    if sign_type == SignType::HmacSha256 {
+        fields.insert("sign_type".into(), sign_type.as_str().into());
+    } else {
+        fields.remove("sign_type");
+    }
+    let sign = pay_sign(fields, key, sign_type);
+    fields.insert("sign".into(), sign);
+}
+
+fn xml_response(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/xml; charset=utf-8")
+        .body(body)
+}
+
+fn return_fail(msg: &str) -> HttpResponse {
+    xml_response(to_xml([("return_code", "FAIL"), ("return_msg", msg)]))
+}
+
+fn is_out_trade_no(s: &str) -> bool {
+    (1..=32).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-|*".contains(&b))
+}
+
+fn is_notify_url(s: &str) -> bool {
+    url::Url::parse(s)
+        .map(|u| {
+            matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.query().is_none()
+        })
+        .unwrap_or(false)
+}
+
+fn parse_pay_time(s: &str) -> Option<DateTime<Utc>> {
+    if s.len() != 14 {
+        return None;
+    }
+    NaiveDateTime::parse_from_str(s, "%Y%m%d%H%M%S")
+        .ok()?
+        .and_local_timezone(ids::beijing())
+        .single()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+impl SandboxState {
+    /// Gateway-level checks every Pay call shares; failures are the
+    /// `return_msg` of an unsigned FAIL.
+    pub(crate) fn authenticate_pay(&self, body: &[u8]) -> Result<PayRequest, String> {
+        let fields = shared::xml::parse(body, DEFAULT_MAX_XML_BYTES)
+            .map_err(|_| "XML格式错误".to_owned())?;
+        let field = |name: &str| fields.get(name).map(String::as_str).unwrap_or_default();
+        let mch_id = field("mch_id");
+        if mch_id.is_empty() {
+            return Err("缺少参数mch_id".into());
+        }
+        let merchant = self
+            .merchant(mch_id)
+            .ok_or_else(|| "mch_id参数格式错误".to_owned())?;
+        let appid = field("appid");
+        if appid.is_empty() {
+            return Err("缺少参数appid".into());
+        }
+        if !merchant.appids.iter().any(|a| a == appid) {
+            return Err("appid和mch_id不匹配".into());
+        }
+        let sign_type = SignType::parse(field("sign_type"))
+            .ok_or_else(|| "sign_type参数格式错误".to_owned())?;
+        if !verify_pay_sign(&fields, &merchant.key) {
+            return Err("签名错误".into());
+        }
+        let nonce = field("nonce_str");
+        if nonce.is_empty() {
+            return Err("缺少参数nonce_str".into());
+        }
+        if nonce.len() > 32 {
+            return Err("nonce_str参数长度有误".into());
+        }
+        Ok(PayRequest {
+            merchant: merchant.clone(),
+            sign_type,
+            fields,
+        })
+    }
+
+    fn unified_order(&self, req: &PayRequest) -> Result<BTreeMap<String, String>, PayFailure> {
+        for name in [
+            "body",
+            "out_trade_no",
+            "total_fee",
+            "spbill_create_ip",
+            "notify_url",
+            "trade_type",
+        ] {
+            req.require(name)?;
+        }
+        let body = req.require("body")?;
+        if body.len() > 128 {
+            return Err(PayFailure::Return("body参数长度有误".into()));
+        }
+        let out_trade_no = req.require("out_trade_no")?;
+        if !is_out_trade_no(out_trade_no) {
+            return Err(malformed("out_trade_no"));
+        }
+        let total_fee = req
+            .require("total_fee")?
+            .parse::<u64>()
+            .ok()
+            .filter(|f| *f > 0 && *f <= i64::MAX as u64)
+            .ok_or_else(|| malformed("total_fee"))?;
+        if req.get("fee_type").is_some_and(|f| f != "CNY") {
+            return Err(malformed("fee_type"));
+        }
+        let ip = req.require("spbill_create_ip")?;
+        if ip.parse::<IpAddr>().is_err() {
+            return Err(malformed("spbill_create_ip"));
+        }
+        let notify_url = req.require("notify_url")?;
+        if !is_notify_url(notify_url) {
+            return Err(malformed("notify_url"));
+        }
+        let attach = req.get("attach");
+        if attach.is_some_and(|a| a.len() > 127) {
+            return Err(PayFailure::Return("attach参数长度有误".into()));
+        }
+        let trade_type = req.require("trade_type")?;
+        let (openid, product_id) = match trade_type {
+            "JSAPI" => (Some(req.require("openid")?), None),
+            "NATIVE" => (None, Some(req.require("product_id")?)),
+            "MWEB" => {
+                req.require("scene_info")?;
+                (None, None)
+            }
+            "APP" => (None, None),
+            _ => return Err(malformed("trade_type")),
+        };
+        let now = self.now();
+        let time_expire = match req.get("time_expire") {
+            None => None,
+            Some(raw) => {
+                let at = parse_pay_time(raw)
+                    .ok_or_else(|| PayFailure::Return("time_expire时间格式错误".into()))?;
+                if at < now + MIN_EXPIRY {
+                    return Err(PayFailure::Return(
+                        "time_expire时间过短，刷卡至少1分钟，其他5分钟".into(),
+                    ));
+                }
+                Some((raw.to_owned(), at))
+            }
+        };
+        let appid = req.appid();
+        if let Some(openid) = openid
+            && self.user_by_openid(appid, openid).is_none()
+        {
+            return Err(PayFailure::Business {
+                code: "PARAM_ERROR",
+                des: "appid和openid不匹配",
+            });
+        }
+
+        let mut store = lock(&self.orders);
+        if let Some(existing) = store.orders.get(out_trade_no) {
+            let same = existing.mch_id == req.merchant.mch_id
+                && existing.appid == appid
+                && existing.body == body
+                && existing.total_fee == total_fee
+                && existing.trade_type == trade_type
+                && existing.openid.as_deref() == openid;
+            return match existing.state_at(now) {
+                s if s.is_paid() => Err(PayFailure::Business {
+                    code: "ORDERPAID",
+                    des: "该订单已支付",
+                }),
+                TradeState::Closed => Err(PayFailure::Business {
+                    code: "ORDERCLOSED",
+                    des: "订单已关闭",
+                }),
+                _ if !same => Err(PayFailure::Business {
+                    code: "OUT_TRADE_NO_USED",
+                    des: "商户订单号重复",
+                }),
+                _ => Ok(prepay_reply(existing)),
+            };
+        }
+
+        let prepay_id = ids::prepay_id(now);
+        let code_url = (trade_type == "NATIVE")
+            .then(|| format!("weixin://wxpay/bizpayurl?pr={}", ids::alnum(7)));
+        let mweb_package = (trade_type == "MWEB").then(|| ids::digits(10));
+        let mweb_url = mweb_package.as_ref().map(|package| {
+            format!(
+                "{}/sandbox/mweb?{}",
+                self.base_url,
+                encode_pairs(&[("prepay_id", &prepay_id), ("package", package)])
+            )
+        });
+        let order = Order {
+            out_trade_no: out_trade_no.to_owned(),
+            appid: appid.to_owned(),
+            mch_id: req.merchant.mch_id.clone(),
+            body: body.to_owned(),
+            attach: attach.map(str::to_owned),
+            device_info: req.get("device_info").map(str::to_owned),
+            total_fee,
+            trade_type: trade_type.to_owned(),
+            openid: openid.map(str::to_owned),
+            product_id: product_id.map(str::to_owned),
+            notify_url: notify_url.to_owned(),
+            sign_type: req.sign_type,
+            spbill_create_ip: ip.to_owned(),
+            time_expire,
+            prepay_id,
+            code_url,
+            mweb_url,
+            mweb_package,
+            created_at: now,
+            state: TradeState::NotPay,
+            transaction_id: None,
+            time_end: None,
+            payer_openid: None,
+            deliveries: Vec::new(),
+            delivery_finished: false,
+        };
+        let reply = prepay_reply(&order);
+        store.orders.insert(order.out_trade_no.clone(), order);
+        Ok(reply)
+    }
+
+    fn order_query(&self, req: &PayRequest) -> Result<BTreeMap<String, String>, PayFailure> {
+        let store = lock(&self.orders);
+        let order = match (req.get("transaction_id"), req.get("out_trade_no")) {
+            (Some(id), _) => store.by_transaction_id(id),
+            (None, Some(no)) => store.orders.get(no),
+            (None, None) => return Err(missing("out_trade_no")),
+        }
+        .filter(|o| o.mch_id == req.merchant.mch_id && o.appid == req.appid())
+        .ok_or(ORDER_NOT_EXIST)?;
+        let state = order.state_at(self.now());
+        let mut f = BTreeMap::new();
+        let mut put = |k: &str, v: &str| {
+            f.insert(k.to_owned(), v.to_owned());
+        };
+        put("trade_state", state.as_str());
+        put("trade_state_desc", state.desc());
+        put("out_trade_no", &order.out_trade_no);
+        if let Some(attach) = &order.attach {
+            put("attach", attach);
+        }
+        if state.is_paid() {
+            put("openid", order.payer_openid.as_deref().unwrap_or_default());
+            put("is_subscribe", "N");
+            put("trade_type", &order.trade_type);
+            put("bank_type", "OTHERS");
+            put("total_fee", &order.total_fee.to_string());
+            put("cash_fee", &order.total_fee.to_string());
+            put("fee_type", "CNY");
+            put(
+                "transaction_id",
+                order.transaction_id.as_deref().unwrap_or_default(),
+            );
+            put("time_end", order.time_end.as_deref().unwrap_or_default());
+        }
+        Ok(f)
+    }
+
+    /// Closing twice succeeds both times; only a paid order refuses.
+    fn close_order(&self, req: &PayRequest) -> Result<BTreeMap<String, String>, PayFailure> {
+        let out_trade_no = req.require("out_trade_no")?;
+        let now = self.now();
+        let mut store = lock(&self.orders);
+        let order = store
+            .orders
+            .get_mut(out_trade_no)
+            .filter(|o| o.mch_id == req.merchant.mch_id && o.appid == req.appid())
+            .ok_or(PayFailure::Business {
+                code: "ORDERNOTEXIST",
+                des: "订单不存在",
+            })?;
+        if order.state_at(now).is_paid() {
+            return Err(PayFailure::Business {
+                code: "ORDERPAID",
+                des: "订单已支付，不能发起关单",
+            });
+        }
+        order.state = TradeState::Closed;
+        Ok(BTreeMap::from([("result_msg".to_owned(), "OK".to_owned())]))
+    }
+
+    /// The order as the sandbox sees it now.
+    pub fn order(&self, out_trade_no: &str) -> Option<OrderSnapshot> {
+        let now = self.now();
+        lock(&self.orders)
+            .orders
+            .get(out_trade_no)
+            .map(|o| o.snapshot(now))
+    }
+}
+
+fn prepay_reply(order: &Order) -> BTreeMap<String, String> {
+    let mut f = BTreeMap::from([
+        ("trade_type".to_owned(), order.trade_type.clone()),
+        ("prepay_id".to_owned(), order.prepay_id.clone()),
+    ]);
+    if let Some(code_url) = &order.code_url {
+        f.insert("code_url".into(), code_url.clone());
+    }
+    if let Some(mweb_url) = &order.mweb_url {
+        f.insert("mweb_url".into(), mweb_url.clone());
+    }
+    f
+}
+
+type PayOperation = fn(&SandboxState, &PayRequest) -> Result<BTreeMap<String, String>, PayFailure>;
+
+fn serve(sandbox: &SandboxState, body: &[u8], op: PayOperation) -> HttpResponse {
+    match sandbox.authenticate_pay(body) {
+        Ok(req) => req.reply(op(sandbox, &req)),
+        Err(msg) => return_fail(&msg),
+    }
+}
+
+pub(crate) async fn unifiedorder(
+    sandbox: web::Data<SandboxState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    serve(&sandbox, &body, SandboxState::unified_order)
+}
+
+pub(crate) async fn orderquery(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
+    serve(&sandbox, &body, SandboxState::order_query)
+}
+
+pub(crate) async fn closeorder(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
+    serve(&sandbox, &body, SandboxState::close_order)
+}
+
+/// WeChat Pay only takes POST.
+pub(crate) async fn require_post() -> HttpResponse {
+    return_fail("请使用post方法")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pay_times_are_beijing() {
+        let t = parse_pay_time("20240302003005").unwrap();
+        assert_eq!(t.to_rfc3339(), "2024-03-01T16:30:05+00:00");
+        assert_eq!(parse_pay_time("2024030200300"), None);
+        assert_eq!(parse_pay_time("20241302003005"), None);
+        assert_eq!(parse_pay_time("+0240302003005"), None);
+    }
+
+    #[test]
+    fn out_trade_no_rules() {
+        assert!(is_out_trade_no("20240301_abc-1|*"));
+        assert!(!is_out_trade_no(""));
+        assert!(!is_out_trade_no(&"a".repeat(33)));
+        assert!(!is_out_trade_no("订单"));
+        assert!(!is_out_trade_no("a b"));
+    }
+
+    #[test]
+    fn notify_urls_take_no_query() {
+        assert!(is_notify_url("https://shop.test/api/pay/notify"));
+        assert!(!is_notify_url("https://shop.test/api/pay/notify?x=1"));
+        assert!(!is_notify_url("/api/pay/notify"));
+    }
+
+    #[test]
+    fn hmac_replies_declare_their_sign_type() {
+        let mut f = BTreeMap::from([("a".to_owned(), "1".to_owned())]);
+        sign_fields(&mut f, "k", SignType::HmacSha256);
+        assert_eq!(f["sign_type"], "HMAC-SHA256");
+        assert!(verify_pay_sign(&f, "k"));
+        let mut f = BTreeMap::from([("a".to_owned(), "1".to_owned())]);
+        sign_fields(&mut f, "k", SignType::Md5);
+        assert!(!f.contains_key("sign_type"));
+        assert!(verify_pay_sign(&f, "k"));
+    }
+}

@@ -1,0 +1,161 @@
+//! Binding, routing, starting and stopping the sandbox's HTTP server.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use actix_web::dev::ServerHandle;
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpServer, web};
+
+use crate::config::SandboxConfig;
+use crate::state::SandboxState;
+use crate::{control, faults, mp, oauth, pay, tokens};
+
+/// A running sandbox. Dropping it leaves the server running until the
+/// runtime ends; call [`Sandbox::stop`] to end it and its pending deliveries.
+pub struct Sandbox {
+    addr: SocketAddr,
+    state: Arc<SandboxState>,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<io::Result<()>>,
+}
+
+impl Sandbox {
+    /// Binds `cfg.listen` and serves on the current tokio (or actix) runtime;
+    /// returns as soon as the port is bound.
+    pub async fn start(cfg: SandboxConfig) -> io::Result<Sandbox> {
+        cfg.validate()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let listener = std::net::TcpListener::bind(cfg.listen)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let base_url = cfg
+            .public_base_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", reachable(addr)));
+        let state = SandboxState::new(cfg, base_url, tokio::runtime::Handle::current());
+        let data = web::Data::from(state.clone());
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(from_fn(faults::count_and_inject))
+                .configure(routes)
+        })
+        .workers(2)
+        // The embedding program decides what Ctrl-C means.
+        .disable_signals()
+        .shutdown_timeout(2)
+        .listen(listener)?
+        .run();
+        let handle = server.handle();
+        let task = tokio::spawn(server);
+        tracing::info!(%addr, base_url = state.public_base_url(), "wechat-sandbox listening");
+        Ok(Sandbox {
+            addr,
+            state,
+            handle,
+            task,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`: where a client on this machine reaches it
+    /// (a wildcard listen address is given as loopback).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", reachable(self.addr))
+    }
+
+    pub fn state(&self) -> Arc<SandboxState> {
+        self.state.clone()
+    }
+
+    /// Stops accepting, finishes in-flight requests and cancels pending
+    /// notification retries.
+    pub async fn stop(self) {
+        self.state.shutdown.send_replace(true);
+        self.handle.stop(true).await;
+        let _ = self.task.await;
+    }
+}
+
+fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port()))
+        }
+        _ => addr,
+    }
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/connect/oauth2/authorize", web::get().to(oauth::authorize))
+        .route(
+            "/sns/oauth2/access_token",
+            web::get().to(oauth::access_token),
+        )
+        .route(
+            "/sns/oauth2/refresh_token",
+            web::get().to(oauth::refresh_token),
+        )
+        .route("/sns/userinfo", web::get().to(oauth::userinfo))
+        .route("/sns/auth", web::get().to(oauth::check_token))
+        .route("/sns/jscode2session", web::get().to(mp::jscode2session))
+        .route("/cgi-bin/token", web::get().to(tokens::token))
+        .route(
+            "/cgi-bin/stable_token",
+            web::post().to(tokens::stable_token),
+        )
+        .route(
+            "/cgi-bin/ticket/getticket",
+            web::get().to(tokens::getticket),
+        )
+        .service(
+            web::resource("/pay/unifiedorder")
+                .route(web::post().to(pay::unifiedorder))
+                .default_service(web::to(pay::require_post)),
+        )
+        .service(
+            web::resource("/pay/orderquery")
+                .route(web::post().to(pay::orderquery))
+                .default_service(web::to(pay::require_post)),
+        )
+        .service(
+            web::resource("/pay/closeorder")
+                .route(web::post().to(pay::closeorder))
+                .default_service(web::to(pay::require_post)),
+        )
+        .route("/sandbox", web::get().to(control::index))
+        .route("/sandbox/", web::get().to(control::index))
+        .route("/sandbox/users", web::get().to(control::users))
+        .route(
+            "/sandbox/orders/{out_trade_no}",
+            web::get().to(control::order),
+        )
+        .route(
+            "/sandbox/orders/{out_trade_no}/pay",
+            web::post().to(control::pay),
+        )
+        .route(
+            "/sandbox/orders/{out_trade_no}/deliveries",
+            web::get().to(control::deliveries),
+        )
+        .route("/sandbox/faults", web::post().to(control::inject_fault))
+        .route("/sandbox/calls", web::get().to(control::calls))
+        .route("/sandbox/reset", web::post().to(control::reset))
+        .route("/sandbox/time/advance", web::post().to(control::advance))
+        .route("/sandbox/oauth/code", web::post().to(control::oauth_code))
+        .route("/sandbox/oauth/allow", web::get().to(oauth::allow))
+        .route("/sandbox/oauth/deny", web::get().to(oauth::deny))
+        .route("/sandbox/mp/code", web::post().to(control::mp_code))
+        .route("/sandbox/mp/encrypt", web::post().to(control::mp_encrypt))
+        .route("/sandbox/mweb", web::get().to(control::mweb))
+        .route("/sandbox/mweb/pay", web::post().to(control::mweb_pay))
+        .route("/sandbox/avatar/{file}", web::get().to(control::avatar));
+}
