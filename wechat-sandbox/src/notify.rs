@@ -216,6 +216,18 @@ impl SandboxState {
         .await
     }
 
+    /// True once at least `attempts` notification attempts have been recorded;
+    /// false if not within `timeout` (real time).
+    pub async fn wait_deliveries(
+        &self,
+        out_trade_no: &str,
+        attempts: usize,
+        timeout: Duration,
+    ) -> bool {
+        self.wait_for_order(out_trade_no, timeout, |o| o.deliveries.len() >= attempts)
+            .await
+    }
+
     /// True once the notification schedule has ended, acknowledged or after
     /// the last attempt; false if not within `timeout` (real time).
     pub async fn wait_deliveries_finished(&self, out_trade_no: &str, timeout: Duration) -> bool {
