@@ -1,0 +1,19 @@
+-- One row per WeChat identity: an openid is only unique within its app, so the
+-- official account's and the mini program's users are distinct rows.
+CREATE TABLE users (
+    id BIGSERIAL PRIMARY KEY,
+    appid TEXT NOT NULL,
+    openid TEXT NOT NULL,
+    unionid TEXT,
+    nickname TEXT,
+    headimgurl TEXT,
+    sex INTEGER,
+    province TEXT,
+    city TEXT,
+    country TEXT,
+    language TEXT,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    CONSTRAINT users_appid_openid UNIQUE (appid, openid)
+);
+CREATE INDEX users_unionid ON users (unionid);
