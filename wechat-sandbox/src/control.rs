@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -21,28 +21,50 @@ use crate::params::Params;
 use crate::pay::TradeState;
 use crate::state::SandboxState;
 
-fn error(status: StatusCode, message: &str) -> HttpResponse {
-    HttpResponse::build(status).json(json!({ "error": message }))
+/// `{"error": "…"}` with a 4xx status.
+#[derive(Debug)]
+pub(crate) struct ControlError {
+    status: StatusCode,
+    message: String,
 }
 
+impl std::fmt::Display for ControlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ResponseError for ControlError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).json(json!({ "error": self.message }))
+    }
+}
+
+fn error(status: StatusCode, message: &str) -> ControlError {
+    ControlError {
+        status,
+        message: message.to_owned(),
+    }
+}
+
+fn bad_request(message: &str) -> ControlError {
+    error(StatusCode::BAD_REQUEST, message)
+}
+
+type Reply = Result<HttpResponse, ControlError>;
+
 /// An empty body reads as `{}`, so every field may be left out.
-fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
+fn json_body<T: DeserializeOwned>(body: &[u8]) -> Result<T, ControlError> {
     let body = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}".as_slice()
     } else {
         body
     };
-    serde_json::from_slice(body)
-        .map_err(|e| error(StatusCode::BAD_REQUEST, &format!("invalid JSON body: {e}")))
-}
-
-macro_rules! parse_or_return {
-    ($body:expr) => {
-        match json_body($body) {
-            Ok(v) => v,
-            Err(res) => return res,
-        }
-    };
+    serde_json::from_slice(body).map_err(|e| bad_request(&format!("invalid JSON body: {e}")))
 }
 
 pub(crate) async fn users(sandbox: web::Data<SandboxState>) -> HttpResponse {
@@ -98,39 +120,33 @@ pub(crate) async fn pay(
     sandbox: web::Data<SandboxState>,
     path: web::Path<String>,
     body: web::Bytes,
-) -> HttpResponse {
-    let req: PayBody = parse_or_return!(&body);
+) -> Reply {
+    let req: PayBody = json_body(&body)?;
     let opts = PayOptions {
         notify: req.notify,
         fail_first_deliveries: req.fail_first_deliveries,
     };
-    match sandbox.pay_order_as(&path, opts, req.user.as_deref()) {
-        Ok(transaction_id) => HttpResponse::Ok().json(json!({
-            "outTradeNo": path.as_str(),
-            "transactionId": transaction_id,
-        })),
-        Err(r) => error(refusal_status(r), r.message()),
-    }
+    let transaction_id = sandbox
+        .pay_order_as(&path, opts, req.user.as_deref())
+        .map_err(|r| error(refusal_status(r), r.message()))?;
+    Ok(HttpResponse::Ok().json(json!({
+        "outTradeNo": path.as_str(),
+        "transactionId": transaction_id,
+    })))
 }
 
-pub(crate) async fn order(
-    sandbox: web::Data<SandboxState>,
-    path: web::Path<String>,
-) -> HttpResponse {
-    match sandbox.order(&path) {
-        Some(o) => HttpResponse::Ok().json(o),
-        None => error(StatusCode::NOT_FOUND, "order not found"),
-    }
+pub(crate) async fn order(sandbox: web::Data<SandboxState>, path: web::Path<String>) -> Reply {
+    let order = sandbox
+        .order(&path)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, "order not found"))?;
+    Ok(HttpResponse::Ok().json(order))
 }
 
-pub(crate) async fn deliveries(
-    sandbox: web::Data<SandboxState>,
-    path: web::Path<String>,
-) -> HttpResponse {
+pub(crate) async fn deliveries(sandbox: web::Data<SandboxState>, path: web::Path<String>) -> Reply {
     if sandbox.order(&path).is_none() {
-        return error(StatusCode::NOT_FOUND, "order not found");
+        return Err(error(StatusCode::NOT_FOUND, "order not found"));
     }
-    HttpResponse::Ok().json(sandbox.deliveries(&path))
+    Ok(HttpResponse::Ok().json(sandbox.deliveries(&path)))
 }
 
 #[derive(Deserialize)]
@@ -149,38 +165,33 @@ fn one() -> u32 {
     1
 }
 
-pub(crate) async fn inject_fault(
-    sandbox: web::Data<SandboxState>,
-    body: web::Bytes,
-) -> HttpResponse {
-    let req: FaultBody = parse_or_return!(&body);
+pub(crate) async fn inject_fault(sandbox: web::Data<SandboxState>, body: web::Bytes) -> Reply {
+    let req: FaultBody = json_body(&body)?;
     if !req.path.starts_with('/') {
-        return error(StatusCode::BAD_REQUEST, "path must start with /");
+        return Err(bad_request("path must start with /"));
     }
     let kind = match req.kind.as_str() {
-        "errcode" => match req.errcode {
-            Some(errcode) => FaultKind::Errcode {
-                errcode,
-                // WeChat's wording for errcode -1.
-                errmsg: req.errmsg.unwrap_or_else(|| "system error".into()),
-            },
-            None => return error(StatusCode::BAD_REQUEST, "kind errcode needs errcode"),
+        "errcode" => FaultKind::Errcode {
+            errcode: req
+                .errcode
+                .ok_or_else(|| bad_request("kind errcode needs errcode"))?,
+            // WeChat's wording for errcode -1.
+            errmsg: req.errmsg.unwrap_or_else(|| "system error".into()),
         },
         "http500" => FaultKind::Http500,
         "garbage" => FaultKind::Garbage,
-        "delay" => match req.delay_ms {
-            Some(ms) => FaultKind::Delay(Duration::from_millis(ms)),
-            None => return error(StatusCode::BAD_REQUEST, "kind delay needs delayMs"),
-        },
+        "delay" => FaultKind::Delay(Duration::from_millis(
+            req.delay_ms
+                .ok_or_else(|| bad_request("kind delay needs delayMs"))?,
+        )),
         _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
+            return Err(bad_request(
                 "kind must be errcode, http500, delay or garbage",
-            );
+            ));
         }
     };
     sandbox.inject_fault(&req.path, kind, req.count);
-    HttpResponse::Ok().json(json!({ "path": req.path, "count": req.count }))
+    Ok(HttpResponse::Ok().json(json!({ "path": req.path, "count": req.count })))
 }
 
 pub(crate) async fn calls(sandbox: web::Data<SandboxState>) -> HttpResponse {
@@ -197,16 +208,12 @@ struct AdvanceBody {
     seconds: f64,
 }
 
-pub(crate) async fn advance(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
-    let req: AdvanceBody = parse_or_return!(&body);
-    let Some(by) = Duration::try_from_secs_f64(req.seconds).ok() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "seconds must be a non-negative number",
-        );
-    };
+pub(crate) async fn advance(sandbox: web::Data<SandboxState>, body: web::Bytes) -> Reply {
+    let req: AdvanceBody = json_body(&body)?;
+    let by = Duration::try_from_secs_f64(req.seconds)
+        .map_err(|_| bad_request("seconds must be a non-negative number"))?;
     sandbox.advance(by);
-    HttpResponse::Ok().json(json!({ "now": sandbox.now().to_rfc3339() }))
+    Ok(HttpResponse::Ok().json(json!({ "now": sandbox.now().to_rfc3339() })))
 }
 
 #[derive(Deserialize)]
@@ -216,68 +223,49 @@ struct CodeBody {
     scope: Option<String>,
 }
 
-/// The app to act for: the one named, which must be of `kind`, or the first of it.
-fn pick_app(
+/// The app to act for: the one named, which must be of `kind`, or the first
+/// of that kind; and the user, who must exist.
+fn pick_app_and_user(
     sandbox: &SandboxState,
     appid: Option<&str>,
     kind: AppKind,
-) -> Result<String, HttpResponse> {
+    user: &str,
+) -> Result<String, ControlError> {
     let app = match appid {
         Some(appid) => sandbox.app_of_kind(appid, kind),
         None => sandbox.first_app_of_kind(kind),
     };
-    app.map(|a| a.appid.clone()).ok_or_else(|| {
+    let Some(app) = app else {
         let what = match kind {
             AppKind::Oa => "an official account",
             AppKind::Mp => "a mini program",
         };
-        error(
-            StatusCode::BAD_REQUEST,
-            &format!("appid is not {what} of this sandbox"),
-        )
-    })
-}
-
-fn check_user(sandbox: &SandboxState, key: &str) -> Result<(), HttpResponse> {
-    match sandbox.user(key) {
-        Some(_) => Ok(()),
-        None => Err(error(StatusCode::BAD_REQUEST, "unknown sandbox user")),
+        return Err(bad_request(&format!("appid is not {what} of this sandbox")));
+    };
+    if sandbox.user(user).is_none() {
+        return Err(bad_request("unknown sandbox user"));
     }
+    Ok(app.appid.clone())
 }
 
 /// A web OAuth code without the browser round trip.
-pub(crate) async fn oauth_code(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
-    let req: CodeBody = parse_or_return!(&body);
-    let appid = match pick_app(&sandbox, req.appid.as_deref(), AppKind::Oa) {
-        Ok(a) => a,
-        Err(res) => return res,
-    };
-    if let Err(res) = check_user(&sandbox, &req.user) {
-        return res;
-    }
+pub(crate) async fn oauth_code(sandbox: web::Data<SandboxState>, body: web::Bytes) -> Reply {
+    let req: CodeBody = json_body(&body)?;
+    let appid = pick_app_and_user(&sandbox, req.appid.as_deref(), AppKind::Oa, &req.user)?;
     let scope = req.scope.as_deref().unwrap_or("snsapi_base");
     if Scope::parse(scope).is_none() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "scope must be snsapi_base or snsapi_userinfo",
-        );
+        return Err(bad_request("scope must be snsapi_base or snsapi_userinfo"));
     }
     let code = sandbox.issue_oauth_code(&appid, &req.user, scope);
-    HttpResponse::Ok().json(json!({ "code": code }))
+    Ok(HttpResponse::Ok().json(json!({ "code": code })))
 }
 
 /// What `wx.login()` would give the mini program.
-pub(crate) async fn mp_code(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
-    let req: CodeBody = parse_or_return!(&body);
-    let appid = match pick_app(&sandbox, req.appid.as_deref(), AppKind::Mp) {
-        Ok(a) => a,
-        Err(res) => return res,
-    };
-    if let Err(res) = check_user(&sandbox, &req.user) {
-        return res;
-    }
+pub(crate) async fn mp_code(sandbox: web::Data<SandboxState>, body: web::Bytes) -> Reply {
+    let req: CodeBody = json_body(&body)?;
+    let appid = pick_app_and_user(&sandbox, req.appid.as_deref(), AppKind::Mp, &req.user)?;
     let code = sandbox.issue_js_code(&appid, &req.user);
-    HttpResponse::Ok().json(json!({ "code": code }))
+    Ok(HttpResponse::Ok().json(json!({ "code": code })))
 }
 
 #[derive(Deserialize)]
@@ -287,27 +275,21 @@ struct EncryptBody {
     data: serde_json::Value,
 }
 
-pub(crate) async fn mp_encrypt(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
-    let req: EncryptBody = parse_or_return!(&body);
-    let appid = match pick_app(&sandbox, req.appid.as_deref(), AppKind::Mp) {
-        Ok(a) => a,
-        Err(res) => return res,
-    };
-    if let Err(res) = check_user(&sandbox, &req.user) {
-        return res;
-    }
+pub(crate) async fn mp_encrypt(sandbox: web::Data<SandboxState>, body: web::Bytes) -> Reply {
+    let req: EncryptBody = json_body(&body)?;
+    let appid = pick_app_and_user(&sandbox, req.appid.as_deref(), AppKind::Mp, &req.user)?;
     if !req.data.is_object() {
-        return error(StatusCode::BAD_REQUEST, "data must be a JSON object");
+        return Err(bad_request("data must be a JSON object"));
     }
     // Data encrypted under a key the backend never saw could not be decrypted.
     if sandbox.session_key(&appid, &req.user).is_none() {
-        return error(
+        return Err(error(
             StatusCode::CONFLICT,
             "the user has no session_key yet: exchange a code at /sns/jscode2session first",
-        );
+        ));
     }
     let (encrypted_data, iv) = sandbox.encrypt_open_data(&appid, &req.user, req.data);
-    HttpResponse::Ok().json(json!({ "encryptedData": encrypted_data, "iv": iv }))
+    Ok(HttpResponse::Ok().json(json!({ "encryptedData": encrypted_data, "iv": iv })))
 }
 
 /// The order behind a cashier link, if the link is genuine.

@@ -271,6 +271,9 @@ fn check_authorize<'a>(
         .get("redirect_uri")
         .filter(|u| is_web_url(u))
         .ok_or("redirect_uri 参数错误")?;
+    if q.str("response_type") != "code" {
+        return Err("response_type 参数错误");
+    }
     let scope = q
         .get("scope")
         .and_then(Scope::parse)
@@ -375,6 +378,7 @@ pub(crate) async fn authorize(sandbox: web::Data<SandboxState>, req: HttpRequest
                         encode_pairs(&[
                             ("appid", &ask.app.appid),
                             ("redirect_uri", &ask.redirect_uri),
+                            ("response_type", "code"),
                             ("scope", ask.scope.as_str()),
                             ("state", &ask.state),
                             ("user", &u.key),

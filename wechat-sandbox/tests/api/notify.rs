@@ -17,14 +17,17 @@ const WAIT: Duration = Duration::from_secs(20);
 /// How the test merchant answers the n-th notification it receives (1-based).
 type Answer = fn(usize) -> HttpResponse;
 
+/// A received notification: its Content-Type and its fields.
+type Notification = (String, BTreeMap<String, String>);
+
 #[derive(Clone, Default)]
-struct Received(Arc<Mutex<Vec<(String, BTreeMap<String, String>)>>>);
+struct Received(Arc<Mutex<Vec<Notification>>>);
 
 impl Received {
     fn count(&self) -> usize {
         self.0.lock().unwrap().len()
     }
-    fn all(&self) -> Vec<(String, BTreeMap<String, String>)> {
+    fn all(&self) -> Vec<Notification> {
         self.0.lock().unwrap().clone()
     }
 }
