@@ -49,5 +49,6 @@ async fn main() -> ExitCode {
     }
     tracing::info!("stopping");
     sandbox.stop().await;
+    tracing::info!("stopped");
     ExitCode::SUCCESS
 }
