@@ -1,0 +1,138 @@
+//! `wx.config` parameters for a page: which URLs may be signed and the signature.
+
+use serde::Serialize;
+use shared::error::ApiError;
+use shared::sign::{jssdk_signature, strip_fragment};
+
+/// The JS-SDK interfaces pages may use: sharing (the current and the legacy
+/// names), payment, and the usual media, location and window helpers.
+pub const JS_API_LIST: &[&str] = &[
+    "updateAppMessageShareData",
+    "updateTimelineShareData",
+    "onMenuShareAppMessage",
+    "onMenuShareTimeline",
+    "chooseWXPay",
+    "chooseImage",
+    "previewImage",
+    "uploadImage",
+    "getLocation",
+    "openLocation",
+    "scanQRCode",
+    "getNetworkType",
+    "hideMenuItems",
+    "showMenuItems",
+    "closeWindow",
+];
+
+/// Longer page URLs are refused; browsers and WeChat cope badly beyond this.
+pub const MAX_URL_LEN: usize = 4096;
+
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct WxConfig {
+    pub app_id: String,
+    pub timestamp: i64,
+    pub nonce_str: String,
+    pub signature: String,
+    pub js_api_list: &'static [&'static str],
+}
+
+/// The page URL to sign: absolute http(s), without its `#fragment`, otherwise
+/// exactly as the page has it (WeChat compares it with `location.href`).
+pub fn page_url(raw: Option<&str>) -> Result<&str, ApiError> {
+    let raw = raw
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| ApiError::bad_request("url is required"))?;
+    if raw.len() > MAX_URL_LEN {
+        return Err(ApiError::bad_request(format!(
+            "url is longer than {MAX_URL_LEN} characters"
+        )));
+    }
+    // url::Url would quietly drop tabs and newlines; the page's own URL has none.
+    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(ApiError::bad_request("url must not contain whitespace"));
+    }
+    let page = strip_fragment(raw);
+    match url::Url::parse(page) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(page),
+        _ => Err(ApiError::bad_request("url must be an absolute http(s) URL")),
+    }
+}
+
+pub fn wx_config(
+    app_id: &str,
+    ticket: &str,
+    page_url: &str,
+    timestamp: i64,
+    nonce: String,
+) -> WxConfig {
+    WxConfig {
+        app_id: app_id.to_owned(),
+        timestamp,
+        signature: jssdk_signature(ticket, &nonce, timestamp, page_url),
+        nonce_str: nonce,
+        js_api_list: JS_API_LIST,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_absolute_http_urls_and_drops_the_fragment() {
+        assert_eq!(
+            page_url(Some("https://shop.example/p?id=1#/cart")).unwrap(),
+            "https://shop.example/p?id=1"
+        );
+        assert_eq!(
+            page_url(Some("http://127.0.0.1:8080/")).unwrap(),
+            "http://127.0.0.1:8080/"
+        );
+    }
+
+    #[test]
+    fn refuses_what_cannot_be_a_page() {
+        for bad in [
+            None,
+            Some(""),
+            Some("/relative/path"),
+            Some("shop.example/p"),
+            Some("ftp://shop.example/p"),
+            Some("javascript:alert(1)"),
+            Some("https://shop.example/a b"),
+            Some("https://shop.example/\n"),
+            Some("#only-a-fragment"),
+        ] {
+            let err = page_url(bad).unwrap_err();
+            assert_eq!(err.code(), 1001, "{bad:?}");
+            assert!(err.to_string().contains("url"), "{bad:?}");
+        }
+        let long = format!("https://shop.example/{}", "a".repeat(MAX_URL_LEN));
+        assert_eq!(page_url(Some(&long)).unwrap_err().code(), 1001);
+    }
+
+    #[test]
+    fn signs_wechats_published_example() {
+        // The example of WeChat's JS-SDK documentation, appendix 1.
+        let cfg = wx_config(
+            "wx1",
+            "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg",
+            "http://mp.weixin.qq.com?params=value",
+            1414587457,
+            "Wm3WZYTPz0wzccnW".into(),
+        );
+        assert_eq!(cfg.signature, "0f9de62fce790f9a083d5c99e95740ceb90c27ed");
+        let json = serde_json::to_value(&cfg).unwrap();
+        assert_eq!(json["timestamp"], 1414587457);
+        assert_eq!(json["nonceStr"], "Wm3WZYTPz0wzccnW");
+        let apis = json["jsApiList"].as_array().unwrap();
+        for needed in [
+            "updateAppMessageShareData",
+            "updateTimelineShareData",
+            "chooseWXPay",
+        ] {
+            assert!(apis.iter().any(|a| a == needed), "{needed}");
+        }
+    }
+}

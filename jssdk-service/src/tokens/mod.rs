@@ -1,0 +1,17 @@
+//! The access_token and jsapi_ticket: where they are kept, how they are fetched
+//! once however many requests and replicas want them, and how they are renewed
+//! before they expire.
+//!
+//! - `entry`: what is cached (value, expiry, when it was fetched) and the keys.
+//! - `upstream`: the WeChat calls themselves.
+//! - `manager`: the lookup path (shared cache, process copy), single-flight
+//!   fetches inside a process and the cache lock between replicas.
+//! - `refresher`: the background task that renews values ahead of expiry.
+
+mod entry;
+mod manager;
+mod refresher;
+mod upstream;
+
+pub use entry::{Entry, Kind};
+pub use manager::TokenManager;
