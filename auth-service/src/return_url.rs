@@ -44,7 +44,7 @@ pub fn validate(raw: &str, allowed_origins: &[String]) -> Result<String, AuthErr
         return Err(refuse("must not contain credentials"));
     }
     let origin = url.origin().ascii_serialization();
-    if !allowed_origins.iter().any(|o| *o == origin) {
+    if !allowed_origins.contains(&origin) {
         return Err(refuse("is not on an allowed origin"));
     }
     Ok(url.into())
