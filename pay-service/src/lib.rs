@@ -1,1 +1,132 @@
-//! placeholder
+//! pay-service: orders, WeChat Pay APIv2 (unifiedorder, orderquery,
+//! closeorder), payment notifications and reconciliation (API.md §4).
+//!
+//! Where to look: `routes` (handlers) → `orders` (placing, syncing, closing) and
+//! `notify` (notifications) → `store` (the one transition function per
+//! status) and `wxpay` (signed XML calls). `reconcile` settles orders whose
+//! notification never came.
+
+pub mod beijing;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod notify;
+pub mod orders;
+pub mod reconcile;
+pub mod routes;
+pub mod schema;
+pub mod state;
+pub mod store;
+pub mod wxpay;
+
+use std::net::TcpListener;
+
+use actix_web::web;
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use shared::db::Migrations;
+use shared::startup::{StartupError, listen, server_settings};
+
+pub use config::PayConfig;
+pub use reconcile::{ReconcileReport, reconcile_once};
+pub use state::PayState;
+
+const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+pub fn migrations() -> Migrations {
+    Migrations {
+        sqlite: SQLITE,
+        postgres: POSTGRES,
+    }
+}
+
+/// Mounts pay-service's routes and app data (not the health routes). Every
+/// route is registered by its full path so that `stack` can mount the three
+/// services on one App.
+pub fn configure(state: PayState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    move |cfg: &mut web::ServiceConfig| {
+        let max_xml = state.config.common.max_xml_bytes;
+        cfg.app_data(web::Data::new(state.clone()))
+            .app_data(web::Data::new(state.sessions.clone()))
+            .route("/api/mp/v2Pay", web::get().to(routes::v2_pay))
+            .route("/api/pay/orders", web::post().to(routes::create_order))
+            .route(
+                "/api/pay/orders/{out_trade_no}",
+                web::get().to(routes::get_order),
+            )
+            .route(
+                "/api/pay/orders/{out_trade_no}/close",
+                web::post().to(routes::close_order),
+            )
+            .route(
+                "/api/pay/orders/{out_trade_no}/qrcode.svg",
+                web::get().to(routes::qrcode_svg),
+            );
+        for path in ["/api/pay/notify", "/api/mp/payCallback"] {
+            cfg.service(
+                web::resource(path)
+                    // The raw body is read under this limit; beyond it the
+                    // handler answers FAIL without reading further.
+                    .app_data(web::PayloadConfig::new(max_xml))
+                    .route(web::post().to(notify::receive)),
+            );
+        }
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: actix_web::dev::Server,
+    /// Keeps the reconciliation worker alive exactly as long as the server.
+    _state: PayState,
+}
+
+impl Application {
+    /// Binds `LISTEN_ADDR`.
+    pub async fn build(config: PayConfig) -> Result<Self, StartupError> {
+        let listener = listen(config.common.listen_addr)?;
+        Self::with_listener(config, listener).await
+    }
+
+    /// Serves on a listener bound beforehand (tests bind port 0 first).
+    pub async fn with_listener(
+        config: PayConfig,
+        listener: TcpListener,
+    ) -> Result<Self, StartupError> {
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Listen {
+                addr: "listener".into(),
+                source,
+            })?
+            .port();
+        let settings = server_settings(&config.common);
+        let state = PayState::build(config, None).await?;
+        let routes = configure(state.clone());
+        let readiness = state.readiness();
+        let server = shared::http::serve(listener, settings, move |cfg| {
+            routes(cfg);
+            shared::telemetry::configure_health(cfg, readiness.clone());
+        })
+        .map_err(|source| StartupError::Listen {
+            addr: format!("port {port}"),
+            source,
+        })?;
+        Ok(Application {
+            port,
+            server,
+            _state: state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Application { server, _state, .. } = self;
+        let result = server.await;
+        drop(_state);
+        result
+    }
+}

@@ -1,0 +1,3 @@
+DROP TABLE pay_order_transitions;
+DROP TABLE pay_notifications;
+DROP TABLE pay_orders;

@@ -1,0 +1,206 @@
+//! WeChat's payment notifications (`POST /api/pay/notify`, and the seed's
+//! `/api/mp/payCallback`). SUCCESS is answered only once the order is PAID in
+//! the database, committed; anything else is answered FAIL and WeChat retries.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use shared::db::now_unix;
+use shared::xml::notify_reply;
+
+use crate::beijing;
+use crate::metrics;
+use crate::state::PayState;
+use crate::store::{self, NewNotification, PaidReport, Settled, Status};
+
+/// What became of one notification; also its `outcome` column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    TooLarge,
+    Malformed(String),
+    BadSign,
+    /// Verified, but WeChat reports a failed payment: acknowledged, no change.
+    PaymentFailed,
+    Settled(Settled),
+    DbError,
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::TooLarge => "too_large",
+            Outcome::Malformed(_) => "malformed",
+            Outcome::BadSign => "bad_sign",
+            Outcome::PaymentFailed => "payment_failed",
+            Outcome::Settled(s) => s.outcome(),
+            Outcome::DbError => "db_error",
+        }
+    }
+
+    fn acknowledged(&self) -> bool {
+        matches!(
+            self,
+            Outcome::PaymentFailed | Outcome::Settled(Settled::Applied | Settled::AlreadyPaid)
+        )
+    }
+}
+
+fn reply(outcome: &Outcome) -> HttpResponse {
+    metrics::NOTIFICATIONS
+        .with_label_values(&[outcome.label()])
+        .inc();
+    let body = if outcome.acknowledged() {
+        notify_reply(true, "OK")
+    } else {
+        notify_reply(false, outcome.label())
+    };
+    HttpResponse::Ok()
+        .content_type("text/xml; charset=utf-8")
+        .body(body)
+}
+
+/// The handler. `body` is an error when it exceeded `max_xml_bytes` (or could
+/// not be read): answered FAIL, nothing recorded or changed.
+pub async fn receive(
+    state: web::Data<PayState>,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "payment notification refused unread");
+            return reply(&Outcome::TooLarge);
+        }
+    };
+    let outcome = process(&state, &body).await;
+    match &outcome {
+        Outcome::Settled(Settled::Applied | Settled::AlreadyPaid) | Outcome::PaymentFailed => {
+            tracing::info!(outcome = outcome.label(), "payment notification")
+        }
+        other => tracing::warn!(outcome = other.label(), detail = ?other, "payment notification refused"),
+    }
+    reply(&outcome)
+}
+
+/// Parses, verifies and applies one notification.
+pub async fn process(state: &PayState, body: &[u8]) -> Outcome {
+    let raw = String::from_utf8_lossy(body).into_owned();
+    let fields = match shared::xml::parse(body, state.config.common.max_xml_bytes) {
+        Ok(f) => f,
+        Err(e) => {
+            let outcome = Outcome::Malformed(e.to_string());
+            record_refusal(state, None, raw, false, &outcome).await;
+            return outcome;
+        }
+    };
+    let no = fields.get("out_trade_no").filter(|n| !n.is_empty()).cloned();
+    if !state.pay.verify(&fields) {
+        record_refusal(state, no, raw, false, &Outcome::BadSign).await;
+        return Outcome::BadSign;
+    }
+    let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
+    if field("return_code") != "SUCCESS" || field("result_code") != "SUCCESS" {
+        record_refusal(state, no, raw, true, &Outcome::PaymentFailed).await;
+        return Outcome::PaymentFailed;
+    }
+    let report = match paid_report(&fields) {
+        Ok(r) => r,
+        Err(why) => {
+            let outcome = Outcome::Malformed(why);
+            record_refusal(state, no, raw, true, &outcome).await;
+            return outcome;
+        }
+    };
+    let Some(no) = no else {
+        let outcome = Outcome::Malformed("out_trade_no is missing".into());
+        record_refusal(state, None, raw, true, &outcome).await;
+        return outcome;
+    };
+    let mch_id = state.config.mch_id.clone();
+    let result = state
+        .db
+        .transaction(move |conn| {
+            let settled = store::settle_paid(conn, &no, &report, &mch_id, "notify")?;
+            let detail = match &settled {
+                Settled::Mismatch(why) => why.clone(),
+                Settled::NotPayable(s) => format!("order is {}", s.as_str()),
+                _ => String::new(),
+            };
+            store::insert_notification(
+                conn,
+                &NewNotification {
+                    out_trade_no: Some(no),
+                    raw_body: raw,
+                    sign_verified: true,
+                    outcome: settled.outcome().to_owned(),
+                    detail,
+                    received_at: now_unix(),
+                },
+            )?;
+            Ok(settled)
+        })
+        .await;
+    match result {
+        Ok(settled) => {
+            if settled == Settled::Applied {
+                metrics::transition(Status::Paid.as_str(), "notify");
+            }
+            Outcome::Settled(settled)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "payment notification not recorded");
+            Outcome::DbError
+        }
+    }
+}
+
+fn paid_report(fields: &BTreeMap<String, String>) -> Result<PaidReport, String> {
+    let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
+    let total_fee = field("total_fee")
+        .parse::<i64>()
+        .map_err(|_| "total_fee is missing or not an integer".to_owned())?;
+    if !matches!(field("fee_type"), "" | "CNY") {
+        return Err(format!("fee_type {} is not CNY", field("fee_type")));
+    }
+    let transaction_id = field("transaction_id");
+    if transaction_id.is_empty() {
+        return Err("transaction_id is missing".into());
+    }
+    Ok(PaidReport {
+        transaction_id: transaction_id.to_owned(),
+        total_fee: Some(total_fee),
+        appid: Some(field("appid").to_owned()),
+        mch_id: Some(field("mch_id").to_owned()),
+        paid_at: beijing::parse(field("time_end")).unwrap_or_else(now_unix),
+    })
+}
+
+/// Keeps a refused notification for an operator. Best effort: the reply is
+/// FAIL whether or not this lands.
+async fn record_refusal(
+    state: &PayState,
+    no: Option<String>,
+    raw: String,
+    sign_verified: bool,
+    outcome: &Outcome,
+) {
+    let detail = match outcome {
+        Outcome::Malformed(why) => why.clone(),
+        _ => String::new(),
+    };
+    let row = NewNotification {
+        out_trade_no: no,
+        raw_body: raw,
+        sign_verified,
+        outcome: outcome.label().to_owned(),
+        detail,
+        received_at: now_unix(),
+    };
+    if let Err(e) = state
+        .db
+        .run(move |conn| store::insert_notification(conn, &row))
+        .await
+    {
+        tracing::error!(error = %e, "refused notification not recorded");
+    }
+}

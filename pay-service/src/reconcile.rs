@@ -1,0 +1,106 @@
+//! Reconciliation: orders still NOTPAY some time after creation are settled by
+//! asking WeChat (orderquery), through the same transitions a notification
+//! makes; expired ones are closed at WeChat, then here.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use shared::db::{Backend, now_unix};
+
+use crate::error::PayError;
+use crate::metrics;
+use crate::orders::{self, Applied};
+use crate::state::PayState;
+use crate::store;
+
+/// SQLite has no row locks to skip: passes are serialised by this cache lock.
+const LOCK_KEY: &str = "pay:reconcile:lock";
+const LOCK_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    /// Another replica held the pass lock; nothing was done.
+    pub skipped: bool,
+    pub checked: usize,
+    pub paid: usize,
+    pub closed: usize,
+    pub errors: usize,
+}
+
+/// One pass over the orders whose check is due. Safe to run on many replicas
+/// at once: each order is claimed by one pass.
+pub async fn reconcile_once(state: &PayState) -> Result<ReconcileReport, PayError> {
+    let lock = match state.db.backend() {
+        Backend::Postgres => None,
+        Backend::Sqlite => {
+            let token = shared::random::nonce();
+            if !state.cache.set_nx(LOCK_KEY, &token, LOCK_TTL).await? {
+                return Ok(ReconcileReport {
+                    skipped: true,
+                    ..Default::default()
+                });
+            }
+            Some(token)
+        }
+    };
+    let result = pass(state).await;
+    if let Some(token) = lock
+        && let Err(e) = state.cache.compare_and_delete(LOCK_KEY, &token).await
+    {
+        tracing::warn!(error = %e, "reconcile lock not released; it expires by itself");
+    }
+    result
+}
+
+async fn pass(state: &PayState) -> Result<ReconcileReport, PayError> {
+    let cfg = &state.config;
+    let retry_after = cfg.reconcile_after.as_secs().max(1) as i64;
+    let due = store::claim_due(&state.db, now_unix(), cfg.reconcile_batch, retry_after).await?;
+    let mut report = ReconcileReport::default();
+    for order in due {
+        report.checked += 1;
+        let result = match state
+            .pay
+            .order_query(&order.appid, &order.out_trade_no)
+            .await
+        {
+            Ok(trade_state) => {
+                orders::apply_trade_state(state, &order, trade_state, "reconcile").await
+            }
+            Err(e) => Err(e),
+        };
+        let label = match result {
+            Ok(Applied::Paid) => {
+                report.paid += 1;
+                "paid"
+            }
+            Ok(Applied::Closed) => {
+                report.closed += 1;
+                "closed"
+            }
+            Ok(Applied::Unchanged) => "unchanged",
+            Err(e) => {
+                report.errors += 1;
+                tracing::warn!(out_trade_no = %order.out_trade_no, error = %e, "reconciliation failed for an order; retried later");
+                "error"
+            }
+        };
+        metrics::RECONCILED.with_label_values(&[label]).inc();
+    }
+    if report.checked > 0 {
+        tracing::info!(?report, "reconciliation pass");
+    }
+    Ok(report)
+}
+
+/// Runs passes every `interval` until the task is aborted.
+pub(crate) async fn run(state: PayState, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = reconcile_once(&state).await {
+            tracing::warn!(error = %e, "reconciliation pass failed");
+        }
+    }
+}
