@@ -29,7 +29,7 @@ impl From<CacheError> for crate::error::ApiError {
 #[derive(Clone)]
 pub enum Cache {
     Memory(Arc<MemoryCache>),
-    Redis(RedisCache),
+    Redis(Arc<RedisCache>),
 }
 
 impl std::fmt::Debug for Cache {
@@ -53,7 +53,9 @@ impl Cache {
     pub async fn connect(redis_url: Option<&str>, prefix: &str) -> Result<Self, CacheError> {
         match redis_url {
             None => Ok(Cache::memory()),
-            Some(url) => Ok(Cache::Redis(RedisCache::connect(url, prefix).await?)),
+            Some(url) => Ok(Cache::Redis(Arc::new(
+                RedisCache::connect(url, prefix).await?,
+            ))),
         }
     }
 

@@ -182,14 +182,14 @@ impl Database {
     /// migrations. Blocking: call it at start, before serving.
     pub fn connect(url: &str, migrations: Migrations) -> Result<Self, DbError> {
         let (backend, target) = parse_url(url)?;
-        if backend == Backend::Sqlite && target != ":memory:" {
-            if let Some(dir) = std::path::Path::new(&target)
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| DbError::Setup(format!("cannot create {}: {e}", dir.display())))?;
-            }
+        let folder = std::path::Path::new(&target)
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty());
+        if let (Backend::Sqlite, Some(dir)) = (backend, folder)
+            && target != ":memory:"
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| DbError::Setup(format!("cannot create {}: {e}", dir.display())))?;
         }
         let max_size = match (backend, target.as_str()) {
             // Every in-memory connection is its own database: keep one.
