@@ -1,0 +1,96 @@
+use crate::common::*;
+
+#[tokio::test]
+async fn signature_matches_an_independent_computation_and_drops_the_fragment() {
+    let sb = start_sandbox().await;
+    let app = spawn_instance(&sb, &[], None).await;
+    let client = client();
+    let page = "https://shop.example/goods?id=7&from=share#/detail?tab=2";
+
+    let res = client
+        .get(config_url(&app.base, page))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["cache-control"], "no-store");
+    assert!(res.headers().contains_key("x-request-id"));
+    let body: serde_json::Value = res.json().await.unwrap();
+    let ticket = current_ticket(&sb);
+    assert_signed_with(&body, &ticket, page);
+
+    // The fragment is not signed: the same nonce and timestamp over the URL
+    // with its fragment would give another signature.
+    let data = &body["data"];
+    let with_fragment = shared::sign::jssdk_signature(
+        &ticket,
+        data["nonceStr"].as_str().unwrap(),
+        data["timestamp"].as_i64().unwrap(),
+        page,
+    );
+    assert_ne!(data["signature"], with_fragment);
+
+    let ts = data["timestamp"].as_i64().unwrap();
+    let sandbox_now = sb.state().now().timestamp();
+    assert!(
+        (sandbox_now - ts).abs() <= 5,
+        "timestamp {ts} is seconds, now {sandbox_now}"
+    );
+    let apis: Vec<&str> = data["jsApiList"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    for needed in [
+        "updateAppMessageShareData",
+        "updateTimelineShareData",
+        "chooseWXPay",
+    ] {
+        assert!(apis.contains(&needed), "jsApiList lacks {needed}");
+    }
+
+    // A second page: same ticket, fresh nonce, no further WeChat call.
+    let (status, body2) = get_json(&client, &config_url(&app.base, "http://127.0.0.1:8080/")).await;
+    assert_eq!(status, 200);
+    assert_signed_with(&body2, &ticket, "http://127.0.0.1:8080/");
+    assert_ne!(body2["data"]["nonceStr"], data["nonceStr"]);
+    assert_eq!(sb.state().calls(STABLE_TOKEN_PATH), 1);
+    assert_eq!(sb.state().calls(TICKET_PATH), 1);
+
+    let metrics = client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("jssdk_signatures_total"));
+    assert!(metrics.contains("jssdk_upstream_fetches_total{kind=\"jsapi_ticket\",outcome=\"ok\"}"));
+    assert!(metrics.contains("jssdk_cache_lookups_total{kind=\"jsapi_ticket\",result=\"hit\"}"));
+}
+
+#[tokio::test]
+async fn missing_or_relative_url_is_400_1001_and_calls_nobody() {
+    let sb = start_sandbox().await;
+    let app = spawn_instance(&sb, &[], None).await;
+    let client = client();
+    let cases = [
+        format!("{}/api/wechat/jssdkConfig", app.base),
+        format!("{}/api/wechat/jssdkConfig?url=", app.base),
+        config_url(&app.base, "/goods?id=7"),
+        config_url(&app.base, "shop.example/goods"),
+        config_url(&app.base, "ftp://shop.example/goods"),
+        config_url(&app.base, "javascript:alert(1)"),
+    ];
+    for url in cases {
+        let (status, body) = get_json(&client, &url).await;
+        assert_eq!(status, 400, "{url}");
+        assert_eq!(body["code"], 1001, "{url}");
+        assert_eq!(body["data"], serde_json::Value::Null);
+        assert!(body["message"].as_str().unwrap().contains("url"), "{body}");
+    }
+    assert_eq!(sb.state().calls(STABLE_TOKEN_PATH), 0);
+    assert_eq!(sb.state().calls(TICKET_PATH), 0);
+}
