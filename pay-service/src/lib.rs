@@ -93,6 +93,13 @@ impl Application {
         config: PayConfig,
         listener: TcpListener,
     ) -> Result<Self, StartupError> {
+        let state = PayState::build(config, None).await?;
+        Self::with_state(state, listener)
+    }
+
+    /// Serves an already built state (tests keep a clone to call
+    /// `reconcile_once`; `stack` builds its own).
+    pub fn with_state(state: PayState, listener: TcpListener) -> Result<Self, StartupError> {
         let port = listener
             .local_addr()
             .map_err(|source| StartupError::Listen {
@@ -100,8 +107,7 @@ impl Application {
                 source,
             })?
             .port();
-        let settings = server_settings(&config.common);
-        let state = PayState::build(config, None).await?;
+        let settings = server_settings(&state.config.common);
         let routes = configure(state.clone());
         let readiness = state.readiness();
         let server = shared::http::serve(listener, settings, move |cfg| {
