@@ -1,0 +1,725 @@
+//! Keeps the deployment files true to the code, without a Docker engine or a
+//! cluster: docker-compose.yml, .env.example, deploy/docker/Dockerfile,
+//! .dockerignore, deploy/k8s/ and deploy/nginx/gateway.conf are read and
+//! checked against the services' own configuration code, their ports and
+//! health routes, and API.md. The Kubernetes manifests are validated against
+//! the Kubernetes schemas by `kubernetes-validate` (PyPI).
+//!
+//! gateway_nginx.rs runs gateway.conf in real nginx.
+
+mod deploy_support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::process::Command;
+
+use deploy_support::{GatewayConf, api_md, api_paths, names_read_by, read_repo, repo_root, skip_or_fail};
+use serde::Deserialize;
+use serde_yaml::Value;
+use shared::config::{CommonConfig, ConfigError, Env};
+
+/// The three services: compose/Kubernetes name (= cargo package = binary =
+/// crate directory) and the port API.md §1 gives it.
+const SERVICES: [(&str, u16); 3] = [
+    ("auth-service", 8081),
+    ("jssdk-service", 8082),
+    ("pay-service", 8083),
+];
+const SANDBOX: (&str, u16) = ("wechat-sandbox", 8090);
+
+/// Runs a service's own `from_env` on `env`, as its `main` does.
+fn service_config(service: &str, env: &Env) -> Result<CommonConfig, ConfigError> {
+    match service {
+        "auth-service" => auth_service::config::AuthConfig::from_env(env).map(|c| c.common),
+        "jssdk-service" => jssdk_service::config::JssdkConfig::from_env(env).map(|c| c.common),
+        "pay-service" => pay_service::config::PayConfig::from_env(env).map(|c| c.common),
+        other => panic!("unknown service {other}"),
+    }
+}
+
+#[test]
+fn default_ports_are_the_contracts() {
+    assert_eq!(auth_service::config::DEFAULT_PORT, SERVICES[0].1);
+    assert_eq!(jssdk_service::config::DEFAULT_PORT, SERVICES[1].1);
+    assert_eq!(pay_service::config::DEFAULT_PORT, SERVICES[2].1);
+    let telemetry = read_repo("shared/src/telemetry.rs");
+    for path in ["\"/healthz\"", "\"/readyz\"", "\"/metrics\""] {
+        assert!(telemetry.contains(path), "shared::telemetry mounts {path}");
+    }
+}
+
+// ---------------------------------------------------------------- compose ----
+
+fn yaml(rel: &str) -> Value {
+    let mut v: Value = serde_yaml::from_str(&read_repo(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    v.apply_merge().unwrap_or_else(|e| panic!("{rel}: merge keys: {e}"));
+    v
+}
+
+fn yaml_docs(rel: &str) -> Vec<Value> {
+    let text = read_repo(rel);
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| Value::deserialize(d).unwrap_or_else(|e| panic!("{rel}: {e}")))
+        .filter(|v| !v.is_null())
+        .collect()
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or_else(|| panic!("expected a string, got {v:?}"))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_sequence()
+        .unwrap_or_else(|| panic!("expected a list, got {v:?}"))
+        .iter()
+        .map(|x| s(x).to_owned())
+        .collect()
+}
+
+/// How a `${…}` reference treats an unset or empty variable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Ref {
+    /// `${X:?msg}`: compose refuses to start without a non-empty value.
+    Required,
+    /// `${X:-default}`.
+    Default(String),
+    /// `${X}`.
+    Plain,
+}
+
+/// Compose's interpolation (the subset this repository uses), against the
+/// variables of an `.env` file. Err names a `:?` variable that is unset.
+fn interpolate(text: &str, dotenv: &BTreeMap<String, String>) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        rest = &rest[at + 1..];
+        if let Some(r) = rest.strip_prefix('$') {
+            out.push('$');
+            rest = r;
+            continue;
+        }
+        let body = rest.strip_prefix('{').unwrap_or_else(|| panic!("use ${{VAR}} form: {text}"));
+        let end = body.find('}').expect("closing }");
+        let (name, kind) = parse_ref(&body[..end]);
+        rest = &body[end + 1..];
+        let value = dotenv.get(&name).filter(|v| !v.is_empty());
+        match (value, kind) {
+            (Some(v), _) => out.push_str(v),
+            (None, Ref::Default(d)) => out.push_str(&d),
+            (None, Ref::Plain) => {}
+            (None, Ref::Required) => return Err(name),
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+fn parse_ref(inner: &str) -> (String, Ref) {
+    if let Some((n, _)) = inner.split_once(":?") {
+        (n.to_owned(), Ref::Required)
+    } else if let Some((n, d)) = inner.split_once(":-") {
+        (n.to_owned(), Ref::Default(d.to_owned()))
+    } else {
+        assert!(
+            inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "unsupported interpolation ${{{inner}}}"
+        );
+        (inner.to_owned(), Ref::Plain)
+    }
+}
+
+/// Every `${…}` in a text.
+fn refs(text: &str) -> Vec<(String, Ref)> {
+    text.split("${")
+        .skip(1)
+        .map(|r| parse_ref(&r[..r.find('}').expect("closing }")]))
+        .collect()
+}
+
+fn scalars(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(x) => out.push(x.clone()),
+        Value::Sequence(xs) => xs.iter().for_each(|x| scalars(x, out)),
+        Value::Mapping(m) => m.iter().for_each(|(k, x)| {
+            scalars(k, out);
+            scalars(x, out)
+        }),
+        _ => {}
+    }
+}
+
+/// `.env.example`: (active KEY=VALUE lines, names in commented `# KEY=` lines).
+fn env_example() -> (BTreeMap<String, String>, BTreeSet<String>) {
+    let mut active = BTreeMap::new();
+    let mut commented = BTreeSet::new();
+    for line in read_repo(".env.example").lines() {
+        let line = line.trim();
+        if let Some(c) = line.strip_prefix('#') {
+            if let Some((k, _)) = c.trim().split_once('=')
+                && !k.is_empty()
+                && k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+            {
+                commented.insert(k.to_owned());
+            }
+        } else if let Some((k, v)) = line.split_once('=') {
+            assert!(active.insert(k.to_owned(), v.to_owned()).is_none(), "{k} twice");
+        }
+    }
+    (active, commented)
+}
+
+/// A value that every check of the services accepts, for the placeholders.
+const FIT_SECRET: &str = "test-only-0123456789abcdef0123456789abcdef";
+
+fn compose_service<'a>(compose: &'a Value, name: &str) -> &'a Value {
+    compose["services"]
+        .get(name)
+        .unwrap_or_else(|| panic!("docker-compose.yml has no service {name}"))
+}
+
+/// A service's environment in compose, interpolated against `dotenv`.
+fn compose_env(svc: &Value, dotenv: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
+    let env = svc["environment"].as_mapping().expect("environment as a mapping");
+    env.iter()
+        .map(|(k, v)| {
+            let raw = match v {
+                Value::String(x) => x.clone(),
+                Value::Number(n) => n.to_string(),
+                other => panic!("{k:?}: unexpected value {other:?}"),
+            };
+            Ok((s(k).to_owned(), interpolate(&raw, dotenv)?))
+        })
+        .collect()
+}
+
+fn port_of(addr: &str) -> u16 {
+    addr.parse::<SocketAddr>()
+        .unwrap_or_else(|e| panic!("{addr}: {e}"))
+        .port()
+}
+
+/// The URL a compose healthcheck fetches with curl.
+fn healthcheck_url(svc: &Value) -> url::Url {
+    let test = strings(&svc["healthcheck"]["test"]);
+    assert_eq!(test[..2], ["CMD", "curl"], "healthcheck runs the image's curl: {test:?}");
+    assert!(test.contains(&"-f".to_owned()) || test.iter().any(|a| a.starts_with("-f")), "curl -f fails on 5xx");
+    url::Url::parse(test.last().unwrap()).unwrap()
+}
+
+#[test]
+fn compose_gives_each_service_only_variables_it_reads_and_every_one_it_needs() {
+    let compose = yaml("docker-compose.yml");
+    let (example, _) = env_example();
+    // The .env an operator writes: the example with its placeholders filled.
+    let filled: BTreeMap<String, String> = example
+        .iter()
+        .map(|(k, v)| (k.clone(), if v.contains("change-me") { FIT_SECRET.to_owned() } else { v.clone() }))
+        .collect();
+    // The least an operator can write: only what compose insists on (`:?`).
+    let mut required = BTreeSet::new();
+    let mut all = Vec::new();
+    scalars(&compose, &mut all);
+    for (name, kind) in all.iter().flat_map(|t| refs(t)) {
+        if kind == Ref::Required {
+            required.insert(name);
+        }
+    }
+    let minimal: BTreeMap<String, String> = filled
+        .iter()
+        .filter(|(k, _)| required.contains(*k))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for name in ["SESSION_SECRET", "PUBLIC_BASE_URL", "POSTGRES_PASSWORD"] {
+        assert!(required.contains(name), "compose must refuse to start without {name}");
+    }
+
+    let mut session_secrets = BTreeSet::new();
+    for (name, port) in SERVICES {
+        let svc = compose_service(&compose, name);
+        assert_eq!(strings(&svc["command"]), [name], "{name}: command picks its binary");
+        assert_eq!(s(&svc["build"]["dockerfile"]), "deploy/docker/Dockerfile");
+        assert_eq!(s(&svc["build"]["context"]), ".");
+        assert!(repo_root().join("deploy/docker/Dockerfile").is_file());
+
+        let read = names_read_by(name);
+        let given: Vec<String> = svc["environment"]
+            .as_mapping()
+            .unwrap()
+            .keys()
+            .map(|k| s(k).to_owned())
+            .collect();
+        let unread: Vec<&String> = given.iter().filter(|n| !read.contains(*n)).collect();
+        assert!(unread.is_empty(), "{name} is given variables it never reads: {unread:?}");
+
+        for (label, dotenv) in [("filled .env.example", &filled), ("only the required variables", &minimal)] {
+            let env = compose_env(svc, dotenv).unwrap_or_else(|v| panic!("{name} with {label}: {v} unset"));
+            let cfg = service_config(name, &Env::from_pairs(env.clone()))
+                .unwrap_or_else(|e| panic!("{name} would not start with {label}: {e}"));
+            assert_eq!(cfg.listen_addr.to_string(), format!("0.0.0.0:{port}"), "{name}");
+            assert_eq!(cfg.public_base_url.as_str(), format!("{}/", example["PUBLIC_BASE_URL"].trim_end_matches('/')));
+            assert!(cfg.database_url.starts_with("postgres://"), "{name} uses the compose PostgreSQL");
+            assert!(
+                cfg.database_url.ends_with("@postgres:5432/wxpay"),
+                "{name}: {}",
+                cfg.database_url.split('@').nth(1).unwrap_or("")
+            );
+            assert_eq!(cfg.redis_url.as_ref().map(|r| r.expose().to_owned()).as_deref(), Some("redis://redis:6379/0"));
+            session_secrets.insert(env["SESSION_SECRET"].clone());
+        }
+        // The example's placeholder must not be usable as a real secret.
+        let verbatim = compose_env(svc, &example).unwrap();
+        let err = service_config(name, &Env::from_pairs(verbatim)).unwrap_err();
+        assert!(err.to_string().contains("SESSION_SECRET"), "{name} accepted the placeholder secret: {err}");
+
+        let url = healthcheck_url(svc);
+        assert_eq!((url.host_str(), url.port(), url.path()), (Some("127.0.0.1"), Some(port), "/readyz"));
+        assert_eq!(strings(&svc["expose"]), [port.to_string()]);
+        for dep in ["postgres", "redis"] {
+            assert_eq!(s(&svc["depends_on"][dep]["condition"]), "service_healthy", "{name} waits for {dep}");
+        }
+        assert!(svc.get("ports").is_none(), "{name} is reached through the gateway only");
+    }
+    assert_eq!(session_secrets.len(), 1, "one SESSION_SECRET for all services");
+}
+
+#[test]
+fn compose_runs_the_tested_gateway_in_front_of_the_services() {
+    let compose = yaml("docker-compose.yml");
+    let gw = compose_service(&compose, "gateway");
+    let volumes = strings(&gw["volumes"]);
+    assert!(
+        volumes.contains(&"./deploy/nginx/gateway.conf:/etc/nginx/conf.d/default.conf:ro".to_owned()),
+        "{volumes:?}"
+    );
+    let conf = GatewayConf::load();
+    assert!(
+        volumes.iter().any(|v| v.ends_with(&format!(":{}:ro", conf.web_root))),
+        "the web root {} is mounted: {volumes:?}",
+        conf.web_root
+    );
+    let ports = strings(&gw["ports"]);
+    assert!(
+        ports.iter().any(|p| p.ends_with(&format!(":{}", conf.listen_port))),
+        "gateway port {} is published: {ports:?}",
+        conf.listen_port
+    );
+    // Each upstream is a compose service on the port that service listens on.
+    let mut upstream_hosts = BTreeSet::new();
+    for servers in conf.upstreams.values() {
+        for (host, port) in servers {
+            let svc = compose_service(&compose, host);
+            let env = compose_env(svc, &env_example().0).unwrap();
+            assert_eq!(port_of(&env["LISTEN_ADDR"]), *port, "{host}");
+            upstream_hosts.insert(host.clone());
+        }
+    }
+    let names: BTreeSet<String> = SERVICES.iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(upstream_hosts, names);
+    for (name, _) in SERVICES {
+        assert_eq!(s(&gw["depends_on"][name]["condition"]), "service_healthy");
+    }
+}
+
+#[test]
+fn compose_sandbox_is_opt_in_and_configured_as_it_reads() {
+    let compose = yaml("docker-compose.yml");
+    let (name, port) = SANDBOX;
+    let sb = compose_service(&compose, name);
+    assert_eq!(strings(&sb["profiles"]), ["sandbox"], "never started by a plain `up`");
+    assert_eq!(strings(&sb["command"]), [name]);
+    let read = names_read_by(name);
+    let env = compose_env(sb, &env_example().0).unwrap();
+    let unread: Vec<&String> = env.keys().filter(|n| !read.contains(*n)).collect();
+    assert!(unread.is_empty(), "the sandbox is given variables it never reads: {unread:?}");
+    assert_eq!(port_of(&env["LISTEN_ADDR"]), port);
+    let url = healthcheck_url(sb);
+    assert_eq!(url.port(), Some(port));
+    assert!(
+        read_repo("wechat-sandbox/src/server.rs").contains(&format!("\"{}\"", url.path())),
+        "the sandbox serves its healthcheck path {}",
+        url.path()
+    );
+    // It shares the gateway's network, so the gateway publishes its port.
+    assert_eq!(s(&sb["network_mode"]), "service:gateway");
+    let gw_ports = strings(&compose_service(&compose, "gateway")["ports"]);
+    assert!(gw_ports.iter().any(|p| p.ends_with(&format!(":{port}"))), "{gw_ports:?}");
+}
+
+#[test]
+fn compose_backing_services_are_private_and_checked() {
+    let compose = yaml("docker-compose.yml");
+    for name in ["postgres", "redis"] {
+        let svc = compose_service(&compose, name);
+        assert!(svc.get("ports").is_none(), "{name} is not published");
+        assert!(svc["healthcheck"]["test"].is_sequence(), "{name} has a healthcheck");
+    }
+    let pg = compose_service(&compose, "postgres");
+    assert!(strings(&pg["volumes"]).iter().any(|v| v.ends_with(":/var/lib/postgresql/data")));
+    assert!(compose["volumes"].get("pgdata").is_some());
+}
+
+#[test]
+fn env_example_documents_exactly_what_compose_reads_with_placeholders_only() {
+    let compose = yaml("docker-compose.yml");
+    let (active, commented) = env_example();
+    let mut all = Vec::new();
+    scalars(&compose, &mut all);
+    let referenced: BTreeSet<String> = all.iter().flat_map(|t| refs(t)).map(|(n, _)| n).collect();
+    let documented: BTreeSet<String> = active.keys().cloned().chain(commented.iter().cloned()).collect();
+    let undocumented: Vec<_> = referenced.difference(&documented).collect();
+    assert!(undocumented.is_empty(), "compose reads variables .env.example does not mention: {undocumented:?}");
+    let unused: Vec<_> = documented.difference(&referenced).collect();
+    assert!(unused.is_empty(), ".env.example lists variables compose never passes: {unused:?}");
+    for (k, v) in &active {
+        if ["SECRET", "KEY", "PASSWORD", "TOKEN"].iter().any(|w| k.contains(w)) {
+            assert!(v.is_empty() || v.contains("change-me"), "{k} in .env.example must be a placeholder");
+        }
+    }
+    assert!(read_repo(".dockerignore").lines().any(|l| l.trim() == ".env"), ".env stays out of images");
+}
+
+// ------------------------------------------------------------- Dockerfile ----
+
+#[test]
+fn dockerfile_builds_every_binary_compose_runs_into_a_slim_non_root_image() {
+    let df = read_repo("deploy/docker/Dockerfile");
+    let lines: Vec<&str> = df.lines().map(str::trim).filter(|l| !l.starts_with('#')).collect();
+    assert!(lines.contains(&"ARG RUST_IMAGE=rust:1-bookworm"));
+    assert!(lines.contains(&"ARG RUNTIME_IMAGE=debian:bookworm-slim"));
+    let froms: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("FROM ")).collect();
+    assert_eq!(
+        froms,
+        [
+            "FROM ${RUST_IMAGE} AS chef",
+            "FROM chef AS planner",
+            "FROM chef AS builder",
+            "FROM ${RUNTIME_IMAGE} AS runtime"
+        ]
+    );
+    let stage = |name: &str| -> String {
+        let start = df.find(&format!(" AS {name}\n")).unwrap_or_else(|| panic!("stage {name}"));
+        let rest = &df[start..];
+        rest[1..].find("\nFROM ").map_or(rest, |e| &rest[..e + 1]).to_owned()
+    };
+    let (chef, builder, runtime) = (stage("chef"), stage("builder"), stage("runtime"));
+    assert!(chef.contains("libpq-dev"), "diesel's postgres backend links libpq");
+    // Dependencies are cooked from the recipe before the sources arrive.
+    let cook = builder.find("cargo chef cook --release").expect("cook");
+    let copy_src = builder.find("COPY . .").expect("sources");
+    assert!(cook < copy_src, "cargo chef cook must precede COPY . . in the builder");
+    for pkg in ["libpq5", "ca-certificates", "curl"] {
+        assert!(runtime.contains(pkg), "runtime image installs {pkg}");
+    }
+    let user = lines.iter().rev().find(|l| l.starts_with("USER ")).expect("a USER line");
+    let uid = user.trim_start_matches("USER ").split(':').next().unwrap();
+    assert!(uid != "0" && uid != "root", "runs as non-root: {user}");
+
+    let compose = yaml("docker-compose.yml");
+    let exposed: BTreeSet<u16> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("EXPOSE "))
+        .flat_map(|l| l.split_whitespace().map(|p| p.parse::<u16>().unwrap()))
+        .collect();
+    for (name, port) in SERVICES.iter().chain([&SANDBOX]) {
+        let svc = compose_service(&compose, name);
+        assert_eq!(s(&svc["image"]), s(&compose_service(&compose, "auth-service")["image"]), "one image");
+        let bin = strings(&svc["command"])[0].clone();
+        assert!(builder.contains(&format!("-p {bin}")), "the builder builds {bin}");
+        assert!(builder.contains(&format!("target/release/{bin}")), "the builder copies {bin} out");
+        assert!(repo_root().join(&bin).join("src/main.rs").is_file(), "{bin} is a binary crate");
+        assert!(read_repo(&format!("{bin}/Cargo.toml")).contains(&format!("name = \"{bin}\"")));
+        assert!(exposed.contains(port), "EXPOSE {port}");
+        // The healthcheck's tool is in the image.
+        if let Some(test) = svc["healthcheck"]["test"].as_sequence() {
+            assert!(runtime.contains(s(&test[1])), "runtime image has {}", s(&test[1]));
+        }
+    }
+}
+
+#[test]
+fn dockerignore_keeps_build_outputs_and_secrets_out_but_sources_in() {
+    let ignore = read_repo(".dockerignore");
+    let patterns: BTreeSet<&str> = ignore
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    for must in ["target/", ".git/", "data/", "node_modules/", ".env"] {
+        assert!(patterns.contains(must), ".dockerignore lists {must}");
+    }
+    let members = ["shared", "auth-service", "jssdk-service", "pay-service", "wechat-sandbox", "stack"];
+    for m in members {
+        assert!(read_repo("Cargo.toml").contains(&format!("\"{m}\"")), "{m} is a workspace member");
+        for p in &patterns {
+            let p = p.trim_end_matches('/');
+            assert!(p != m && !m.starts_with(&format!("{p}/")), "{m} would be left out of the build");
+        }
+    }
+    for p in ["Cargo.toml", "Cargo.lock", "*.rs", "**/migrations"] {
+        assert!(!patterns.contains(p), "{p} is needed by the build");
+    }
+}
+
+// ------------------------------------------------------------- Kubernetes ----
+
+struct K8s {
+    /// (file, document)
+    docs: Vec<(String, Value)>,
+}
+
+impl K8s {
+    fn load() -> Self {
+        let kustomization = yaml("deploy/k8s/kustomization.yaml");
+        let resources = strings(&kustomization["resources"]);
+        let mut on_disk: Vec<String> = std::fs::read_dir(repo_root().join("deploy/k8s"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+            .collect();
+        on_disk.sort();
+        let mut listed = resources.clone();
+        listed.sort();
+        assert_eq!(listed, on_disk, "kustomization.yaml lists every manifest in deploy/k8s");
+        let docs = resources
+            .iter()
+            .flat_map(|f| yaml_docs(&format!("deploy/k8s/{f}")).into_iter().map(move |d| (f.clone(), d)))
+            .collect();
+        K8s { docs }
+    }
+
+    fn one(&self, kind: &str, name: &str) -> &Value {
+        let found: Vec<&Value> = self
+            .docs
+            .iter()
+            .map(|(_, d)| d)
+            .filter(|d| d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name))
+            .collect();
+        assert_eq!(found.len(), 1, "exactly one {kind}/{name}");
+        found[0]
+    }
+
+    fn kind(&self, kind: &str) -> Vec<&Value> {
+        self.docs.iter().map(|(_, d)| d).filter(|d| d["kind"].as_str() == Some(kind)).collect()
+    }
+
+    /// A container's env resolved through the ConfigMap and Secret of the
+    /// tree; Err names a reference that would stop the pod from starting.
+    fn resolve_env(&self, container: &Value) -> Result<BTreeMap<String, String>, String> {
+        let mut out = BTreeMap::new();
+        for e in container["env"].as_sequence().expect("env list") {
+            let name = s(&e["name"]).to_owned();
+            if let Some(v) = e.get("value") {
+                out.insert(name, s(v).to_owned());
+                continue;
+            }
+            let from = &e["valueFrom"];
+            let (kind, field, r) = if let Some(r) = from.get("configMapKeyRef") {
+                ("ConfigMap", "data", r)
+            } else if let Some(r) = from.get("secretKeyRef") {
+                ("Secret", "stringData", r)
+            } else {
+                panic!("{name}: unsupported valueFrom {from:?}")
+            };
+            let obj = self.one(kind, s(&r["name"]));
+            match obj[field].get(s(&r["key"])) {
+                Some(v) => {
+                    out.insert(name, s(v).to_owned());
+                }
+                None if r["optional"].as_bool() == Some(true) => {}
+                None => return Err(format!("{name}: {kind} {} has no key {}", s(&r["name"]), s(&r["key"]))),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn labels(v: &Value) -> BTreeMap<String, String> {
+    v.as_mapping()
+        .map(|m| m.iter().map(|(k, v)| (s(k).to_owned(), s(v).to_owned())).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn k8s_deployments_match_the_services() {
+    let k = K8s::load();
+    let kustomization = yaml("deploy/k8s/kustomization.yaml");
+    let image_name = s(&kustomization["images"][0]["name"]).to_owned();
+    for (name, port) in SERVICES {
+        let dep = k.one("Deployment", name);
+        assert_eq!(dep["spec"]["replicas"].as_u64(), Some(2), "{name}: 2 replicas");
+        let pod = &dep["spec"]["template"];
+        let pod_labels = labels(&pod["metadata"]["labels"]);
+        let selector = labels(&dep["spec"]["selector"]["matchLabels"]);
+        assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)), "{name}: selector");
+        let containers = pod["spec"]["containers"].as_sequence().unwrap();
+        assert_eq!(containers.len(), 1);
+        let c = &containers[0];
+        assert_eq!(s(&c["image"]), image_name, "{name}: the kustomize image");
+        assert_eq!(strings(&c["args"]), [name], "{name}: args pick the binary");
+        let ports = c["ports"].as_sequence().unwrap();
+        assert_eq!(ports.len(), 1);
+        assert_eq!((s(&ports[0]["name"]), ports[0]["containerPort"].as_u64()), ("http", Some(port as u64)));
+        for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/healthz")] {
+            let get = &c[probe]["httpGet"];
+            assert_eq!((s(&get["path"]), s(&get["port"])), (path, "http"), "{name} {probe}");
+        }
+        for bound in ["requests", "limits"] {
+            for res in ["cpu", "memory"] {
+                assert!(c["resources"][bound].get(res).is_some(), "{name}: resources.{bound}.{res}");
+            }
+        }
+        assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
+
+        // Variables: only ones the service reads, and with the template's
+        // placeholders it refuses to start (and names SESSION_SECRET).
+        let read = names_read_by(name);
+        let env = k.resolve_env(c).unwrap_or_else(|e| panic!("{name} cannot start: {e}"));
+        let all_names: Vec<String> = c["env"].as_sequence().unwrap().iter().map(|e| s(&e["name"]).to_owned()).collect();
+        let unread: Vec<_> = all_names.iter().filter(|n| !read.contains(*n)).collect();
+        assert!(unread.is_empty(), "{name} is given variables it never reads: {unread:?}");
+        let err = service_config(name, &Env::from_pairs(env.clone())).unwrap_err();
+        assert!(err.to_string().contains("SESSION_SECRET"), "{name} accepted the template's secret: {err}");
+        let mut filled = env.clone();
+        filled.insert("SESSION_SECRET".into(), FIT_SECRET.into());
+        let cfg = service_config(name, &Env::from_pairs(filled))
+            .unwrap_or_else(|e| panic!("{name} with the template filled in: {e}"));
+        assert_eq!(cfg.listen_addr.to_string(), format!("0.0.0.0:{port}"));
+        assert!(cfg.redis_url.is_some(), "{name}: replicas share Redis");
+        assert!(cfg.database_url.starts_with("postgres://"), "{name}: replicas share PostgreSQL");
+
+        let svc = k.one("Service", name);
+        assert_eq!(labels(&svc["spec"]["selector"]), selector, "{name}: Service selects the pods");
+        let sp = &svc["spec"]["ports"][0];
+        assert_eq!((sp["port"].as_u64(), s(&sp["targetPort"])), (Some(port as u64), "http"));
+
+        let pdb = k.one("PodDisruptionBudget", name);
+        assert_eq!(s(&pdb["apiVersion"]), "policy/v1");
+        assert_eq!(labels(&pdb["spec"]["selector"]["matchLabels"]), selector);
+        assert!(pdb["spec"]["minAvailable"].as_u64().is_some_and(|m| m >= 1));
+
+        let hpa = k.one("HorizontalPodAutoscaler", name);
+        assert_eq!(s(&hpa["apiVersion"]), "autoscaling/v2");
+        assert_eq!(s(&hpa["spec"]["scaleTargetRef"]["kind"]), "Deployment");
+        assert_eq!(s(&hpa["spec"]["scaleTargetRef"]["name"]), name);
+        let (min, max) = (hpa["spec"]["minReplicas"].as_u64().unwrap(), hpa["spec"]["maxReplicas"].as_u64().unwrap());
+        assert!(min >= 2 && max > min, "{name}: HPA {min}..{max}");
+    }
+    assert_eq!(k.kind("Deployment").len(), SERVICES.len(), "no other workloads (PostgreSQL and Redis are external)");
+    let secret = k.one("Secret", "wxpay-secrets");
+    for (key, v) in secret["stringData"].as_mapping().unwrap() {
+        assert!(s(v).contains("CHANGE-ME"), "secret.yaml {}: placeholders only", s(key));
+    }
+}
+
+#[test]
+fn ingress_routes_exactly_as_the_gateway_does() {
+    let k = K8s::load();
+    let ingresses = k.kind("Ingress");
+    assert_eq!(ingresses.len(), 1);
+    let ing = ingresses[0];
+    assert_eq!(s(&ing["apiVersion"]), "networking.k8s.io/v1");
+    let mut ingress_routes = BTreeSet::new();
+    for rule in ing["spec"]["rules"].as_sequence().unwrap() {
+        for p in rule["http"]["paths"].as_sequence().unwrap() {
+            let exact = match s(&p["pathType"]) {
+                "Exact" => true,
+                "Prefix" => false,
+                other => panic!("pathType {other} has no gateway equivalent"),
+            };
+            let svc = &p["backend"]["service"];
+            let name = s(&svc["name"]).to_owned();
+            let port = svc["port"]["number"].as_u64().unwrap() as u16;
+            assert_eq!(k.one("Service", &name)["spec"]["ports"][0]["port"].as_u64(), Some(port as u64));
+            ingress_routes.insert((s(&p["path"]).to_owned(), exact, name, port));
+        }
+    }
+    assert_eq!(ingress_routes, GatewayConf::load().proxied());
+}
+
+#[test]
+fn k8s_manifests_validate_against_the_kubernetes_schemas() {
+    let Some(validator) = which("kubernetes-validate") else {
+        return skip_or_fail("kubernetes-validate is not installed (pip install kubernetes-validate)");
+    };
+    // The validator must reject what it should, or a pass means nothing.
+    let dir = tempfile_dir();
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  portz: []\n").unwrap();
+    let out = Command::new(&validator).args(["--strict", "--quiet"]).arg(&bad).output().unwrap();
+    assert!(!out.status.success(), "kubernetes-validate --strict accepted an unknown field");
+
+    let k = K8s::load();
+    let files: BTreeSet<&String> = k.docs.iter().map(|(f, _)| f).collect();
+    for f in files {
+        let path = repo_root().join("deploy/k8s").join(f);
+        let out = Command::new(&validator).args(["--strict", "--quiet"]).arg(&path).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{f} does not validate:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The kustomization itself builds, when kubectl is at hand (optional).
+    match which("kubectl") {
+        Some(kubectl) => {
+            let out = Command::new(kubectl)
+                .arg("kustomize")
+                .arg(repo_root().join("deploy/k8s"))
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&out.stderr));
+            let rendered = String::from_utf8(out.stdout).unwrap();
+            assert!(rendered.contains("image: registry.example.com/wxpay:0.1.0"));
+            assert!(rendered.contains("namespace: wxpay"));
+        }
+        None => eprintln!("kubectl not found: kustomize build not checked"),
+    }
+}
+
+fn which(tool: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(tool))
+        .find(|p| p.is_file())
+}
+
+fn tempfile_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wxpay-deploy-files-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+// ------------------------------------------------------------------ API.md ----
+
+#[test]
+fn gateway_routes_every_path_of_api_md_to_its_service() {
+    let Some(api) = api_md() else {
+        return skip_or_fail("../shared/API.md is not beside the repository");
+    };
+    let conf = GatewayConf::load();
+    let paths = api_paths(&api);
+    assert!(paths.len() >= 20, "API.md §4 names its routes: {paths:?}");
+    for p in &paths {
+        let routed = conf.service_for(&p.path);
+        if p.path.starts_with("/internal/") {
+            assert_eq!(routed, None, "{} must not be exposed by the gateway", p.path);
+        } else {
+            let (host, _) = routed.unwrap_or_else(|| panic!("{} ({}) is not routed", p.path, p.section));
+            assert_eq!(host, p.section, "{} belongs to {}", p.path, p.section);
+        }
+    }
+    // And nothing is routed that API.md does not name.
+    for l in &conf.locations {
+        if let deploy_support::Target::Proxy(_) = l.target {
+            assert!(
+                paths.iter().any(|p| if l.exact { p.path == l.path } else { p.path.starts_with(&l.path) }),
+                "gateway routes {} which API.md §4 does not name",
+                l.path
+            );
+        }
+    }
+}

@@ -1,0 +1,451 @@
+//! What `deploy_files.rs` and `gateway_nginx.rs` both read: the repository's
+//! files, the gateway's routing table (parsed from deploy/nginx/gateway.conf),
+//! the routes API.md §4 names, and the environment variables a crate reads.
+//!
+//! A module directory, not a file beside the tests, so that cargo does not
+//! build it as a test of its own.
+
+#![allow(dead_code)] // each test file uses its own part
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// The workspace root (stack's parent).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("stack sits inside the workspace")
+        .to_path_buf()
+}
+
+pub fn read_repo(rel: &str) -> String {
+    let path = repo_root().join(rel);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// Skips a test for a missing tool on a developer's machine; under CI=true
+/// the tool is part of the contract and its absence fails the test.
+pub fn skip_or_fail(reason: &str) {
+    if in_ci() {
+        panic!("CI=true and {reason}");
+    }
+    eprintln!("SKIPPED: {reason}");
+}
+
+// ---------------------------------------------------------------- gateway ----
+
+/// What an nginx `location` does with a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// `proxy_pass http://<upstream>`.
+    Proxy(String),
+    /// `return <status> …`.
+    Return(u16),
+    /// Neither: the web root (try_files).
+    Static,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    /// `location = PATH` (true) or a prefix location (`^~ PATH` or `PATH`).
+    pub exact: bool,
+    pub path: String,
+    pub target: Target,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConf {
+    /// upstream name -> its `server host:port` entries.
+    pub upstreams: BTreeMap<String, Vec<(String, u16)>>,
+    pub locations: Vec<Location>,
+    /// The port of `listen PORT`.
+    pub listen_port: u16,
+    /// `root …` of the server.
+    pub web_root: String,
+}
+
+impl GatewayConf {
+    pub fn load() -> Self {
+        Self::parse(&read_repo("deploy/nginx/gateway.conf"))
+    }
+
+    /// A deliberately small parser: it knows the shapes gateway.conf uses
+    /// (one directive per statement, `location [=|^~] PATH { … }` blocks) and
+    /// panics on anything it does not recognise, so a new shape gets a test
+    /// update rather than silently escaping the checks.
+    pub fn parse(text: &str) -> Self {
+        let text: String = text
+            .lines()
+            .map(|l| l.split_once('#').map_or(l, |(code, _)| code))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut upstreams = BTreeMap::new();
+        let mut locations = Vec::new();
+        let mut listen_port = None;
+        let mut web_root = None;
+        let mut rest = text.as_str();
+        while let Some(start) = next_word(rest) {
+            rest = &rest[start..];
+            if let Some(after) = rest.strip_prefix("upstream ") {
+                let (header, body, tail) = block(after);
+                let servers = statements(body)
+                    .into_iter()
+                    .filter_map(|s| s.strip_prefix("server ").map(str::to_owned))
+                    .map(|s| {
+                        let addr = s.split_whitespace().next().expect("server address");
+                        let (host, port) = addr.rsplit_once(':').expect("server host:port");
+                        (host.to_owned(), port.parse().expect("numeric upstream port"))
+                    })
+                    .collect();
+                upstreams.insert(header.trim().to_owned(), servers);
+                rest = tail;
+            } else if let Some(after) = rest.strip_prefix("server ") {
+                // The server block: walk its statements and locations.
+                let (_, body, tail) = block(after);
+                let mut inner = body;
+                while let Some(start) = next_word(inner) {
+                    inner = &inner[start..];
+                    if let Some(after) = inner.strip_prefix("location ") {
+                        let (header, lbody, ltail) = block(after);
+                        inner = ltail;
+                        let words: Vec<&str> = header.split_whitespace().collect();
+                        let (exact, path) = match words.as_slice() {
+                            ["=", p] => (true, *p),
+                            ["^~", p] => (false, *p),
+                            [p] if p.starts_with('@') => continue,
+                            [p] if p.starts_with('/') => (false, *p),
+                            other => panic!("unrecognised location {other:?}"),
+                        };
+                        let mut target = Target::Static;
+                        for s in statements(lbody) {
+                            if let Some(up) = s.strip_prefix("proxy_pass http://") {
+                                target = Target::Proxy(up.trim_end_matches('/').to_owned());
+                            } else if let Some(ret) = s.strip_prefix("return ") {
+                                let code = ret.split_whitespace().next().unwrap();
+                                target = Target::Return(code.parse().expect("return status"));
+                            }
+                        }
+                        locations.push(Location {
+                            exact,
+                            path: path.to_owned(),
+                            target,
+                        });
+                    } else {
+                        let end = inner.find(';').expect("statement ends with ;");
+                        let stmt = inner[..end].trim();
+                        if let Some(l) = stmt.strip_prefix("listen ") {
+                            let port = l.split_whitespace().next().unwrap();
+                            let port = port.rsplit(':').next().unwrap();
+                            listen_port = Some(port.parse().expect("numeric listen port"));
+                        } else if let Some(r) = stmt.strip_prefix("root ") {
+                            web_root = Some(r.trim().to_owned());
+                        }
+                        inner = &inner[end + 1..];
+                    }
+                }
+                rest = tail;
+            } else {
+                // map blocks and top-level statements
+                let brace = rest.find('{');
+                let semi = rest.find(';');
+                match (brace, semi) {
+                    (Some(b), Some(s)) if b < s => rest = block(&rest[b - 1..]).2,
+                    (Some(b), None) => rest = block(&rest[b - 1..]).2,
+                    (_, Some(s)) => rest = &rest[s + 1..],
+                    (None, None) => panic!("trailing text in gateway.conf: {rest:?}"),
+                }
+            }
+        }
+        GatewayConf {
+            upstreams,
+            locations,
+            listen_port: listen_port.expect("a listen directive"),
+            web_root: web_root.expect("a root directive"),
+        }
+    }
+
+    /// The location nginx picks for `path`: an exact match, else the longest
+    /// matching prefix (gateway.conf uses no regex locations).
+    pub fn location_for(&self, path: &str) -> Option<&Location> {
+        self.locations
+            .iter()
+            .find(|l| l.exact && l.path == path)
+            .or_else(|| {
+                self.locations
+                    .iter()
+                    .filter(|l| !l.exact && path.starts_with(&l.path))
+                    .max_by_key(|l| l.path.len())
+            })
+    }
+
+    /// The compose/Kubernetes service (`host` of the upstream's server) that
+    /// serves `path`, or None when the gateway does not proxy it.
+    pub fn service_for(&self, path: &str) -> Option<(String, u16)> {
+        match &self.location_for(path)?.target {
+            Target::Proxy(up) => {
+                let servers = &self.upstreams[up];
+                assert_eq!(servers.len(), 1, "upstream {up}: one server (a service name)");
+                Some(servers[0].clone())
+            }
+            _ => None,
+        }
+    }
+
+    /// (path, exact, service, port) of every proxied location.
+    pub fn proxied(&self) -> BTreeSet<(String, bool, String, u16)> {
+        self.locations
+            .iter()
+            .filter_map(|l| match &l.target {
+                Target::Proxy(up) => {
+                    let (host, port) = self.upstreams[up][0].clone();
+                    Some((l.path.clone(), l.exact, host, port))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn next_word(s: &str) -> Option<usize> {
+    s.find(|c: char| !c.is_whitespace())
+}
+
+/// Splits `header { body } tail` (quotes may hold braces).
+fn block(s: &str) -> (&str, &str, &str) {
+    let open = s.find('{').expect("block opens with {");
+    let mut depth = 0;
+    let mut quote = None;
+    for (i, c) in s.char_indices().skip(open) {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '{') => depth += 1,
+            (None, '}') => {
+                depth -= 1;
+                if depth == 0 {
+                    return (&s[..open], &s[open + 1..i], &s[i + 1..]);
+                }
+            }
+            _ => {}
+        }
+    }
+    panic!("unclosed block: {s:?}")
+}
+
+/// The `;`-terminated statements of a block body (quotes may hold `;`).
+fn statements(body: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quote = None;
+    for c in body.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => {
+                quote = None;
+                cur.push(c)
+            }
+            (Some(_), _) => cur.push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                cur.push(c)
+            }
+            (None, ';') => {
+                out.push(cur.trim().to_owned());
+                cur.clear();
+            }
+            _ => cur.push(c),
+        }
+    }
+    out
+}
+
+// ----------------------------------------------------------------- API.md ----
+
+/// A path API.md §4 names, with the service whose section names it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ApiPath {
+    pub section: String,
+    /// A concrete path: `{param}` replaced by a sample value, no query.
+    pub path: String,
+}
+
+/// API.md sits in shared/ beside the repository (here and in CI).
+pub fn api_md() -> Option<String> {
+    let path = repo_root().join("../shared/API.md");
+    std::fs::read_to_string(path).ok()
+}
+
+/// Every `/api/…` and `/internal/…` path in §4's code spans, in order.
+pub fn api_paths(api_md: &str) -> Vec<ApiPath> {
+    let start = api_md.find("## 4. Routes").expect("API.md has §4");
+    let section4 = &api_md[start..];
+    let end = section4[3..].find("\n## ").map_or(section4.len(), |e| e + 3);
+    let mut out = BTreeSet::new();
+    let mut current = String::new();
+    for line in section4[..end].lines() {
+        if let Some(h) = line.strip_prefix("### ") {
+            current = h.split([',', ' ']).next().unwrap().to_owned();
+            continue;
+        }
+        for (i, span) in line.split('`').enumerate() {
+            if i % 2 == 0 {
+                continue; // outside a code span
+            }
+            for word in span.split_whitespace() {
+                // A path inside another URL's query (redirect_uri=…) is not a route.
+                let word = word.split(['?', '#']).next().unwrap();
+                let Some(at) = word.find("/api/").or_else(|| word.find("/internal/")) else {
+                    continue;
+                };
+                let path: String = word[at..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || "/_.-{}".contains(*c))
+                    .collect();
+                let mut concrete = String::new();
+                let mut in_param = false;
+                for c in path.chars() {
+                    match c {
+                        '{' => in_param = true,
+                        '}' => {
+                            in_param = false;
+                            concrete.push_str("T202611250001");
+                        }
+                        _ if in_param => {}
+                        _ => concrete.push(c),
+                    }
+                }
+                out.insert(ApiPath {
+                    section: current.clone(),
+                    path: concrete,
+                });
+            }
+        }
+    }
+    out.into_iter().collect()
+}
+
+// --------------------------------------------------------- configuration ----
+
+/// Every `"UPPER_CASE"` string literal in Rust sources under `path` (a file
+/// or a directory): a superset of the environment variables that code reads
+/// (all are read by literal name, through `Env::get/required/secret/parse_or/…`
+/// or `std::env::var`).
+pub fn literals_in(path: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut todo = vec![path.to_path_buf()];
+    while let Some(p) = todo.pop() {
+        if p.is_dir() {
+            for entry in std::fs::read_dir(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())) {
+                todo.push(entry.unwrap().path());
+            }
+        } else if p.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&p).unwrap();
+            for lit in string_literals(&text) {
+                if lit.len() >= 2
+                    && lit.starts_with(|c: char| c.is_ascii_uppercase())
+                    && lit
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                {
+                    out.insert(lit);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The contents of Rust string literals (plain and raw), skipping comments,
+/// char literals (`'"'`) and lifetimes. Enough Rust lexing for the sources of
+/// this workspace, not a general one.
+fn string_literals(src: &str) -> Vec<String> {
+    let b = src.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
+                    i += 1;
+                }
+                i += 2;
+            }
+            b'\'' => {
+                // 'x', '\n', '\'' … or a lifetime 'a
+                if b.get(i + 1) == Some(&b'\\') {
+                    i += 2;
+                    while i < b.len() && b[i] != b'\'' {
+                        i += 1;
+                    }
+                    i += 1;
+                } else {
+                    let ch_len = src[i + 1..].chars().next().map_or(1, char::len_utf8);
+                    if b.get(i + 1 + ch_len) == Some(&b'\'') {
+                        i += 2 + ch_len;
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'r' if matches!(b.get(i + 1), Some(b'"' | b'#'))
+                && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_')) =>
+            {
+                let mut j = i + 1;
+                while b.get(j) == Some(&b'#') {
+                    j += 1;
+                }
+                if b.get(j) != Some(&b'"') {
+                    i += 1;
+                    continue;
+                }
+                let hashes = j - i - 1;
+                let close = format!("\"{}", "#".repeat(hashes));
+                let start = j + 1;
+                let end = src[start..].find(&close).map_or(b.len(), |e| start + e);
+                out.push(src[start..end].to_owned());
+                i = end + close.len();
+            }
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                out.push(src[start..i.min(b.len())].to_owned());
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
+/// The variables a binary of this workspace may read: its crate's literals,
+/// `shared`'s configuration (for the three services), and `RUST_LOG` (read by
+/// tracing-subscriber's `EnvFilter::try_from_default_env`, not by a literal).
+pub fn names_read_by(crate_dir: &str) -> BTreeSet<String> {
+    let root = repo_root();
+    let mut names = literals_in(&root.join(crate_dir).join("src"));
+    let main = if crate_dir == "wechat-sandbox" {
+        "wechat-sandbox/src/main.rs"
+    } else {
+        names.extend(literals_in(&root.join("shared/src/config.rs")));
+        "shared/src/telemetry.rs"
+    };
+    assert!(
+        read_repo(main).contains("try_from_default_env"),
+        "{main} no longer reads RUST_LOG through EnvFilter::try_from_default_env"
+    );
+    names.insert("RUST_LOG".to_owned());
+    names
+}
