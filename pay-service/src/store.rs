@@ -376,7 +376,13 @@ pub async fn claim_due(
             .select(pay_orders::out_trade_no);
         let nos: Vec<String> = match conn {
             DbConnection::Pg(c) => due.for_update().skip_locked().load(c)?,
-            DbConnection::Sqlite(c) => due.load(c)?,
+            DbConnection::Sqlite(c) => {
+                // Take the write lock before reading: a concurrent claimer
+                // then waits for this claim instead of failing to upgrade.
+                diesel::sql_query("UPDATE pay_orders SET next_check_at = next_check_at WHERE id = -1")
+                    .execute(c)?;
+                due.load(c)?
+            }
         };
         if nos.is_empty() {
             return Ok(Vec::new());
