@@ -73,3 +73,40 @@ async fn three_replicas_sharing_redis_fetch_once_per_kind() {
         assert_eq!(sb.state().calls(other), 0, "{endpoint}");
     }
 }
+
+/// A replica whose fetch is slow holds the lock; another replica waits at most
+/// `JSSDK_LOCK_WAIT_MS`, then answers 504/10009 rather than fetching too (or
+/// signing with anything else). Once the fetch lands, both serve it.
+#[tokio::test]
+async fn waiting_for_another_replicas_fetch_is_bounded() {
+    let sb = start_sandbox().await;
+    let shared_cache = Cache::memory();
+    let slow = spawn_instance(&sb, &[], Some(shared_cache.clone())).await;
+    let impatient = spawn_instance(&sb, &[("JSSDK_LOCK_WAIT_MS", "300")], Some(shared_cache)).await;
+    sb.state().inject_fault(
+        STABLE_TOKEN_PATH,
+        FaultKind::Delay(Duration::from_secs(3)),
+        1,
+    );
+    let client = client();
+    let page = "https://shop.example/p";
+
+    let first = tokio::spawn({
+        let (client, url) = (client.clone(), config_url(&slow.base, page));
+        async move { get_json(&client, &url).await }
+    });
+    wait_for_calls(&sb, STABLE_TOKEN_PATH, 1).await;
+    let (status, body) = get_json(&client, &config_url(&impatient.base, page)).await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["code"], 10009);
+
+    let (status, body) = first.await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let ticket = current_ticket(&sb);
+    assert_signed_with(&body, &ticket, page);
+    let (status, body) = get_json(&client, &config_url(&impatient.base, page)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_signed_with(&body, &ticket, page);
+    assert_eq!(sb.state().calls(STABLE_TOKEN_PATH), 1);
+    assert_eq!(sb.state().calls(TICKET_PATH), 1);
+}
