@@ -1,1 +1,31 @@
-fn main() {}
+//! `cargo run --release -p stack`: the whole system on one port.
+
+use shared::config::{Env, LogFormat, exit_on_error};
+
+#[actix_web::main]
+async fn main() -> anyhow::Result<()> {
+    let env = exit_on_error(Env::from_process());
+    let format = if env.get("LOG_FORMAT") == Some("json") { LogFormat::Json } else { LogFormat::Pretty };
+    shared::telemetry::init_tracing(format);
+
+    let stack = match stack::Stack::start(env).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("stack: {e:#}");
+            std::process::exit(2);
+        }
+    };
+    println!();
+    println!("  wxpay is running: open {}", stack.public_url());
+    if let Some(sandbox) = stack.sandbox() {
+        println!("  WeChat sandbox:   {}  (test users below; Ctrl-C stops both)", sandbox.base_url());
+        for user in sandbox.state().users() {
+            println!("    {:<4} {}  ({} {})", user.key, user.nickname, user.province, user.city);
+        }
+    } else {
+        println!("  WXPAY_SANDBOX=off: talking to the configured WeChat bases");
+    }
+    println!();
+    stack.run_until_stopped().await?;
+    Ok(())
+}

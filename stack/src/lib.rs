@@ -1,0 +1,141 @@
+//! `stack`: the three services' routes on one port plus the WeChat sandbox, in
+//! one process, on embedded defaults (SQLite files under `./data`, the in-process
+//! cache). The README's first command.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use actix_web::dev::Server;
+use shared::cache::Cache;
+use shared::config::Env;
+use shared::startup::{listen, server_settings};
+use shared::telemetry::{Readiness, configure_health};
+use wechat_sandbox::{Sandbox, SandboxConfig};
+
+pub struct Stack {
+    addr: SocketAddr,
+    public_url: String,
+    sandbox: Option<Sandbox>,
+    server: Server,
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+const DEFAULT_SANDBOX: &str = "127.0.0.1:8090";
+
+impl Stack {
+    /// Binds, starts the sandbox (unless `WXPAY_SANDBOX=off`), builds the three
+    /// services on `env` and returns; `run_until_stopped` serves.
+    pub async fn start(mut env: Env) -> anyhow::Result<Stack> {
+        let sandbox_on = env.bool_or("WXPAY_SANDBOX", true)?;
+        let listen_addr: SocketAddr = env.parse_or("LISTEN_ADDR", DEFAULT_LISTEN.parse()?)?;
+        let listener = listen(listen_addr)?;
+        let addr = listener.local_addr()?;
+        env.set("LISTEN_ADDR", addr.to_string());
+        env.set_default("PUBLIC_BASE_URL", format!("http://{}", browsable(addr)));
+
+        if env.get("SESSION_SECRET").is_none() {
+            // Only `stack` may run without one: sessions then end when it stops.
+            env.set("SESSION_SECRET", shared::random::alphanumeric(48));
+            tracing::info!("SESSION_SECRET not set: using a random one for this run");
+        }
+
+        let sandbox = if sandbox_on {
+            let sandbox_addr: SocketAddr = env.parse_or("SANDBOX_ADDR", DEFAULT_SANDBOX.parse()?)?;
+            let mut cfg = SandboxConfig::for_tests();
+            cfg.listen = sandbox_addr;
+            cfg.time_scale = env.parse_or("SANDBOX_TIME_SCALE", 1.0)?;
+            let sandbox = Sandbox::start(cfg).await?;
+            point_at_sandbox(&mut env, &sandbox.base_url());
+            Some(sandbox)
+        } else {
+            None
+        };
+
+        let cache = Cache::connect(env.get("REDIS_URL"), shared::startup::CACHE_PREFIX).await?;
+        let auth_config = auth_service::config::AuthConfig::from_env(&env)?;
+        let jssdk_config = jssdk_service::config::JssdkConfig::from_env(&env)?;
+        let pay_config = pay_service::config::PayConfig::from_env(&env)?;
+        let settings = server_settings(&auth_config.common);
+        let public_url = auth_config.common.public_base_url.to_string();
+
+        let auth = auth_service::AuthState::build(auth_config, Some(cache.clone())).await?;
+        let jssdk = jssdk_service::JssdkState::build(jssdk_config, Some(cache.clone())).await?;
+        let pay = pay_service::PayState::build(pay_config, Some(cache.clone())).await?;
+
+        let mut readiness = Readiness::default();
+        for r in [auth.readiness(), jssdk.readiness(), pay.readiness()] {
+            readiness.databases.extend(r.databases);
+        }
+        readiness.caches.push(cache);
+
+        let web_root = web_root();
+        let (auth_routes, jssdk_routes, pay_routes) = (
+            auth_service::configure(auth),
+            jssdk_service::configure(jssdk),
+            pay_service::configure(pay),
+        );
+        let server = shared::http::serve(listener, settings, move |cfg| {
+            configure_health(cfg, readiness.clone());
+            auth_routes(cfg);
+            jssdk_routes(cfg);
+            pay_routes(cfg);
+            if let Some(root) = &web_root {
+                cfg.service(actix_files::Files::new("/", root).index_file("index.html"));
+            }
+        })?;
+        Ok(Stack { addr, public_url, sandbox, server })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The URL to open in a browser.
+    pub fn public_url(&self) -> &str {
+        &self.public_url
+    }
+
+    pub fn sandbox(&self) -> Option<&Sandbox> {
+        self.sandbox.as_ref()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        if let Some(sandbox) = self.sandbox {
+            sandbox.stop().await;
+        }
+        result
+    }
+}
+
+/// The sandbox replaces WeChat's three hosts and the credentials.
+fn point_at_sandbox(env: &mut Env, base: &str) {
+    for var in ["WECHAT_API_BASE", "WECHAT_OPEN_BASE", "WECHATPAY_API_BASE"] {
+        env.set(var, base);
+    }
+    env.set("WX_APP_ID", wechat_sandbox::SANDBOX_OA_APPID);
+    env.set("WX_APP_SECRET", wechat_sandbox::SANDBOX_OA_SECRET);
+    env.set("MP_APP_ID", wechat_sandbox::SANDBOX_MP_APPID);
+    env.set("MP_APP_SECRET", wechat_sandbox::SANDBOX_MP_SECRET);
+    env.set("MCH_ID", wechat_sandbox::SANDBOX_MCH_ID);
+    env.set("MCH_KEY", wechat_sandbox::SANDBOX_MCH_KEY);
+}
+
+/// A wildcard listen address is reachable through loopback.
+fn browsable(addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    } else {
+        addr
+    }
+}
+
+/// The demo page's folder (`WEB_ROOT`, else `web/` of this checkout) when present.
+fn web_root() -> Option<PathBuf> {
+    let candidates = [
+        std::env::var_os("WEB_ROOT").map(PathBuf::from),
+        Some(PathBuf::from("web")),
+        Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../web"))),
+    ];
+    candidates.into_iter().flatten().find(|p| p.join("index.html").is_file())
+}

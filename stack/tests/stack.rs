@@ -1,0 +1,116 @@
+//! `stack` on its embedded defaults: it answers health, routes every service's
+//! paths on one port, and sends a browser to the sandbox's consent page.
+
+use shared::config::Env;
+use stack::Stack;
+
+struct Running {
+    base: String,
+    sandbox_base: String,
+    nicknames: Vec<String>,
+    _dir: TempDir,
+}
+
+/// A folder removed on drop, for the stack's SQLite file.
+struct TempDir(std::path::PathBuf);
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn start() -> Running {
+    let dir = std::env::temp_dir().join(format!("wxpay-stack-{}", shared::random::alphanumeric(12)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let env = Env::from_pairs([
+        ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+        ("SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
+        ("DATABASE_URL", format!("sqlite://{}/stack.db", dir.display())),
+    ]);
+    let stack = Stack::start(env).await.expect("stack starts");
+    let base = format!("http://{}", stack.addr());
+    let sandbox = stack.sandbox().expect("sandbox on by default");
+    let sandbox_base = sandbox.base_url();
+    let nicknames = sandbox.state().users().into_iter().map(|u| u.nickname).collect();
+    tokio::spawn(stack.run_until_stopped());
+    Running { base, sandbox_base, nicknames, _dir: TempDir(dir) }
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+}
+
+#[actix_web::test]
+async fn answers_health_and_metrics() {
+    let s = start().await;
+    let c = client();
+    let health = c.get(format!("{}/healthz", s.base)).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(health.headers().contains_key("x-request-id"));
+    assert_eq!(c.get(format!("{}/readyz", s.base)).send().await.unwrap().status(), 200);
+    let metrics = c.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("http_requests_total"), "{metrics}");
+}
+
+#[actix_web::test]
+async fn unknown_paths_get_the_envelope_and_keep_the_request_id() {
+    let s = start().await;
+    let resp = client()
+        .get(format!("{}/api/nope", s.base))
+        .header("x-request-id", "trace-me-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+    assert_eq!(resp.headers()["x-request-id"], "trace-me-123");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], 1004);
+    assert!(body["data"].is_null());
+}
+
+#[actix_web::test]
+async fn every_service_answers_on_the_one_port() {
+    let s = start().await;
+    let c = client();
+    // jssdk-service
+    let page = format!("{}/index.html", s.base);
+    let cfg: serde_json::Value = c
+        .get(format!("{}/api/wechat/jssdkConfig", s.base))
+        .query(&[("url", page.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(cfg["code"], 0, "{cfg}");
+    assert_eq!(cfg["data"]["appId"], wechat_sandbox::SANDBOX_OA_APPID);
+    // pay-service: no session → 401/1002
+    let pay = c.get(format!("{}/api/mp/v2Pay?money=0.01", s.base)).send().await.unwrap();
+    assert_eq!(pay.status(), 401);
+    // auth-service: no session → 401/1002
+    let me = c.get(format!("{}/api/auth/me", s.base)).send().await.unwrap();
+    assert_eq!(me.status(), 401);
+}
+
+#[actix_web::test]
+async fn login_leads_to_the_sandbox_consent_page() {
+    let s = start().await;
+    let c = client();
+    let back = format!("{}/", s.base);
+    let resp = c
+        .get(format!("{}/api/wechat/redirect", s.base))
+        .query(&[("url", back.as_str()), ("scope", "snsapi_userinfo")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 302);
+    let location = resp.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(&format!("{}/connect/oauth2/authorize?", s.sandbox_base)), "{location}");
+    let page = c.get(&location).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    for nickname in &s.nicknames {
+        assert!(html.contains(nickname.as_str()), "consent page lacks {nickname}");
+    }
+}
