@@ -79,7 +79,10 @@ impl PayConfig {
         }
         let reconcile_batch: i64 = env.parse_or("RECONCILE_BATCH", 50)?;
         if reconcile_batch < 1 {
-            return Err(ConfigError::invalid("RECONCILE_BATCH", "must be at least 1"));
+            return Err(ConfigError::invalid(
+                "RECONCILE_BATCH",
+                "must be at least 1",
+            ));
         }
         Ok(PayConfig {
             common,
@@ -156,13 +159,23 @@ mod tests {
             pairs.push((k, v));
             PayConfig::from_env(&Env::from_pairs(pairs))
         };
-        assert!(with("PAY_SIGN_TYPE", "SHA1").unwrap_err().to_string().contains("PAY_SIGN_TYPE"));
+        assert!(
+            with("PAY_SIGN_TYPE", "SHA1")
+                .unwrap_err()
+                .to_string()
+                .contains("PAY_SIGN_TYPE")
+        );
         assert_eq!(
             with("PAY_SIGN_TYPE", "HMAC-SHA256").unwrap().sign_type,
             SignType::HmacSha256
         );
         assert!(with("ORDER_EXPIRE_MINUTES", "1").is_err());
-        assert!(with("MAX_ORDER_FEN", "0").unwrap_err().to_string().contains("MAX_ORDER_FEN"));
+        assert!(
+            with("MAX_ORDER_FEN", "0")
+                .unwrap_err()
+                .to_string()
+                .contains("MAX_ORDER_FEN")
+        );
         assert!(with("MIN_ORDER_FEN", "0").is_err());
     }
 }

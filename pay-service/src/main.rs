@@ -7,6 +7,9 @@ async fn main() -> anyhow::Result<()> {
     let env = exit_on_error(Env::from_process());
     let config = exit_on_error(PayConfig::from_env(&env));
     init_tracing(config.common.log_format);
-    Application::build(config).await?.run_until_stopped().await?;
+    Application::build(config)
+        .await?
+        .run_until_stopped()
+        .await?;
     Ok(())
 }

@@ -36,7 +36,10 @@ pub static ORDER_TRANSITIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static NOTIFICATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
-            Opts::new("pay_notifications_total", "Payment notifications by outcome"),
+            Opts::new(
+                "pay_notifications_total",
+                "Payment notifications by outcome",
+            ),
             &["outcome"],
         )
         .expect("valid metric"),
@@ -47,7 +50,10 @@ pub static NOTIFICATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
 pub static RECONCILED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register(
         IntCounterVec::new(
-            Opts::new("pay_reconcile_orders_total", "Orders checked by reconciliation, by result"),
+            Opts::new(
+                "pay_reconcile_orders_total",
+                "Orders checked by reconciliation, by result",
+            ),
             &["result"],
         )
         .expect("valid metric"),

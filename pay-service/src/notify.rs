@@ -77,7 +77,9 @@ pub async fn receive(
         Outcome::Settled(Settled::Applied | Settled::AlreadyPaid) | Outcome::PaymentFailed => {
             tracing::info!(outcome = outcome.label(), "payment notification")
         }
-        other => tracing::warn!(outcome = other.label(), detail = ?other, "payment notification refused"),
+        other => {
+            tracing::warn!(outcome = other.label(), detail = ?other, "payment notification refused")
+        }
     }
     reply(&outcome)
 }
@@ -93,7 +95,10 @@ pub async fn process(state: &PayState, body: &[u8]) -> Outcome {
             return outcome;
         }
     };
-    let no = fields.get("out_trade_no").filter(|n| !n.is_empty()).cloned();
+    let no = fields
+        .get("out_trade_no")
+        .filter(|n| !n.is_empty())
+        .cloned();
     if !state.pay.verify(&fields) {
         record_refusal(state, no, raw, false, &Outcome::BadSign).await;
         return Outcome::BadSign;

@@ -10,12 +10,12 @@ use sha2::{Digest, Sha256};
 use shared::db::now_unix;
 use shared::session::Claims;
 
+use crate::beijing;
 use crate::error::PayError;
 use crate::metrics;
 use crate::state::PayState;
 use crate::store::{self, NewOrder, Order, PaidReport, Settled, Status};
 use crate::wxpay::TradeState;
-use crate::beijing;
 
 /// WeChat's limit on unifiedorder's `body`, in bytes.
 const MAX_DESCRIPTION_BYTES: usize = 128;
@@ -109,7 +109,11 @@ impl From<&Order> for OrderView {
 /// A date prefix for operators, then 18 random alphanumerics (~107 bits) so
 /// that order numbers cannot be guessed; 32 characters, WeChat's maximum.
 pub fn new_out_trade_no(now: i64) -> String {
-    format!("{}{}", beijing::format(now), shared::random::alphanumeric(18))
+    format!(
+        "{}{}",
+        beijing::format(now),
+        shared::random::alphanumeric(18)
+    )
 }
 
 fn request_hash(claims: &Claims, req: &OrderRequest, description: &str) -> String {
@@ -142,9 +146,7 @@ fn check_redirect(state: &PayState, url: Option<&str>) -> Result<String, PayErro
     let origin = shared::config::origin_of(url)
         .ok_or_else(|| PayError::invalid("redirectUrl must be an absolute http(s) URL"))?;
     if !state.config.common.allowed_origins.contains(&origin) {
-        return Err(PayError::invalid(
-            "redirectUrl is not on an allowed origin",
-        ));
+        return Err(PayError::invalid("redirectUrl is not on an allowed origin"));
     }
     Ok(url.to_owned())
 }
@@ -172,7 +174,9 @@ pub async fn place(
             )));
         }
         Some(d) if d.chars().any(char::is_control) => {
-            return Err(PayError::invalid("description must not hold control characters"));
+            return Err(PayError::invalid(
+                "description must not hold control characters",
+            ));
         }
         Some(d) => d.to_owned(),
     };
@@ -456,7 +460,10 @@ pub async fn apply_trade_state(
             close_locally(state, &no, source).await?;
             Ok(Applied::Closed)
         }
-        TradeState::NotPay | TradeState::PayError | TradeState::Pending(_) | TradeState::NotExist => {
+        TradeState::NotPay
+        | TradeState::PayError
+        | TradeState::Pending(_)
+        | TradeState::NotExist => {
             if now_unix() < order.expires_at {
                 return Ok(Applied::Unchanged);
             }
@@ -486,7 +493,9 @@ pub async fn close(state: &PayState, claims: &Claims, no: &str) -> Result<Order,
     let order = owned(state, claims, no).await?;
     match order.status() {
         Status::Paid | Status::Refund => {
-            return Err(PayError::Conflict("order is paid and cannot be closed".into()));
+            return Err(PayError::Conflict(
+                "order is paid and cannot be closed".into(),
+            ));
         }
         Status::Closed => return Ok(order),
         Status::NotPay | Status::PayError => {}
@@ -495,14 +504,20 @@ pub async fn close(state: &PayState, claims: &Claims, no: &str) -> Result<Order,
         Ok(()) => {}
         Err(PayError::PayRefused { code, .. }) if code == "ORDERPAID" => {
             sync(state, order, "query").await?;
-            return Err(PayError::Conflict("order is paid and cannot be closed".into()));
+            return Err(PayError::Conflict(
+                "order is paid and cannot be closed".into(),
+            ));
         }
         Err(e) => return Err(e),
     }
     close_locally(state, no, "close").await?;
-    let order = store::get(&state.db, no).await?.ok_or(PayError::OrderNotFound)?;
+    let order = store::get(&state.db, no)
+        .await?
+        .ok_or(PayError::OrderNotFound)?;
     if matches!(order.status(), Status::Paid | Status::Refund) {
-        return Err(PayError::Conflict("order is paid and cannot be closed".into()));
+        return Err(PayError::Conflict(
+            "order is paid and cannot be closed".into(),
+        ));
     }
     Ok(order)
 }
@@ -519,5 +534,39 @@ mod tests {
         assert!(a.starts_with("20240302003005"));
         assert!(a.bytes().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a, b);
+    }
+
+    /// WeChat's published wx.requestPayment example: the payParams signer
+    /// gives WeChat's paySign.
+    #[test]
+    fn pay_sign_matches_wechat_published_example() {
+        let api = crate::wxpay::offline_api(
+            "qazwsxedcrfvtgbyhnujmikolp111111",
+            shared::sign::SignType::Md5,
+        );
+        let params = sign_pay_params(
+            &api,
+            "wxd678efh567hg6787",
+            "wx2017033010242291fcfe0db70013231072",
+            "1490840662",
+            "5K8264ILTKCH16CQ2502SI8ZNMTM67VS",
+        );
+        assert_eq!(params.pay_sign, "22D9B4E54AB1950F51E0649E8810ACD6");
+        assert_eq!(
+            params.package,
+            "prepay_id=wx2017033010242291fcfe0db70013231072"
+        );
+        assert_eq!(params.sign_type, "MD5");
+        assert_eq!(
+            serde_json::to_value(&params).unwrap(),
+            serde_json::json!({
+                "appId": "wxd678efh567hg6787",
+                "timeStamp": "1490840662",
+                "nonceStr": "5K8264ILTKCH16CQ2502SI8ZNMTM67VS",
+                "package": "prepay_id=wx2017033010242291fcfe0db70013231072",
+                "signType": "MD5",
+                "paySign": "22D9B4E54AB1950F51E0649E8810ACD6",
+            })
+        );
     }
 }

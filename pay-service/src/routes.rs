@@ -54,8 +54,8 @@ pub async fn v2_pay(
         .money
         .as_deref()
         .ok_or_else(|| PayError::invalid("money is required"))?;
-    let amount_fen = shared::money::yuan_to_fen(money)
-        .map_err(|e| PayError::invalid(format!("money: {e}")))?;
+    let amount_fen =
+        shared::money::yuan_to_fen(money).map_err(|e| PayError::invalid(format!("money: {e}")))?;
     let order = orders::place(
         &state,
         &claims,

@@ -297,7 +297,10 @@ pub fn settle_paid(
     match order.status() {
         Status::Paid | Status::Refund => {
             if order.transaction_id.as_deref() != Some(report.transaction_id.as_str()) {
-                tracing::warn!(out_trade_no = no, "paid order reported with another transaction_id");
+                tracing::warn!(
+                    out_trade_no = no,
+                    "paid order reported with another transaction_id"
+                );
             }
             return Ok(Settled::AlreadyPaid);
         }
@@ -379,8 +382,10 @@ pub async fn claim_due(
             DbConnection::Sqlite(c) => {
                 // Take the write lock before reading: a concurrent claimer
                 // then waits for this claim instead of failing to upgrade.
-                diesel::sql_query("UPDATE pay_orders SET next_check_at = next_check_at WHERE id = -1")
-                    .execute(c)?;
+                diesel::sql_query(
+                    "UPDATE pay_orders SET next_check_at = next_check_at WHERE id = -1",
+                )
+                .execute(c)?;
                 due.load(c)?
             }
         };

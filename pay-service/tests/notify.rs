@@ -32,7 +32,11 @@ async fn a_paid_notification_marks_the_order_paid_once() {
     for db in all_backends(migrations) {
         let app = spawn_app(&db).await;
         let no = new_order(&app, "0.29").await;
-        let tx = app.sandbox.state().pay_order(&no, PayOptions::default()).unwrap();
+        let tx = app
+            .sandbox
+            .state()
+            .pay_order(&no, PayOptions::default())
+            .unwrap();
         assert!(app.sandbox.state().wait_acknowledged(&no, WAIT).await);
         let view = app.order_view(&no, &app.mp_token()).await;
         assert_eq!(view["status"], "PAID");
@@ -41,10 +45,16 @@ async fn a_paid_notification_marks_the_order_paid_once() {
         assert!(view["paidAt"].as_i64().unwrap() > now_unix() - 3600);
         let t = app.transitions(&no).await;
         assert_eq!(t.len(), 1);
-        assert_eq!((t[0].to_status.as_str(), t[0].source.as_str()), ("PAID", "notify"));
+        assert_eq!(
+            (t[0].to_status.as_str(), t[0].source.as_str()),
+            ("PAID", "notify")
+        );
         let n = app.notifications(Some(&no)).await;
         assert_eq!(n.len(), 1);
-        assert_eq!((n[0].outcome.as_str(), n[0].sign_verified), ("applied", true));
+        assert_eq!(
+            (n[0].outcome.as_str(), n[0].sign_verified),
+            ("applied", true)
+        );
         assert!(n[0].raw_body.contains(&tx));
         let deliveries = app.sandbox.state().deliveries(&no);
         assert_eq!(deliveries.len(), 1);
@@ -61,12 +71,22 @@ async fn lost_deliveries_are_retried_until_one_lands() {
         let no = new_order(&app, "1").await;
         app.sandbox
             .state()
-            .pay_order(&no, PayOptions { notify: true, fail_first_deliveries: 3 })
+            .pay_order(
+                &no,
+                PayOptions {
+                    notify: true,
+                    fail_first_deliveries: 3,
+                },
+            )
             .unwrap();
         assert!(app.sandbox.state().wait_acknowledged(&no, WAIT).await);
         let d = app.sandbox.state().deliveries(&no);
         assert_eq!(d.len(), 4);
-        assert!(d[..3].iter().all(|a| a.http_status.is_none() && !a.acknowledged));
+        assert!(
+            d[..3]
+                .iter()
+                .all(|a| a.http_status.is_none() && !a.acknowledged)
+        );
         assert!(d[3].acknowledged);
         assert_eq!(app.status_of(&no).await, "PAID");
         assert_eq!(app.transitions(&no).await.len(), 1);
@@ -82,9 +102,15 @@ async fn reconciliation_settles_orders_whose_notification_never_came() {
         let unpaid = new_order(&app, "4").await;
         let tx = app.sandbox.state().pay_order(&paid, SILENT).unwrap();
         let report = pay_service::reconcile_once(&app.state).await.unwrap();
-        assert_eq!((report.checked, report.paid, report.closed, report.errors), (2, 1, 0, 0));
+        assert_eq!(
+            (report.checked, report.paid, report.closed, report.errors),
+            (2, 1, 0, 0)
+        );
         let view = app.order_view(&paid, &app.mp_token()).await;
-        assert_eq!((view["status"].as_str(), view["transactionId"].as_str()), (Some("PAID"), Some(tx.as_str())));
+        assert_eq!(
+            (view["status"].as_str(), view["transactionId"].as_str()),
+            (Some("PAID"), Some(tx.as_str()))
+        );
         let t = app.transitions(&paid).await;
         assert_eq!((t.len(), t[0].source.as_str()), (1, "reconcile"));
         assert_eq!(app.status_of(&unpaid).await, "NOTPAY");
@@ -93,7 +119,12 @@ async fn reconciliation_settles_orders_whose_notification_never_came() {
         assert_eq!(report.checked, 0);
         assert_eq!(app.sandbox.state().calls("/pay/orderquery"), 2);
         // The notification arriving late changes nothing more.
-        let late = notification_xml(&app.sandbox_order(&paid), SANDBOX_MCH_KEY, SignType::Md5, |_| {});
+        let late = notification_xml(
+            &app.sandbox_order(&paid),
+            SANDBOX_MCH_KEY,
+            SignType::Md5,
+            |_| {},
+        );
         let (_, reply) = app.notify_raw("/api/pay/notify", late).await;
         assert!(success(&reply));
         assert_eq!(app.transitions(&paid).await.len(), 1);
@@ -113,20 +144,62 @@ async fn reconciliation_waits_for_the_configured_delay() {
     }
 }
 
-fn expire_now(db: &TestDb, no: &str) {
+async fn expire_now(db: &TestDb, no: &str) {
     let no = no.to_owned();
-    let db = db.db.clone();
-    std::thread::spawn(move || {
-        tokio::runtime::Runtime::new().unwrap().block_on(db.run(move |conn| {
+    db.db
+        .run(move |conn| {
             diesel::update(pay_orders::table.filter(pay_orders::out_trade_no.eq(no)))
                 .set(pay_orders::expires_at.eq(now_unix() - 1))
                 .execute(conn)?;
             Ok(())
-        }))
-    })
-    .join()
-    .unwrap()
-    .unwrap();
+        })
+        .await
+        .unwrap();
+}
+
+async fn execute(db: &TestDb, sql: &'static str) {
+    db.db
+        .run(move |conn| {
+            diesel::sql_query(sql).execute(conn)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_database_failure_answers_fail_and_the_retry_lands() {
+    for db in all_backends(migrations) {
+        let app = spawn_app(&db).await;
+        let no = new_order(&app, "1").await;
+        app.sandbox.state().pay_order(&no, SILENT).unwrap();
+        let xml = notification_xml(
+            &app.sandbox_order(&no),
+            SANDBOX_MCH_KEY,
+            SignType::Md5,
+            |_| {},
+        );
+        // The transition's own record cannot be written: the whole
+        // transaction rolls back and WeChat is told to retry.
+        execute(
+            &db,
+            "ALTER TABLE pay_order_transitions RENAME TO pay_order_transitions_away",
+        )
+        .await;
+        let (_, reply) = app.notify_raw("/api/pay/notify", xml.clone()).await;
+        execute(
+            &db,
+            "ALTER TABLE pay_order_transitions_away RENAME TO pay_order_transitions",
+        )
+        .await;
+        assert!(!success(&reply));
+        assert_eq!(app.status_of(&no).await, "NOTPAY");
+        assert!(app.notifications(Some(&no)).await.is_empty());
+        let (_, reply) = app.notify_raw("/api/pay/notify", xml).await;
+        assert!(success(&reply));
+        assert_eq!(app.status_of(&no).await, "PAID");
+        assert_eq!(app.transitions(&no).await.len(), 1);
+    }
 }
 
 #[tokio::test]
@@ -134,14 +207,17 @@ async fn reconciliation_closes_expired_unpaid_orders_at_wechat_first() {
     for db in all_backends(migrations) {
         let app = spawn_app(&db).await;
         let no = new_order(&app, "1").await;
-        expire_now(&db, &no);
+        expire_now(&db, &no).await;
         let report = pay_service::reconcile_once(&app.state).await.unwrap();
         assert_eq!((report.checked, report.closed), (1, 1));
         assert_eq!(app.status_of(&no).await, "CLOSED");
         assert_eq!(app.sandbox_order(&no).state, TradeState::Closed);
         assert_eq!(app.sandbox.state().calls("/pay/closeorder"), 1);
         let t = app.transitions(&no).await;
-        assert_eq!((t.len(), t[0].to_status.as_str(), t[0].source.as_str()), (1, "CLOSED", "reconcile"));
+        assert_eq!(
+            (t.len(), t[0].to_status.as_str(), t[0].source.as_str()),
+            (1, "CLOSED", "reconcile")
+        );
         assert!(app.sandbox.state().pay_order(&no, SILENT).is_err());
     }
 }
@@ -155,23 +231,44 @@ async fn forged_mismatched_and_unknown_notifications_change_nothing() {
         let order = app.sandbox_order(&no);
         let md5 = SignType::Md5;
         let cases = [
-            ("bad_sign", notification_xml(&order, "not-the-merchant-key-000000000000", md5, |_| {})),
-            ("mismatch", notification_xml(&order, SANDBOX_MCH_KEY, md5, |f| {
-                f.insert("total_fee".into(), "1".into());
-                f.insert("cash_fee".into(), "1".into());
-            })),
-            ("mismatch", notification_xml(&order, SANDBOX_MCH_KEY, md5, |f| {
-                f.insert("appid".into(), OA.into());
-            })),
-            ("mismatch", notification_xml(&order, SANDBOX_MCH_KEY, md5, |f| {
-                f.insert("mch_id".into(), "1234567890".into());
-            })),
-            ("unknown_order", notification_xml(&order, SANDBOX_MCH_KEY, md5, |f| {
-                f.insert("out_trade_no".into(), "20260101000000NoSuchOrder000000".into());
-            })),
-            ("malformed", notification_xml(&order, SANDBOX_MCH_KEY, md5, |f| {
-                f.remove("total_fee");
-            })),
+            (
+                "bad_sign",
+                notification_xml(&order, "not-the-merchant-key-000000000000", md5, |_| {}),
+            ),
+            (
+                "mismatch",
+                notification_xml(&order, SANDBOX_MCH_KEY, md5, |f| {
+                    f.insert("total_fee".into(), "1".into());
+                    f.insert("cash_fee".into(), "1".into());
+                }),
+            ),
+            (
+                "mismatch",
+                notification_xml(&order, SANDBOX_MCH_KEY, md5, |f| {
+                    f.insert("appid".into(), OA.into());
+                }),
+            ),
+            (
+                "mismatch",
+                notification_xml(&order, SANDBOX_MCH_KEY, md5, |f| {
+                    f.insert("mch_id".into(), "1234567890".into());
+                }),
+            ),
+            (
+                "unknown_order",
+                notification_xml(&order, SANDBOX_MCH_KEY, md5, |f| {
+                    f.insert(
+                        "out_trade_no".into(),
+                        "20260101000000NoSuchOrder000000".into(),
+                    );
+                }),
+            ),
+            (
+                "malformed",
+                notification_xml(&order, SANDBOX_MCH_KEY, md5, |f| {
+                    f.remove("total_fee");
+                }),
+            ),
         ];
         for (outcome, xml) in &cases {
             for path in ["/api/pay/notify", "/api/mp/payCallback"] {
@@ -183,7 +280,12 @@ async fn forged_mismatched_and_unknown_notifications_change_nothing() {
         }
         assert_eq!(app.status_of(&no).await, "NOTPAY");
         assert!(app.transitions(&no).await.is_empty());
-        let recorded: Vec<String> = app.notifications(None).await.into_iter().map(|n| n.outcome).collect();
+        let recorded: Vec<String> = app
+            .notifications(None)
+            .await
+            .into_iter()
+            .map(|n| n.outcome)
+            .collect();
         let expected: Vec<String> = cases
             .iter()
             .flat_map(|(o, _)| [o.to_string(), o.to_string()])
@@ -193,15 +295,27 @@ async fn forged_mismatched_and_unknown_notifications_change_nothing() {
         // The genuine one, then replays: one transition, every reply SUCCESS.
         let genuine = notification_xml(&order, SANDBOX_MCH_KEY, md5, |_| {});
         for i in 0..4 {
-            let path = if i % 2 == 0 { "/api/pay/notify" } else { "/api/mp/payCallback" };
+            let path = if i % 2 == 0 {
+                "/api/pay/notify"
+            } else {
+                "/api/mp/payCallback"
+            };
             let (_, reply) = app.notify_raw(path, genuine.clone()).await;
             assert!(success(&reply), "attempt {i}: {reply:?}");
             assert_eq!(reply["return_msg"], "OK");
         }
         assert_eq!(app.status_of(&no).await, "PAID");
         assert_eq!(app.transitions(&no).await.len(), 1);
-        let outcomes: Vec<String> = app.notifications(Some(&no)).await.into_iter().map(|n| n.outcome).collect();
-        assert_eq!(&outcomes[outcomes.len() - 4..], ["applied", "duplicate", "duplicate", "duplicate"]);
+        let outcomes: Vec<String> = app
+            .notifications(Some(&no))
+            .await
+            .into_iter()
+            .map(|n| n.outcome)
+            .collect();
+        assert_eq!(
+            &outcomes[outcomes.len() - 4..],
+            ["applied", "duplicate", "duplicate", "duplicate"]
+        );
         // A forged one for the paid order is still refused.
         let forged = notification_xml(&order, "not-the-merchant-key-000000000000", md5, |_| {});
         let (_, reply) = app.notify_raw("/api/pay/notify", forged).await;
@@ -215,7 +329,12 @@ async fn hostile_bodies_are_refused_and_change_nothing() {
         let app = spawn_app(&db).await;
         let no = new_order(&app, "1").await;
         app.sandbox.state().pay_order(&no, SILENT).unwrap();
-        let genuine = notification_xml(&app.sandbox_order(&no), SANDBOX_MCH_KEY, SignType::Md5, |_| {});
+        let genuine = notification_xml(
+            &app.sandbox_order(&no),
+            SANDBOX_MCH_KEY,
+            SignType::Md5,
+            |_| {},
+        );
         let laughs = format!(
             r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;"><!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;&lol2;">]>{}"#,
             genuine.replace("<bank_type>", "<attach>&lol3;</attach><bank_type>")
@@ -248,7 +367,11 @@ async fn hostile_bodies_are_refused_and_change_nothing() {
         let recorded = app.notifications(None).await;
         // Everything but the oversized body (never read) is kept for an operator.
         assert_eq!(recorded.len(), 6);
-        assert!(recorded.iter().all(|n| n.outcome == "malformed" && !n.sign_verified));
+        assert!(
+            recorded
+                .iter()
+                .all(|n| n.outcome == "malformed" && !n.sign_verified)
+        );
     }
 }
 
@@ -266,9 +389,18 @@ async fn two_replicas_apply_one_notification_once() {
         };
         let no = new_order(&app, "9.99").await;
         app.sandbox.state().pay_order(&no, SILENT).unwrap();
-        let xml = notification_xml(&app.sandbox_order(&no), SANDBOX_MCH_KEY, SignType::Md5, |_| {});
+        let xml = notification_xml(
+            &app.sandbox_order(&no),
+            SANDBOX_MCH_KEY,
+            SignType::Md5,
+            |_| {},
+        );
         let sends = (0..16).map(|i| {
-            let base = if i % 2 == 0 { a.base.clone() } else { b.base.clone() };
+            let base = if i % 2 == 0 {
+                a.base.clone()
+            } else {
+                b.base.clone()
+            };
             let (client, xml) = (app.client.clone(), xml.clone());
             tokio::spawn(async move { notify_raw(&client, &base, "/api/pay/notify", xml).await })
         });
@@ -280,7 +412,12 @@ async fn two_replicas_apply_one_notification_once() {
         }
         assert_eq!(app.status_of(&no).await, "PAID");
         assert_eq!(app.transitions(&no).await.len(), 1);
-        let outcomes: Vec<String> = app.notifications(Some(&no)).await.into_iter().map(|n| n.outcome).collect();
+        let outcomes: Vec<String> = app
+            .notifications(Some(&no))
+            .await
+            .into_iter()
+            .map(|n| n.outcome)
+            .collect();
         assert_eq!(outcomes.len(), 16);
         assert_eq!(outcomes.iter().filter(|o| *o == "applied").count(), 1);
         assert_eq!(outcomes.iter().filter(|o| *o == "duplicate").count(), 15);

@@ -10,7 +10,11 @@ use shared::testing::all_backends;
 use wechat_sandbox::{FaultKind, PayOptions, SANDBOX_MCH_KEY};
 
 fn check_pay_sign(data: &serde_json::Value, sign_type: SignType) {
-    let s = |k: &str| data[k].as_str().unwrap_or_else(|| panic!("{k} is a string: {data}"));
+    let s = |k: &str| {
+        data[k]
+            .as_str()
+            .unwrap_or_else(|| panic!("{k} is a string: {data}"))
+    };
     let expected = pay_sign_pairs(
         [
             ("appId", s("appId")),
@@ -38,7 +42,10 @@ async fn v2pay_converts_yuan_exactly_and_signs_pay_params() {
         assert_eq!(sb.total_fee, 29);
         assert_eq!(sb.trade_type, "JSAPI");
         assert_eq!(sb.appid, MP);
-        assert_eq!(sb.openid.as_deref(), Some(app.sandbox.state().openid(MP, "u1").as_str()));
+        assert_eq!(
+            sb.openid.as_deref(),
+            Some(app.sandbox.state().openid(MP, "u1").as_str())
+        );
         assert_eq!(sb.notify_url, app.url("/api/pay/notify"));
         assert_eq!(sb.sign_type, "MD5");
         assert_eq!(sb.time_expire.as_deref().map(str::len), Some(14));
@@ -58,33 +65,65 @@ async fn v2pay_converts_yuan_exactly_and_signs_pay_params() {
 #[tokio::test]
 async fn amounts_outside_the_bounds_or_inexact_are_refused() {
     for db in all_backends(migrations) {
-        let app = spawn_app_with(&db, &[("MAX_ORDER_FEN", "1000"), ("MIN_ORDER_FEN", "10")], 1.0).await;
+        let app = spawn_app_with(
+            &db,
+            &[("MAX_ORDER_FEN", "1000"), ("MIN_ORDER_FEN", "10")],
+            1.0,
+        )
+        .await;
         let token = app.mp_token();
-        for money in ["", "1.234", "-1", "0", "0.00", "abc", "1e2", "0.09", "10.01", "0.1%2B1"] {
-            let res = app.get(&format!("/api/mp/v2Pay?money={money}"), &token).await;
+        for money in [
+            "", "1.234", "-1", "0", "0.00", "abc", "1e2", "0.09", "10.01", "0.1%2B1",
+        ] {
+            let res = app
+                .get(&format!("/api/mp/v2Pay?money={money}"), &token)
+                .await;
             let msg = expect_error(res, 400, 1001).await;
             assert!(msg.contains("money"), "{money}: {msg}");
         }
         expect_error(app.get("/api/mp/v2Pay", &token).await, 400, 1001).await;
         for fen in [0, 9, 1001, -5] {
             let res = app
-                .post_json("/api/pay/orders", &token, &json!({"amountFen": fen, "tradeType": "JSAPI"}), None)
+                .post_json(
+                    "/api/pay/orders",
+                    &token,
+                    &json!({"amountFen": fen, "tradeType": "JSAPI"}),
+                    None,
+                )
                 .await;
             let msg = expect_error(res, 400, 1001).await;
             assert!(msg.contains("amountFen"), "{msg}");
         }
         let res = app
-            .post_json("/api/pay/orders", &token, &json!({"amountFen": 1.5, "tradeType": "JSAPI"}), None)
+            .post_json(
+                "/api/pay/orders",
+                &token,
+                &json!({"amountFen": 1.5, "tradeType": "JSAPI"}),
+                None,
+            )
             .await;
         expect_error(res, 400, 1001).await;
         let res = app
-            .post_json("/api/pay/orders", &token, &json!({"amountFen": 100, "tradeType": "APP"}), None)
+            .post_json(
+                "/api/pay/orders",
+                &token,
+                &json!({"amountFen": 100, "tradeType": "APP"}),
+                None,
+            )
             .await;
         expect_error(res, 400, 1001).await;
         assert_eq!(app.sandbox.state().calls("/pay/unifiedorder"), 0);
         // The bounds themselves are fine.
-        assert_eq!(app.sandbox_order(app.v2pay("10.00").await["outTradeNo"].as_str().unwrap()).total_fee, 1000);
-        assert_eq!(app.sandbox_order(app.v2pay("0.1").await["outTradeNo"].as_str().unwrap()).total_fee, 10);
+        assert_eq!(
+            app.sandbox_order(app.v2pay("10.00").await["outTradeNo"].as_str().unwrap())
+                .total_fee,
+            1000
+        );
+        assert_eq!(
+            app.sandbox_order(app.v2pay("0.1").await["outTradeNo"].as_str().unwrap())
+                .total_fee,
+            10
+        );
     }
 }
 
@@ -92,26 +131,53 @@ async fn amounts_outside_the_bounds_or_inexact_are_refused() {
 async fn sessions_must_be_valid_configured_and_match_user_openid() {
     for db in all_backends(migrations) {
         let app = spawn_app(&db).await;
-        let res = app.client.get(app.url("/api/mp/v2Pay?money=1")).send().await.unwrap();
+        let res = app
+            .client
+            .get(app.url("/api/mp/v2Pay?money=1"))
+            .send()
+            .await
+            .unwrap();
         expect_error(res, 401, 1002).await;
-        let stranger = app.state.sessions().issue(9, "wxnotours", "oX", shared::session::SessionKind::Mp).0;
+        let stranger = app
+            .state
+            .sessions()
+            .issue(9, "wxnotours", "oX", shared::session::SessionKind::Mp)
+            .0;
         expect_error(app.get("/api/mp/v2Pay?money=1", &stranger).await, 403, 1003).await;
         let other = app.sandbox.state().openid(MP, "u2");
-        let res = app.get(&format!("/api/mp/v2Pay?money=1&userOpenid={other}"), &app.mp_token()).await;
+        let res = app
+            .get(
+                &format!("/api/mp/v2Pay?money=1&userOpenid={other}"),
+                &app.mp_token(),
+            )
+            .await;
         expect_error(res, 403, 1003).await;
         assert_eq!(app.sandbox.state().calls("/pay/unifiedorder"), 0);
         let mine = app.sandbox.state().openid(MP, "u1");
-        let res = app.get(&format!("/api/mp/v2Pay?money=1&userOpenid={mine}"), &app.mp_token()).await;
+        let res = app
+            .get(
+                &format!("/api/mp/v2Pay?money=1&userOpenid={mine}"),
+                &app.mp_token(),
+            )
+            .await;
         assert_eq!(res.status(), 200);
         // An official-account session pays JSAPI with its own appid and openid.
         let oa = app.token(OA, "u2", 2);
         let res = app
-            .post_json("/api/pay/orders", &oa, &json!({"amountFen": 100, "tradeType": "JSAPI"}), None)
+            .post_json(
+                "/api/pay/orders",
+                &oa,
+                &json!({"amountFen": 100, "tradeType": "JSAPI"}),
+                None,
+            )
             .await;
         let (status, body) = envelope(res).await;
         assert_eq!(status, 200, "{body}");
         let sb = app.sandbox_order(body["data"]["outTradeNo"].as_str().unwrap());
-        assert_eq!((sb.appid.as_str(), sb.openid.clone()), (OA, Some(app.sandbox.state().openid(OA, "u2"))));
+        assert_eq!(
+            (sb.appid.as_str(), sb.openid.clone()),
+            (OA, Some(app.sandbox.state().openid(OA, "u2")))
+        );
         assert_eq!(body["data"]["payParams"]["appId"], OA);
         check_pay_sign(&body["data"]["payParams"], SignType::Md5);
     }
@@ -123,16 +189,29 @@ async fn idempotency_key_returns_the_same_order_and_refuses_another_body() {
         let app = spawn_app(&db).await;
         let token = app.mp_token();
         let body = json!({"amountFen": 500, "tradeType": "JSAPI", "description": "tea"});
-        let first = envelope(app.post_json("/api/pay/orders", &token, &body, Some("key-1")).await).await;
-        let again = envelope(app.post_json("/api/pay/orders", &token, &body, Some("key-1")).await).await;
+        let first = envelope(
+            app.post_json("/api/pay/orders", &token, &body, Some("key-1"))
+                .await,
+        )
+        .await;
+        let again = envelope(
+            app.post_json("/api/pay/orders", &token, &body, Some("key-1"))
+                .await,
+        )
+        .await;
         assert_eq!((first.0, again.0), (200, 200));
         let no = first.1["data"]["outTradeNo"].as_str().unwrap();
         assert_eq!(again.1["data"]["outTradeNo"], no);
-        assert_eq!(again.1["data"]["payParams"]["package"], first.1["data"]["payParams"]["package"]);
+        assert_eq!(
+            again.1["data"]["payParams"]["package"],
+            first.1["data"]["payParams"]["package"]
+        );
         assert_eq!(app.sandbox.state().calls("/pay/unifiedorder"), 1);
 
         let other = json!({"amountFen": 501, "tradeType": "JSAPI", "description": "tea"});
-        let res = app.post_json("/api/pay/orders", &token, &other, Some("key-1")).await;
+        let res = app
+            .post_json("/api/pay/orders", &token, &other, Some("key-1"))
+            .await;
         expect_error(res, 409, 1005).await;
         // v2Pay under the same key is another request.
         let res = app
@@ -146,10 +225,16 @@ async fn idempotency_key_returns_the_same_order_and_refuses_another_body() {
         expect_error(res, 409, 1005).await;
         // Another user's key space is their own.
         let u2 = app.token(MP, "u2", 2);
-        let theirs = envelope(app.post_json("/api/pay/orders", &u2, &body, Some("key-1")).await).await;
+        let theirs = envelope(
+            app.post_json("/api/pay/orders", &u2, &body, Some("key-1"))
+                .await,
+        )
+        .await;
         assert_eq!(theirs.0, 200);
         assert_ne!(theirs.1["data"]["outTradeNo"], no);
-        let bad = app.post_json("/api/pay/orders", &token, &body, Some(&"k".repeat(129))).await;
+        let bad = app
+            .post_json("/api/pay/orders", &token, &body, Some(&"k".repeat(129)))
+            .await;
         expect_error(bad, 400, 1001).await;
         assert_eq!(app.sandbox.state().calls("/pay/unifiedorder"), 2);
     }
@@ -161,7 +246,8 @@ async fn mweb_orders_carry_scene_info_and_an_allowed_redirect() {
         let app = spawn_app(&db).await;
         let token = app.token(OA, "u1", 1);
         let body = json!({"amountFen": 100, "tradeType": "MWEB", "redirectUrl": "https://shop.example/paid?id=7"});
-        let (status, res) = envelope(app.post_json("/api/pay/orders", &token, &body, None).await).await;
+        let (status, res) =
+            envelope(app.post_json("/api/pay/orders", &token, &body, None).await).await;
         assert_eq!(status, 200, "{res}");
         let no = res["data"]["outTradeNo"].as_str().unwrap();
         let sb = app.sandbox_order(no);
@@ -180,7 +266,12 @@ async fn mweb_orders_carry_scene_info_and_an_allowed_redirect() {
         assert!(url.ends_with(&format!("&redirect_url={enc}")), "{url}");
         for bad in ["https://evil.example/x", "javascript:alert(1)", "/relative"] {
             let body = json!({"amountFen": 100, "tradeType": "MWEB", "redirectUrl": bad});
-            expect_error(app.post_json("/api/pay/orders", &token, &body, None).await, 400, 1001).await;
+            expect_error(
+                app.post_json("/api/pay/orders", &token, &body, None).await,
+                400,
+                1001,
+            )
+            .await;
         }
         assert_eq!(app.sandbox.state().calls("/pay/unifiedorder"), 2);
     }
@@ -204,23 +295,41 @@ async fn native_orders_have_a_code_url_and_a_qr_image_for_their_owner() {
         let app = spawn_app(&db).await;
         let token = app.token(OA, "u1", 1);
         let body = json!({"amountFen": 1999, "tradeType": "NATIVE", "description": "书"});
-        let (status, res) = envelope(app.post_json("/api/pay/orders", &token, &body, None).await).await;
+        let (status, res) =
+            envelope(app.post_json("/api/pay/orders", &token, &body, None).await).await;
         assert_eq!(status, 200, "{res}");
         let no = res["data"]["outTradeNo"].as_str().unwrap();
         let sb = app.sandbox_order(no);
         assert_eq!(sb.product_id.as_deref(), Some(no));
         assert_eq!(sb.body, "书");
         assert_eq!(res["data"]["codeUrl"], sb.code_url.unwrap());
-        let qr = app.get(&format!("/api/pay/orders/{no}/qrcode.svg"), &token).await;
+        let qr = app
+            .get(&format!("/api/pay/orders/{no}/qrcode.svg"), &token)
+            .await;
         assert_eq!(qr.status(), 200);
         assert_eq!(qr.headers()["content-type"], "image/svg+xml");
         let svg = qr.text().await.unwrap();
         assert!(svg.contains("<svg") && svg.contains("</svg>"), "{svg}");
         let stranger = app.token(OA, "u2", 2);
-        expect_error(app.get(&format!("/api/pay/orders/{no}/qrcode.svg"), &stranger).await, 404, 1004).await;
+        expect_error(
+            app.get(&format!("/api/pay/orders/{no}/qrcode.svg"), &stranger)
+                .await,
+            404,
+            1004,
+        )
+        .await;
         let jsapi = app.v2pay("1").await;
         let jsapi_no = jsapi["outTradeNo"].as_str().unwrap();
-        expect_error(app.get(&format!("/api/pay/orders/{jsapi_no}/qrcode.svg"), &app.mp_token()).await, 404, 1004).await;
+        expect_error(
+            app.get(
+                &format!("/api/pay/orders/{jsapi_no}/qrcode.svg"),
+                &app.mp_token(),
+            )
+            .await,
+            404,
+            1004,
+        )
+        .await;
     }
 }
 
@@ -228,12 +337,36 @@ async fn native_orders_have_a_code_url_and_a_qr_image_for_their_owner() {
 async fn orders_are_visible_to_their_owner_only() {
     for db in all_backends(migrations) {
         let app = spawn_app(&db).await;
-        let no = app.v2pay("1").await["outTradeNo"].as_str().unwrap().to_owned();
+        let no = app.v2pay("1").await["outTradeNo"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let u2 = app.token(MP, "u2", 2);
-        expect_error(app.get(&format!("/api/pay/orders/{no}"), &u2).await, 404, 1004).await;
-        expect_error(app.post(&format!("/api/pay/orders/{no}/close"), &u2).await, 404, 1004).await;
-        expect_error(app.get("/api/pay/orders/20260101000000nosuchorder0000000", &u2).await, 404, 1004).await;
-        let res = app.client.get(app.url(&format!("/api/pay/orders/{no}"))).send().await.unwrap();
+        expect_error(
+            app.get(&format!("/api/pay/orders/{no}"), &u2).await,
+            404,
+            1004,
+        )
+        .await;
+        expect_error(
+            app.post(&format!("/api/pay/orders/{no}/close"), &u2).await,
+            404,
+            1004,
+        )
+        .await;
+        expect_error(
+            app.get("/api/pay/orders/20260101000000nosuchorder0000000", &u2)
+                .await,
+            404,
+            1004,
+        )
+        .await;
+        let res = app
+            .client
+            .get(app.url(&format!("/api/pay/orders/{no}")))
+            .send()
+            .await
+            .unwrap();
         expect_error(res, 401, 1002).await;
         assert_eq!(app.status_of(&no).await, "NOTPAY");
         assert_eq!(app.sandbox.state().calls("/pay/closeorder"), 0);
@@ -245,31 +378,86 @@ async fn close_closes_at_wechat_and_here_and_refuses_paid_orders() {
     for db in all_backends(migrations) {
         let app = spawn_app(&db).await;
         let token = app.mp_token();
-        let no = app.v2pay("1").await["outTradeNo"].as_str().unwrap().to_owned();
-        let (status, body) = envelope(app.post(&format!("/api/pay/orders/{no}/close"), &token).await).await;
-        assert_eq!((status, body["data"]["status"].as_str()), (200, Some("CLOSED")), "{body}");
-        assert_eq!(app.sandbox_order(&no).state, wechat_sandbox::TradeState::Closed);
-        let (status, body) = envelope(app.post(&format!("/api/pay/orders/{no}/close"), &token).await).await;
-        assert_eq!((status, body["data"]["status"].as_str()), (200, Some("CLOSED")));
+        let no = app.v2pay("1").await["outTradeNo"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, body) = envelope(
+            app.post(&format!("/api/pay/orders/{no}/close"), &token)
+                .await,
+        )
+        .await;
+        assert_eq!(
+            (status, body["data"]["status"].as_str()),
+            (200, Some("CLOSED")),
+            "{body}"
+        );
+        assert_eq!(
+            app.sandbox_order(&no).state,
+            wechat_sandbox::TradeState::Closed
+        );
+        let (status, body) = envelope(
+            app.post(&format!("/api/pay/orders/{no}/close"), &token)
+                .await,
+        )
+        .await;
+        assert_eq!(
+            (status, body["data"]["status"].as_str()),
+            (200, Some("CLOSED"))
+        );
         let t = app.transitions(&no).await;
         assert_eq!(t.len(), 1);
-        assert_eq!((t[0].from_status.as_str(), t[0].to_status.as_str(), t[0].source.as_str()), ("NOTPAY", "CLOSED", "close"));
+        assert_eq!(
+            (
+                t[0].from_status.as_str(),
+                t[0].to_status.as_str(),
+                t[0].source.as_str()
+            ),
+            ("NOTPAY", "CLOSED", "close")
+        );
         assert_eq!(app.sandbox.state().calls("/pay/closeorder"), 1);
 
-        let paid = app.v2pay("2").await["outTradeNo"].as_str().unwrap().to_owned();
-        app.sandbox.state().pay_order(&paid, PayOptions::default()).unwrap();
+        let paid = app.v2pay("2").await["outTradeNo"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.sandbox
+            .state()
+            .pay_order(&paid, PayOptions::default())
+            .unwrap();
         assert!(app.sandbox.state().wait_acknowledged(&paid, WAIT).await);
-        expect_error(app.post(&format!("/api/pay/orders/{paid}/close"), &token).await, 409, 1005).await;
+        expect_error(
+            app.post(&format!("/api/pay/orders/{paid}/close"), &token)
+                .await,
+            409,
+            1005,
+        )
+        .await;
         assert_eq!(app.status_of(&paid).await, "PAID");
 
         // Paid at WeChat, not yet known here: WeChat refuses to close, the
         // order is synced and the close refused.
-        let racing = app.v2pay("3").await["outTradeNo"].as_str().unwrap().to_owned();
+        let racing = app.v2pay("3").await["outTradeNo"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         app.sandbox
             .state()
-            .pay_order(&racing, PayOptions { notify: false, fail_first_deliveries: 0 })
+            .pay_order(
+                &racing,
+                PayOptions {
+                    notify: false,
+                    fail_first_deliveries: 0,
+                },
+            )
             .unwrap();
-        expect_error(app.post(&format!("/api/pay/orders/{racing}/close"), &token).await, 409, 1005).await;
+        expect_error(
+            app.post(&format!("/api/pay/orders/{racing}/close"), &token)
+                .await,
+            409,
+            1005,
+        )
+        .await;
         assert_eq!(app.status_of(&racing).await, "PAID");
     }
 }
@@ -279,13 +467,22 @@ async fn sync_asks_wechat_and_applies_the_payment() {
     for db in all_backends(migrations) {
         let app = spawn_app(&db).await;
         let token = app.mp_token();
-        let no = app.v2pay("0.57").await["outTradeNo"].as_str().unwrap().to_owned();
+        let no = app.v2pay("0.57").await["outTradeNo"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let view = app.order_view(&format!("{no}?sync=true"), &token).await;
         assert_eq!(view["status"], "NOTPAY");
         let tx = app
             .sandbox
             .state()
-            .pay_order(&no, PayOptions { notify: false, fail_first_deliveries: 0 })
+            .pay_order(
+                &no,
+                PayOptions {
+                    notify: false,
+                    fail_first_deliveries: 0,
+                },
+            )
             .unwrap();
         assert_eq!(app.order_view(&no, &token).await["status"], "NOTPAY");
         let view = app.order_view(&format!("{no}?sync=true"), &token).await;
@@ -309,10 +506,17 @@ async fn hmac_sha256_orders_work_end_to_end() {
         let no = data["outTradeNo"].as_str().unwrap();
         let sb = app.sandbox_order(no);
         assert_eq!((sb.sign_type.as_str(), sb.total_fee), ("HMAC-SHA256", 1234));
-        let tx = app.sandbox.state().pay_order(no, PayOptions::default()).unwrap();
+        let tx = app
+            .sandbox
+            .state()
+            .pay_order(no, PayOptions::default())
+            .unwrap();
         assert!(app.sandbox.state().wait_acknowledged(no, WAIT).await);
         let view = app.order_view(no, &app.mp_token()).await;
-        assert_eq!((view["status"].as_str(), view["transactionId"].as_str()), (Some("PAID"), Some(tx.as_str())));
+        assert_eq!(
+            (view["status"].as_str(), view["transactionId"].as_str()),
+            (Some("PAID"), Some(tx.as_str()))
+        );
         assert_eq!(app.transitions(no).await.len(), 1);
     }
 }
@@ -327,7 +531,10 @@ async fn wechat_failures_are_10009_and_create_nothing_payable() {
         expect_error(app.get("/api/mp/v2Pay?money=1", &token).await, 502, 10009).await;
         sandbox.inject_fault(
             "/pay/unifiedorder",
-            FaultKind::Errcode { errcode: -1, errmsg: "签名错误".into() },
+            FaultKind::Errcode {
+                errcode: -1,
+                errmsg: "签名错误".into(),
+            },
             1,
         );
         let msg = expect_error(app.get("/api/mp/v2Pay?money=1", &token).await, 502, 10009).await;
@@ -345,5 +552,54 @@ async fn wechat_failures_are_10009_and_create_nothing_payable() {
         assert_eq!(status, 200, "{body}");
         let no = body["data"]["outTradeNo"].as_str().unwrap();
         assert_eq!(app.sandbox_order(no).total_fee, 100);
+    }
+}
+
+/// unifiedorder's reply was lost, yet WeChat has the order and it was paid: the
+/// retry under the same Idempotency-Key gets ORDERPAID, relayed as 409, and the
+/// order is synced to PAID.
+#[tokio::test]
+async fn orderpaid_from_wechat_is_relayed_as_a_conflict_and_synced() {
+    for db in all_backends(migrations) {
+        let app = spawn_app(&db).await;
+        let token = app.mp_token();
+        let body = json!({"amountFen": 300, "tradeType": "JSAPI"});
+        let (status, res) = envelope(
+            app.post_json("/api/pay/orders", &token, &body, Some("lost"))
+                .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{res}");
+        let no = res["data"]["outTradeNo"].as_str().unwrap().to_owned();
+        app.sandbox
+            .state()
+            .pay_order(
+                &no,
+                PayOptions {
+                    notify: false,
+                    fail_first_deliveries: 0,
+                },
+            )
+            .unwrap();
+        let forget = no.clone();
+        db.db
+            .run(move |conn| {
+                use diesel::prelude::*;
+                use pay_service::schema::pay_orders::dsl::*;
+                diesel::update(pay_orders.filter(out_trade_no.eq(forget)))
+                    .set(prepay_id.eq(None::<String>))
+                    .execute(conn)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let res = app
+            .post_json("/api/pay/orders", &token, &body, Some("lost"))
+            .await;
+        let msg = expect_error(res, 409, 1005).await;
+        assert!(msg.contains("ORDERPAID"), "{msg}");
+        assert_eq!(app.status_of(&no).await, "PAID");
+        let t = app.transitions(&no).await;
+        assert_eq!((t.len(), t[0].source.as_str()), (1, "query"));
     }
 }

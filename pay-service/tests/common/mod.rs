@@ -139,7 +139,11 @@ impl TestApp {
         body: &Value,
         idempotency_key: Option<&str>,
     ) -> reqwest::Response {
-        let mut req = self.client.post(self.url(path)).bearer_auth(token).json(body);
+        let mut req = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(token)
+            .json(body);
         if let Some(k) = idempotency_key {
             req = req.header("Idempotency-Key", k);
         }
@@ -166,13 +170,17 @@ impl TestApp {
     }
 
     pub async fn order_view(&self, no: &str, token: &str) -> Value {
-        let (status, body) = envelope(self.get(&format!("/api/pay/orders/{no}"), token).await).await;
+        let (status, body) =
+            envelope(self.get(&format!("/api/pay/orders/{no}"), token).await).await;
         assert_eq!(status, 200, "{body}");
         body["data"].clone()
     }
 
     pub async fn status_of(&self, no: &str) -> String {
-        let order = store::get(self.state.db(), no).await.unwrap().expect("order exists");
+        let order = store::get(self.state.db(), no)
+            .await
+            .unwrap()
+            .expect("order exists");
         order.status
     }
 
@@ -185,10 +193,17 @@ impl TestApp {
     }
 
     pub fn sandbox_order(&self, no: &str) -> OrderSnapshot {
-        self.sandbox.state().order(no).expect("the sandbox has the order")
+        self.sandbox
+            .state()
+            .order(no)
+            .expect("the sandbox has the order")
     }
 
-    pub async fn notify_raw(&self, path: &str, body: impl Into<reqwest::Body>) -> (u16, BTreeMap<String, String>) {
+    pub async fn notify_raw(
+        &self,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, BTreeMap<String, String>) {
         notify_raw(&self.client, &self.base, path, body).await
     }
 }
@@ -245,10 +260,16 @@ pub fn notification_xml(
     put("cash_fee", &order.total_fee.to_string());
     put(
         "transaction_id",
-        order.transaction_id.as_deref().unwrap_or("4200000000202601010000000000"),
+        order
+            .transaction_id
+            .as_deref()
+            .unwrap_or("4200000000202601010000000000"),
     );
     put("out_trade_no", &order.out_trade_no);
-    put("time_end", order.time_end.as_deref().unwrap_or("20260101120000"));
+    put(
+        "time_end",
+        order.time_end.as_deref().unwrap_or("20260101120000"),
+    );
     if sign_type == SignType::HmacSha256 {
         put("sign_type", "HMAC-SHA256");
     }
@@ -262,7 +283,8 @@ pub fn notification_xml(
 pub async fn envelope(res: reqwest::Response) -> (u16, Value) {
     let status = res.status().as_u16();
     let text = res.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    let body =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
     (status, body)
 }
 
