@@ -125,7 +125,7 @@ mod tests {
         vec![
             ("SESSION_SECRET", "0123456789abcdef0123456789abcdef"),
             ("MCH_ID", "1900000109"),
-            ("MCH_KEY", "k"),
+            ("MCH_KEY", "merchant-key-that-must-not-print"),
             ("MP_APP_ID", "wxmp"),
         ]
     }
@@ -140,7 +140,7 @@ mod tests {
         assert_eq!(cfg.notify_url(), "http://127.0.0.1:8080/api/pay/notify");
         assert!(cfg.is_configured_app("wxmp"));
         assert!(!cfg.is_configured_app("wxother"));
-        assert!(!format!("{cfg:?}").contains("MCH_KEY=k"));
+        assert!(!format!("{cfg:?}").contains("merchant-key-that-must-not-print"));
     }
 
     #[test]

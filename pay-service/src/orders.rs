@@ -265,6 +265,14 @@ async fn ensure_prepay(state: &PayState, order: Order) -> Result<Order, PayError
             order.status().as_str()
         )));
     }
+    // WeChat refuses a time_expire less than 5 minutes away; a replay that
+    // late gets a clear answer instead of WeChat's refusal.
+    if order.expires_at < now_unix() + 300 {
+        return Err(PayError::Conflict(format!(
+            "order {} has expired; place a new one",
+            order.out_trade_no
+        )));
+    }
     let trade_type = TradeType::parse(&order.trade_type)
         .ok_or_else(|| PayError::Internal(format!("stored trade_type {}", order.trade_type)))?;
     let mut f = BTreeMap::new();

@@ -434,3 +434,62 @@ async fn two_replicas_apply_one_notification_once() {
         let _ = Duration::ZERO;
     }
 }
+
+#[tokio::test]
+async fn the_background_worker_reconciles_by_itself() {
+    for db in all_backends(migrations) {
+        let app = spawn_app_with(&db, &[("RECONCILE_INTERVAL_SECONDS", "1")], 1.0).await;
+        let no = new_order(&app, "1").await;
+        let tx = app.sandbox.state().pay_order(&no, SILENT).unwrap();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let view = app.order_view(&no, &app.mp_token()).await;
+            if view["status"] == "PAID" {
+                assert_eq!(view["transactionId"], tx.as_str());
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "not reconciled in time"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let t = app.transitions(&no).await;
+        assert_eq!((t.len(), t[0].source.as_str()), (1, "reconcile"));
+    }
+}
+
+#[tokio::test]
+async fn health_and_metrics_are_served() {
+    for db in all_backends(migrations) {
+        let app = spawn_app(&db).await;
+        let no = new_order(&app, "1").await;
+        app.sandbox
+            .state()
+            .pay_order(&no, PayOptions::default())
+            .unwrap();
+        assert!(app.sandbox.state().wait_acknowledged(&no, WAIT).await);
+        for path in ["/healthz", "/readyz"] {
+            let res = app.client.get(app.url(path)).send().await.unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+        }
+        let metrics = app
+            .client
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        for needle in [
+            r#"pay_notifications_total{outcome="applied"}"#,
+            r#"pay_order_transitions_total{source="notify",status="PAID"}"#,
+            r#"pay_orders_created_total{trade_type="JSAPI"}"#,
+            r#"wechat_call_duration_seconds_count{outcome="ok",path="/pay/unifiedorder"}"#,
+        ] {
+            assert!(metrics.contains(needle), "{needle} missing");
+        }
+        assert!(!metrics.contains(SANDBOX_MCH_KEY));
+    }
+}
