@@ -52,6 +52,9 @@ async fn three_replicas_sharing_redis_fetch_once_per_kind() {
         // its own in-process state.
         let prefix = format!("wxpay_test_{}:", shared::random::alphanumeric(16));
         let mut instances = Vec::new();
+        let cleanup = Cache::connect(Some(&redis_url), &prefix)
+            .await
+            .expect("Redis answers");
         for _ in 0..3 {
             let cache = Cache::connect(Some(&redis_url), &prefix)
                 .await
@@ -71,6 +74,12 @@ async fn three_replicas_sharing_redis_fetch_once_per_kind() {
             TOKEN_PATH
         };
         assert_eq!(sb.state().calls(other), 0, "{endpoint}");
+        // Leave the shared test Redis as it was (the lock keys are gone already).
+        for kind in ["access_token", "jsapi_ticket"] {
+            let key = format!("jssdk:{}:{kind}", wechat_sandbox::SANDBOX_OA_APPID);
+            assert!(cleanup.delete(&key).await.unwrap(), "{key} was shared");
+            assert!(!cleanup.delete(&format!("{key}:lock")).await.unwrap());
+        }
     }
 }
 
