@@ -4,7 +4,7 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{IntCounterVec, Opts};
+use prometheus::{IntCounterVec, IntGaugeVec, Opts};
 use shared::telemetry::register;
 
 /// Orders created, by trade type.
@@ -13,6 +13,20 @@ pub static ORDERS_CREATED: LazyLock<IntCounterVec> = LazyLock::new(|| {
         IntCounterVec::new(
             Opts::new("pay_orders_created_total", "Orders created, by trade type"),
             &["trade_type"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Orders in the database by status, counted by each reconciliation pass.
+pub static ORDERS_BY_STATUS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register(
+        IntGaugeVec::new(
+            Opts::new(
+                "pay_orders",
+                "Orders by status, as of the last reconciliation pass",
+            ),
+            &["status"],
         )
         .expect("valid metric"),
     )

@@ -87,6 +87,16 @@ async fn pass(state: &PayState) -> Result<ReconcileReport, PayError> {
         };
         metrics::RECONCILED.with_label_values(&[label]).inc();
     }
+    match store::count_by_status(&state.db).await {
+        Ok(counts) => {
+            for (status, n) in counts {
+                metrics::ORDERS_BY_STATUS
+                    .with_label_values(&[status.as_str()])
+                    .set(n);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "orders not counted"),
+    }
     if report.checked > 0 {
         tracing::info!(?report, "reconciliation pass");
     }

@@ -434,3 +434,14 @@ pub async fn notifications(
     })
     .await
 }
+
+/// How many orders are in each status.
+pub async fn count_by_status(db: &Database) -> Result<Vec<(String, i64)>, DbError> {
+    db.run(|conn| {
+        Ok(pay_orders::table
+            .group_by(pay_orders::status)
+            .select((pay_orders::status, diesel::dsl::count_star()))
+            .load(conn)?)
+    })
+    .await
+}

@@ -469,6 +469,7 @@ async fn health_and_metrics_are_served() {
             .pay_order(&no, PayOptions::default())
             .unwrap();
         assert!(app.sandbox.state().wait_acknowledged(&no, WAIT).await);
+        pay_service::reconcile_once(&app.state).await.unwrap();
         for path in ["/healthz", "/readyz"] {
             let res = app.client.get(app.url(path)).send().await.unwrap();
             assert_eq!(res.status(), 200, "{path}");
@@ -486,6 +487,7 @@ async fn health_and_metrics_are_served() {
             r#"pay_notifications_total{outcome="applied"}"#,
             r#"pay_order_transitions_total{source="notify",status="PAID"}"#,
             r#"pay_orders_created_total{trade_type="JSAPI"}"#,
+            r#"pay_orders{status="PAID"}"#,
             r#"wechat_call_duration_seconds_count{outcome="ok",path="/pay/unifiedorder"}"#,
         ] {
             assert!(metrics.contains(needle), "{needle} missing");
