@@ -291,13 +291,17 @@ impl Inner {
         }
     }
 
-    /// Holding the lock: look once more (another replica may have finished
-    /// between our look and the lock), then call WeChat and publish the result.
+    /// Holding the lock: look once more (another replica may have finished, or
+    /// failed, between our look and the lock), then call WeChat and publish the
+    /// result.
     async fn fetch_locked(self: &Arc<Self>, kind: Kind, want: &Want) -> Result<Entry, TokenError> {
         if let Some(e) = self.read(kind).await?
             && want.satisfied_by(&e, self.now(), &self.policy)
         {
             return Ok(e);
+        }
+        if let Some(failure) = self.recent_failure(kind).await? {
+            return Err(failure.into());
         }
         let fetched = match kind {
             Kind::AccessToken => {

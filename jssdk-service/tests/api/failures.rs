@@ -117,3 +117,31 @@ async fn a_failed_fetch_cools_down_then_recovers() {
     let (_, body) = get_json(&client, &config_url(&app.base, page)).await;
     assert_signed_with(&body, &current_ticket(&sb), page);
 }
+
+#[tokio::test]
+async fn quota_exceeded_under_concurrent_load_on_several_replicas_is_one_call() {
+    let sb = start_sandbox().await;
+    let cache = shared::cache::Cache::memory();
+    let mut instances = Vec::new();
+    for _ in 0..3 {
+        instances.push(spawn_instance(&sb, &[], Some(cache.clone())).await);
+    }
+    sb.state().inject_fault(
+        STABLE_TOKEN_PATH,
+        errcode(45009, "reach max api daily quota limit"),
+        100,
+    );
+    let client = client();
+    let replies = futures_util::future::join_all((0..60).map(|i| {
+        let url = config_url(&instances[i % 3].base, "https://shop.example/p");
+        let client = client.clone();
+        async move { get_json(&client, &url).await }
+    }))
+    .await;
+    for (status, body) in replies {
+        assert_eq!(status, 502, "{body}");
+        assert_eq!(body["code"], 45009);
+    }
+    assert_eq!(sb.state().calls(STABLE_TOKEN_PATH), 1);
+    assert_eq!(sb.state().calls(TICKET_PATH), 0);
+}
