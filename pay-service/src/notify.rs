@@ -105,8 +105,24 @@ pub async fn process(state: &PayState, body: &[u8]) -> Outcome {
     }
     let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
     if field("return_code") != "SUCCESS" || field("result_code") != "SUCCESS" {
-        record_refusal(state, no, raw, true, &Outcome::PaymentFailed).await;
-        return Outcome::PaymentFailed;
+        // A failed payment changes nothing, but only a known order's report
+        // is acknowledged.
+        let outcome = match &no {
+            None => Outcome::Settled(Settled::UnknownOrder),
+            Some(n) => match store::get(&state.db, n).await {
+                Err(e) => {
+                    tracing::error!(error = %e, "payment notification not checked");
+                    return Outcome::DbError;
+                }
+                Ok(None) => Outcome::Settled(Settled::UnknownOrder),
+                Ok(Some(order)) if order.appid != field("appid") => {
+                    Outcome::Settled(Settled::Mismatch("appid differs from the order's".into()))
+                }
+                Ok(Some(_)) => Outcome::PaymentFailed,
+            },
+        };
+        record_refusal(state, no, raw, true, &outcome).await;
+        return outcome;
     }
     let report = match paid_report(&fields) {
         Ok(r) => r,
@@ -190,7 +206,7 @@ async fn record_refusal(
     outcome: &Outcome,
 ) {
     let detail = match outcome {
-        Outcome::Malformed(why) => why.clone(),
+        Outcome::Malformed(why) | Outcome::Settled(Settled::Mismatch(why)) => why.clone(),
         _ => String::new(),
     };
     let row = NewNotification {

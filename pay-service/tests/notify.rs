@@ -495,3 +495,37 @@ async fn health_and_metrics_are_served() {
         assert!(!metrics.contains(SANDBOX_MCH_KEY));
     }
 }
+
+#[tokio::test]
+async fn failed_payment_reports_are_acknowledged_only_for_known_orders() {
+    for db in all_backends(migrations) {
+        let app = spawn_app(&db).await;
+        let no = new_order(&app, "1").await;
+        let order = app.sandbox_order(&no);
+        let failed = |f: &mut std::collections::BTreeMap<String, String>| {
+            f.insert("result_code".into(), "FAIL".into());
+            f.insert("err_code".into(), "NOTENOUGH".into());
+        };
+        let xml = notification_xml(&order, SANDBOX_MCH_KEY, SignType::Md5, failed);
+        let (_, reply) = app.notify_raw("/api/pay/notify", xml).await;
+        assert!(success(&reply));
+        let unknown = notification_xml(&order, SANDBOX_MCH_KEY, SignType::Md5, |f| {
+            failed(f);
+            f.insert(
+                "out_trade_no".into(),
+                "20260101000000NoSuchOrder000000".into(),
+            );
+        });
+        let (_, reply) = app.notify_raw("/api/pay/notify", unknown).await;
+        assert!(!success(&reply));
+        assert_eq!(app.status_of(&no).await, "NOTPAY");
+        assert!(app.transitions(&no).await.is_empty());
+        let outcomes: Vec<String> = app
+            .notifications(None)
+            .await
+            .into_iter()
+            .map(|n| n.outcome)
+            .collect();
+        assert_eq!(outcomes, ["payment_failed", "unknown_order"]);
+    }
+}

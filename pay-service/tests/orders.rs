@@ -603,3 +603,38 @@ async fn orderpaid_from_wechat_is_relayed_as_a_conflict_and_synced() {
         assert_eq!((t.len(), t[0].source.as_str()), (1, "query"));
     }
 }
+
+#[tokio::test]
+async fn concurrent_requests_with_one_idempotency_key_make_one_order() {
+    for db in all_backends(migrations) {
+        let app = spawn_app(&db).await;
+        let token = app.mp_token();
+        let body = json!({"amountFen": 700, "tradeType": "JSAPI"});
+        let sends = (0..8).map(|_| {
+            let req = app
+                .client
+                .post(app.url("/api/pay/orders"))
+                .bearer_auth(&token)
+                .header("Idempotency-Key", "double-click")
+                .json(&body);
+            async move { envelope(req.send().await.unwrap()).await }
+        });
+        let replies = futures_util::future::join_all(sends).await;
+        let nos: std::collections::BTreeSet<String> = replies
+            .iter()
+            .map(|(status, body)| {
+                assert_eq!(*status, 200, "{body}");
+                body["data"]["outTradeNo"].as_str().unwrap().to_owned()
+            })
+            .collect();
+        assert_eq!(nos.len(), 1);
+        let no = nos.into_iter().next().unwrap();
+        assert_eq!(app.sandbox_order(&no).total_fee, 700);
+        assert_eq!(
+            pay_service::store::count_by_status(app.state.db())
+                .await
+                .unwrap(),
+            vec![("NOTPAY".to_owned(), 1)]
+        );
+    }
+}
