@@ -40,7 +40,8 @@ impl Stack {
         }
 
         let sandbox = if sandbox_on {
-            let sandbox_addr: SocketAddr = env.parse_or("SANDBOX_ADDR", DEFAULT_SANDBOX.parse()?)?;
+            let sandbox_addr: SocketAddr =
+                env.parse_or("SANDBOX_ADDR", DEFAULT_SANDBOX.parse()?)?;
             let mut cfg = SandboxConfig::for_tests();
             cfg.listen = sandbox_addr;
             cfg.time_scale = env.parse_or("SANDBOX_TIME_SCALE", 1.0)?;
@@ -83,7 +84,12 @@ impl Stack {
                 cfg.service(actix_files::Files::new("/", root).index_file("index.html"));
             }
         })?;
-        Ok(Stack { addr, public_url, sandbox, server })
+        Ok(Stack {
+            addr,
+            public_url,
+            sandbox,
+            server,
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -135,7 +141,13 @@ fn web_root() -> Option<PathBuf> {
     let candidates = [
         std::env::var_os("WEB_ROOT").map(PathBuf::from),
         Some(PathBuf::from("web")),
-        Some(PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../web"))),
+        Some(PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../web"
+        ))),
     ];
-    candidates.into_iter().flatten().find(|p| p.join("index.html").is_file())
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|p| p.join("index.html").is_file())
 }

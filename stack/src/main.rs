@@ -5,7 +5,11 @@ use shared::config::{Env, LogFormat, exit_on_error};
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let env = exit_on_error(Env::from_process());
-    let format = if env.get("LOG_FORMAT") == Some("json") { LogFormat::Json } else { LogFormat::Pretty };
+    let format = if env.get("LOG_FORMAT") == Some("json") {
+        LogFormat::Json
+    } else {
+        LogFormat::Pretty
+    };
     shared::telemetry::init_tracing(format);
 
     let stack = match stack::Stack::start(env).await {
@@ -18,9 +22,16 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("  wxpay is running: open {}", stack.public_url());
     if let Some(sandbox) = stack.sandbox() {
-        println!("  WeChat sandbox:   {}  (test users below; Ctrl-C stops both)", sandbox.base_url());
+        println!(
+            "  WeChat sandbox:   {}  (test users below; Ctrl-C stops both)",
+            sandbox.base_url()
+        );
         for user in sandbox.state().users() {
-            println!("    {:<4} {}  ({} {})", user.key, user.nickname, user.province, user.city);
+            let place = format!("{} {}", user.province, user.city);
+            match place.trim() {
+                "" => println!("    {:<4} {}", user.key, user.nickname),
+                place => println!("    {:<4} {}  ({place})", user.key, user.nickname),
+            }
         }
     } else {
         println!("  WXPAY_SANDBOX=off: talking to the configured WeChat bases");

@@ -20,24 +20,41 @@ impl Drop for TempDir {
 }
 
 async fn start() -> Running {
-    let dir = std::env::temp_dir().join(format!("wxpay-stack-{}", shared::random::alphanumeric(12)));
+    let dir =
+        std::env::temp_dir().join(format!("wxpay-stack-{}", shared::random::alphanumeric(12)));
     std::fs::create_dir_all(&dir).unwrap();
     let env = Env::from_pairs([
         ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
         ("SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
-        ("DATABASE_URL", format!("sqlite://{}/stack.db", dir.display())),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}/stack.db", dir.display()),
+        ),
     ]);
     let stack = Stack::start(env).await.expect("stack starts");
     let base = format!("http://{}", stack.addr());
     let sandbox = stack.sandbox().expect("sandbox on by default");
     let sandbox_base = sandbox.base_url();
-    let nicknames = sandbox.state().users().into_iter().map(|u| u.nickname).collect();
+    let nicknames = sandbox
+        .state()
+        .users()
+        .iter()
+        .map(|u| u.nickname.clone())
+        .collect();
     tokio::spawn(stack.run_until_stopped());
-    Running { base, sandbox_base, nicknames, _dir: TempDir(dir) }
+    Running {
+        base,
+        sandbox_base,
+        nicknames,
+        _dir: TempDir(dir),
+    }
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 #[actix_web::test]
@@ -47,8 +64,22 @@ async fn answers_health_and_metrics() {
     let health = c.get(format!("{}/healthz", s.base)).send().await.unwrap();
     assert_eq!(health.status(), 200);
     assert!(health.headers().contains_key("x-request-id"));
-    assert_eq!(c.get(format!("{}/readyz", s.base)).send().await.unwrap().status(), 200);
-    let metrics = c.get(format!("{}/metrics", s.base)).send().await.unwrap().text().await.unwrap();
+    assert_eq!(
+        c.get(format!("{}/readyz", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = c
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(metrics.contains("http_requests_total"), "{metrics}");
 }
 
@@ -86,10 +117,18 @@ async fn every_service_answers_on_the_one_port() {
     assert_eq!(cfg["code"], 0, "{cfg}");
     assert_eq!(cfg["data"]["appId"], wechat_sandbox::SANDBOX_OA_APPID);
     // pay-service: no session → 401/1002
-    let pay = c.get(format!("{}/api/mp/v2Pay?money=0.01", s.base)).send().await.unwrap();
+    let pay = c
+        .get(format!("{}/api/mp/v2Pay?money=0.01", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(pay.status(), 401);
     // auth-service: no session → 401/1002
-    let me = c.get(format!("{}/api/auth/me", s.base)).send().await.unwrap();
+    let me = c
+        .get(format!("{}/api/auth/me", s.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(me.status(), 401);
 }
 
@@ -106,11 +145,17 @@ async fn login_leads_to_the_sandbox_consent_page() {
         .unwrap();
     assert_eq!(resp.status(), 302);
     let location = resp.headers()["location"].to_str().unwrap().to_owned();
-    assert!(location.starts_with(&format!("{}/connect/oauth2/authorize?", s.sandbox_base)), "{location}");
+    assert!(
+        location.starts_with(&format!("{}/connect/oauth2/authorize?", s.sandbox_base)),
+        "{location}"
+    );
     let page = c.get(&location).send().await.unwrap();
     assert_eq!(page.status(), 200);
     let html = page.text().await.unwrap();
     for nickname in &s.nicknames {
-        assert!(html.contains(nickname.as_str()), "consent page lacks {nickname}");
+        assert!(
+            html.contains(nickname.as_str()),
+            "consent page lacks {nickname}"
+        );
     }
 }
