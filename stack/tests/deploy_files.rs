@@ -13,7 +13,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::process::Command;
 
-use deploy_support::{GatewayConf, api_md, api_paths, names_read_by, read_repo, repo_root, skip_or_fail};
+use deploy_support::{
+    GatewayConf, api_md, api_paths, names_read_by, read_repo, repo_root, skip_or_fail,
+};
 use serde::Deserialize;
 use serde_yaml::Value;
 use shared::config::{CommonConfig, ConfigError, Env};
@@ -57,8 +59,10 @@ fn default_ports_are_the_contracts() {
 // ---------------------------------------------------------------- compose ----
 
 fn yaml(rel: &str) -> Value {
-    let mut v: Value = serde_yaml::from_str(&read_repo(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
-    v.apply_merge().unwrap_or_else(|e| panic!("{rel}: merge keys: {e}"));
+    let mut v: Value =
+        serde_yaml::from_str(&read_repo(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"));
+    v.apply_merge()
+        .unwrap_or_else(|e| panic!("{rel}: merge keys: {e}"));
     v
 }
 
@@ -71,7 +75,8 @@ fn yaml_docs(rel: &str) -> Vec<Value> {
 }
 
 fn s(v: &Value) -> &str {
-    v.as_str().unwrap_or_else(|| panic!("expected a string, got {v:?}"))
+    v.as_str()
+        .unwrap_or_else(|| panic!("expected a string, got {v:?}"))
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -106,7 +111,9 @@ fn interpolate(text: &str, dotenv: &BTreeMap<String, String>) -> Result<String, 
             rest = r;
             continue;
         }
-        let body = rest.strip_prefix('{').unwrap_or_else(|| panic!("use ${{VAR}} form: {text}"));
+        let body = rest
+            .strip_prefix('{')
+            .unwrap_or_else(|| panic!("use ${{VAR}} form: {text}"));
         let end = body.find('}').expect("closing }");
         let (name, kind) = parse_ref(&body[..end]);
         rest = &body[end + 1..];
@@ -165,12 +172,16 @@ fn env_example() -> (BTreeMap<String, String>, BTreeSet<String>) {
         if let Some(c) = line.strip_prefix('#') {
             if let Some((k, _)) = c.trim().split_once('=')
                 && !k.is_empty()
-                && k.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+                && k.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
             {
                 commented.insert(k.to_owned());
             }
         } else if let Some((k, v)) = line.split_once('=') {
-            assert!(active.insert(k.to_owned(), v.to_owned()).is_none(), "{k} twice");
+            assert!(
+                active.insert(k.to_owned(), v.to_owned()).is_none(),
+                "{k} twice"
+            );
         }
     }
     (active, commented)
@@ -186,8 +197,13 @@ fn compose_service<'a>(compose: &'a Value, name: &str) -> &'a Value {
 }
 
 /// A service's environment in compose, interpolated against `dotenv`.
-fn compose_env(svc: &Value, dotenv: &BTreeMap<String, String>) -> Result<BTreeMap<String, String>, String> {
-    let env = svc["environment"].as_mapping().expect("environment as a mapping");
+fn compose_env(
+    svc: &Value,
+    dotenv: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, String> {
+    let env = svc["environment"]
+        .as_mapping()
+        .expect("environment as a mapping");
     env.iter()
         .map(|(k, v)| {
             let raw = match v {
@@ -209,8 +225,15 @@ fn port_of(addr: &str) -> u16 {
 /// The URL a compose healthcheck fetches with curl.
 fn healthcheck_url(svc: &Value) -> url::Url {
     let test = strings(&svc["healthcheck"]["test"]);
-    assert_eq!(test[..2], ["CMD", "curl"], "healthcheck runs the image's curl: {test:?}");
-    assert!(test.contains(&"-f".to_owned()) || test.iter().any(|a| a.starts_with("-f")), "curl -f fails on 5xx");
+    assert_eq!(
+        test[..2],
+        ["CMD", "curl"],
+        "healthcheck runs the image's curl: {test:?}"
+    );
+    assert!(
+        test.contains(&"-f".to_owned()) || test.iter().any(|a| a.starts_with("-f")),
+        "curl -f fails on 5xx"
+    );
     url::Url::parse(test.last().unwrap()).unwrap()
 }
 
@@ -221,7 +244,16 @@ fn compose_gives_each_service_only_variables_it_reads_and_every_one_it_needs() {
     // The .env an operator writes: the example with its placeholders filled.
     let filled: BTreeMap<String, String> = example
         .iter()
-        .map(|(k, v)| (k.clone(), if v.contains("change-me") { FIT_SECRET.to_owned() } else { v.clone() }))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                if v.contains("change-me") {
+                    FIT_SECRET.to_owned()
+                } else {
+                    v.clone()
+                },
+            )
+        })
         .collect();
     // The least an operator can write: only what compose insists on (`:?`).
     let mut required = BTreeSet::new();
@@ -238,13 +270,20 @@ fn compose_gives_each_service_only_variables_it_reads_and_every_one_it_needs() {
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     for name in ["SESSION_SECRET", "PUBLIC_BASE_URL", "POSTGRES_PASSWORD"] {
-        assert!(required.contains(name), "compose must refuse to start without {name}");
+        assert!(
+            required.contains(name),
+            "compose must refuse to start without {name}"
+        );
     }
 
     let mut session_secrets = BTreeSet::new();
     for (name, port) in SERVICES {
         let svc = compose_service(&compose, name);
-        assert_eq!(strings(&svc["command"]), [name], "{name}: command picks its binary");
+        assert_eq!(
+            strings(&svc["command"]),
+            [name],
+            "{name}: command picks its binary"
+        );
         assert_eq!(s(&svc["build"]["dockerfile"]), "deploy/docker/Dockerfile");
         assert_eq!(s(&svc["build"]["context"]), ".");
         assert!(repo_root().join("deploy/docker/Dockerfile").is_file());
@@ -257,14 +296,28 @@ fn compose_gives_each_service_only_variables_it_reads_and_every_one_it_needs() {
             .map(|k| s(k).to_owned())
             .collect();
         let unread: Vec<&String> = given.iter().filter(|n| !read.contains(*n)).collect();
-        assert!(unread.is_empty(), "{name} is given variables it never reads: {unread:?}");
+        assert!(
+            unread.is_empty(),
+            "{name} is given variables it never reads: {unread:?}"
+        );
 
-        for (label, dotenv) in [("filled .env.example", &filled), ("only the required variables", &minimal)] {
-            let env = compose_env(svc, dotenv).unwrap_or_else(|v| panic!("{name} with {label}: {v} unset"));
+        for (label, dotenv) in [
+            ("filled .env.example", &filled),
+            ("only the required variables", &minimal),
+        ] {
+            let env = compose_env(svc, dotenv)
+                .unwrap_or_else(|v| panic!("{name} with {label}: {v} unset"));
             let cfg = service_config(name, &Env::from_pairs(env.clone()))
                 .unwrap_or_else(|e| panic!("{name} would not start with {label}: {e}"));
-            assert_eq!(cfg.listen_addr.to_string(), format!("0.0.0.0:{port}"), "{name}");
-            assert_eq!(cfg.public_base_url.as_str(), format!("{}/", example["PUBLIC_BASE_URL"].trim_end_matches('/')));
+            assert_eq!(
+                cfg.listen_addr.to_string(),
+                format!("0.0.0.0:{port}"),
+                "{name}"
+            );
+            assert_eq!(
+                cfg.public_base_url.as_str(),
+                format!("{}/", example["PUBLIC_BASE_URL"].trim_end_matches('/'))
+            );
             if uses_database(name) {
                 assert!(
                     cfg.database_url.starts_with("postgres://")
@@ -272,28 +325,61 @@ fn compose_gives_each_service_only_variables_it_reads_and_every_one_it_needs() {
                     "{name} uses the compose PostgreSQL"
                 );
             } else {
-                assert!(!env.contains_key("DATABASE_URL"), "{name} has no tables: no database password");
+                assert!(
+                    !env.contains_key("DATABASE_URL"),
+                    "{name} has no tables: no database password"
+                );
             }
-            assert_eq!(cfg.redis_url.as_ref().map(|r| r.expose().to_owned()).as_deref(), Some("redis://redis:6379/0"));
+            assert_eq!(
+                cfg.redis_url
+                    .as_ref()
+                    .map(|r| r.expose().to_owned())
+                    .as_deref(),
+                Some("redis://redis:6379/0")
+            );
             session_secrets.insert(env["SESSION_SECRET"].clone());
         }
         // The example's placeholder must not be usable as a real secret.
         let verbatim = compose_env(svc, &example).unwrap();
         let err = service_config(name, &Env::from_pairs(verbatim)).unwrap_err();
-        assert!(err.to_string().contains("SESSION_SECRET"), "{name} accepted the placeholder secret: {err}");
+        assert!(
+            err.to_string().contains("SESSION_SECRET"),
+            "{name} accepted the placeholder secret: {err}"
+        );
 
         let url = healthcheck_url(svc);
-        assert_eq!((url.host_str(), url.port(), url.path()), (Some("127.0.0.1"), Some(port), "/readyz"));
+        assert_eq!(
+            (url.host_str(), url.port(), url.path()),
+            (Some("127.0.0.1"), Some(port), "/readyz")
+        );
         assert_eq!(strings(&svc["expose"]), [port.to_string()]);
-        assert_eq!(s(&svc["depends_on"]["redis"]["condition"]), "service_healthy", "{name} waits for redis");
+        assert_eq!(
+            s(&svc["depends_on"]["redis"]["condition"]),
+            "service_healthy",
+            "{name} waits for redis"
+        );
         if uses_database(name) {
-            assert_eq!(s(&svc["depends_on"]["postgres"]["condition"]), "service_healthy", "{name} waits for postgres");
+            assert_eq!(
+                s(&svc["depends_on"]["postgres"]["condition"]),
+                "service_healthy",
+                "{name} waits for postgres"
+            );
         } else {
-            assert!(svc["depends_on"].get("postgres").is_none(), "{name} does not need postgres");
+            assert!(
+                svc["depends_on"].get("postgres").is_none(),
+                "{name} does not need postgres"
+            );
         }
-        assert!(svc.get("ports").is_none(), "{name} is reached through the gateway only");
+        assert!(
+            svc.get("ports").is_none(),
+            "{name} is reached through the gateway only"
+        );
     }
-    assert_eq!(session_secrets.len(), 1, "one SESSION_SECRET for all services");
+    assert_eq!(
+        session_secrets.len(),
+        1,
+        "one SESSION_SECRET for all services"
+    );
 }
 
 #[test]
@@ -302,18 +388,23 @@ fn compose_runs_the_tested_gateway_in_front_of_the_services() {
     let gw = compose_service(&compose, "gateway");
     let volumes = strings(&gw["volumes"]);
     assert!(
-        volumes.contains(&"./deploy/nginx/gateway.conf:/etc/nginx/conf.d/default.conf:ro".to_owned()),
+        volumes
+            .contains(&"./deploy/nginx/gateway.conf:/etc/nginx/conf.d/default.conf:ro".to_owned()),
         "{volumes:?}"
     );
     let conf = GatewayConf::load();
     assert!(
-        volumes.iter().any(|v| v.ends_with(&format!(":{}:ro", conf.web_root))),
+        volumes
+            .iter()
+            .any(|v| v.ends_with(&format!(":{}:ro", conf.web_root))),
         "the web root {} is mounted: {volumes:?}",
         conf.web_root
     );
     let ports = strings(&gw["ports"]);
     assert!(
-        ports.iter().any(|p| p.ends_with(&format!(":{}", conf.listen_port))),
+        ports
+            .iter()
+            .any(|p| p.ends_with(&format!(":{}", conf.listen_port))),
         "gateway port {} is published: {ports:?}",
         conf.listen_port
     );
@@ -339,12 +430,19 @@ fn compose_sandbox_is_opt_in_and_configured_as_it_reads() {
     let compose = yaml("docker-compose.yml");
     let (name, port) = SANDBOX;
     let sb = compose_service(&compose, name);
-    assert_eq!(strings(&sb["profiles"]), ["sandbox"], "never started by a plain `up`");
+    assert_eq!(
+        strings(&sb["profiles"]),
+        ["sandbox"],
+        "never started by a plain `up`"
+    );
     assert_eq!(strings(&sb["command"]), [name]);
     let read = names_read_by(name);
     let env = compose_env(sb, &env_example().0).unwrap();
     let unread: Vec<&String> = env.keys().filter(|n| !read.contains(*n)).collect();
-    assert!(unread.is_empty(), "the sandbox is given variables it never reads: {unread:?}");
+    assert!(
+        unread.is_empty(),
+        "the sandbox is given variables it never reads: {unread:?}"
+    );
     assert_eq!(port_of(&env["LISTEN_ADDR"]), port);
     let url = healthcheck_url(sb);
     assert_eq!(url.port(), Some(port));
@@ -356,7 +454,10 @@ fn compose_sandbox_is_opt_in_and_configured_as_it_reads() {
     // It shares the gateway's network, so the gateway publishes its port.
     assert_eq!(s(&sb["network_mode"]), "service:gateway");
     let gw_ports = strings(&compose_service(&compose, "gateway")["ports"]);
-    assert!(gw_ports.iter().any(|p| p.ends_with(&format!(":{port}"))), "{gw_ports:?}");
+    assert!(
+        gw_ports.iter().any(|p| p.ends_with(&format!(":{port}"))),
+        "{gw_ports:?}"
+    );
 }
 
 #[test]
@@ -365,10 +466,17 @@ fn compose_backing_services_are_private_and_checked() {
     for name in ["postgres", "redis"] {
         let svc = compose_service(&compose, name);
         assert!(svc.get("ports").is_none(), "{name} is not published");
-        assert!(svc["healthcheck"]["test"].is_sequence(), "{name} has a healthcheck");
+        assert!(
+            svc["healthcheck"]["test"].is_sequence(),
+            "{name} has a healthcheck"
+        );
     }
     let pg = compose_service(&compose, "postgres");
-    assert!(strings(&pg["volumes"]).iter().any(|v| v.ends_with(":/var/lib/postgresql/data")));
+    assert!(
+        strings(&pg["volumes"])
+            .iter()
+            .any(|v| v.ends_with(":/var/lib/postgresql/data"))
+    );
     assert!(compose["volumes"].get("pgdata").is_some());
 }
 
@@ -379,17 +487,38 @@ fn env_example_documents_exactly_what_compose_reads_with_placeholders_only() {
     let mut all = Vec::new();
     scalars(&compose, &mut all);
     let referenced: BTreeSet<String> = all.iter().flat_map(|t| refs(t)).map(|(n, _)| n).collect();
-    let documented: BTreeSet<String> = active.keys().cloned().chain(commented.iter().cloned()).collect();
+    let documented: BTreeSet<String> = active
+        .keys()
+        .cloned()
+        .chain(commented.iter().cloned())
+        .collect();
     let undocumented: Vec<_> = referenced.difference(&documented).collect();
-    assert!(undocumented.is_empty(), "compose reads variables .env.example does not mention: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "compose reads variables .env.example does not mention: {undocumented:?}"
+    );
     let unused: Vec<_> = documented.difference(&referenced).collect();
-    assert!(unused.is_empty(), ".env.example lists variables compose never passes: {unused:?}");
+    assert!(
+        unused.is_empty(),
+        ".env.example lists variables compose never passes: {unused:?}"
+    );
     for (k, v) in &active {
-        if ["SECRET", "KEY", "PASSWORD", "TOKEN"].iter().any(|w| k.contains(w)) {
-            assert!(v.is_empty() || v.contains("change-me"), "{k} in .env.example must be a placeholder");
+        if ["SECRET", "KEY", "PASSWORD", "TOKEN"]
+            .iter()
+            .any(|w| k.contains(w))
+        {
+            assert!(
+                v.is_empty() || v.contains("change-me"),
+                "{k} in .env.example must be a placeholder"
+            );
         }
     }
-    assert!(read_repo(".dockerignore").lines().any(|l| l.trim() == ".env"), ".env stays out of images");
+    assert!(
+        read_repo(".dockerignore")
+            .lines()
+            .any(|l| l.trim() == ".env"),
+        ".env stays out of images"
+    );
 }
 
 // ------------------------------------------------------------- Dockerfile ----
@@ -397,10 +526,18 @@ fn env_example_documents_exactly_what_compose_reads_with_placeholders_only() {
 #[test]
 fn dockerfile_builds_every_binary_compose_runs_into_a_slim_non_root_image() {
     let df = read_repo("deploy/docker/Dockerfile");
-    let lines: Vec<&str> = df.lines().map(str::trim).filter(|l| !l.starts_with('#')).collect();
+    let lines: Vec<&str> = df
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.starts_with('#'))
+        .collect();
     assert!(lines.contains(&"ARG RUST_IMAGE=rust:1-bookworm"));
     assert!(lines.contains(&"ARG RUNTIME_IMAGE=debian:bookworm-slim"));
-    let froms: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("FROM ")).collect();
+    let froms: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
     assert_eq!(
         froms,
         [
@@ -411,20 +548,35 @@ fn dockerfile_builds_every_binary_compose_runs_into_a_slim_non_root_image() {
         ]
     );
     let stage = |name: &str| -> String {
-        let start = df.find(&format!(" AS {name}\n")).unwrap_or_else(|| panic!("stage {name}"));
+        let start = df
+            .find(&format!(" AS {name}\n"))
+            .unwrap_or_else(|| panic!("stage {name}"));
         let rest = &df[start..];
-        rest[1..].find("\nFROM ").map_or(rest, |e| &rest[..e + 1]).to_owned()
+        rest[1..]
+            .find("\nFROM ")
+            .map_or(rest, |e| &rest[..e + 1])
+            .to_owned()
     };
     let (chef, builder, runtime) = (stage("chef"), stage("builder"), stage("runtime"));
-    assert!(chef.contains("libpq-dev"), "diesel's postgres backend links libpq");
+    assert!(
+        chef.contains("libpq-dev"),
+        "diesel's postgres backend links libpq"
+    );
     // Dependencies are cooked from the recipe before the sources arrive.
     let cook = builder.find("cargo chef cook --release").expect("cook");
     let copy_src = builder.find("COPY . .").expect("sources");
-    assert!(cook < copy_src, "cargo chef cook must precede COPY . . in the builder");
+    assert!(
+        cook < copy_src,
+        "cargo chef cook must precede COPY . . in the builder"
+    );
     for pkg in ["libpq5", "ca-certificates", "curl"] {
         assert!(runtime.contains(pkg), "runtime image installs {pkg}");
     }
-    let user = lines.iter().rev().find(|l| l.starts_with("USER ")).expect("a USER line");
+    let user = lines
+        .iter()
+        .rev()
+        .find(|l| l.starts_with("USER "))
+        .expect("a USER line");
     let uid = user.trim_start_matches("USER ").split(':').next().unwrap();
     assert!(uid != "0" && uid != "root", "runs as non-root: {user}");
 
@@ -436,16 +588,33 @@ fn dockerfile_builds_every_binary_compose_runs_into_a_slim_non_root_image() {
         .collect();
     for (name, port) in SERVICES.iter().chain([&SANDBOX]) {
         let svc = compose_service(&compose, name);
-        assert_eq!(s(&svc["image"]), s(&compose_service(&compose, "auth-service")["image"]), "one image");
+        assert_eq!(
+            s(&svc["image"]),
+            s(&compose_service(&compose, "auth-service")["image"]),
+            "one image"
+        );
         let bin = strings(&svc["command"])[0].clone();
-        assert!(builder.contains(&format!("-p {bin}")), "the builder builds {bin}");
-        assert!(builder.contains(&format!("target/release/{bin}")), "the builder copies {bin} out");
-        assert!(repo_root().join(&bin).join("src/main.rs").is_file(), "{bin} is a binary crate");
+        assert!(
+            builder.contains(&format!("-p {bin}")),
+            "the builder builds {bin}"
+        );
+        assert!(
+            builder.contains(&format!("target/release/{bin}")),
+            "the builder copies {bin} out"
+        );
+        assert!(
+            repo_root().join(&bin).join("src/main.rs").is_file(),
+            "{bin} is a binary crate"
+        );
         assert!(read_repo(&format!("{bin}/Cargo.toml")).contains(&format!("name = \"{bin}\"")));
         assert!(exposed.contains(port), "EXPOSE {port}");
         // The healthcheck's tool is in the image.
         if let Some(test) = svc["healthcheck"]["test"].as_sequence() {
-            assert!(runtime.contains(s(&test[1])), "runtime image has {}", s(&test[1]));
+            assert!(
+                runtime.contains(s(&test[1])),
+                "runtime image has {}",
+                s(&test[1])
+            );
         }
     }
 }
@@ -461,12 +630,25 @@ fn dockerignore_keeps_build_outputs_and_secrets_out_but_sources_in() {
     for must in ["target/", ".git/", "data/", "node_modules/", ".env"] {
         assert!(patterns.contains(must), ".dockerignore lists {must}");
     }
-    let members = ["shared", "auth-service", "jssdk-service", "pay-service", "wechat-sandbox", "stack"];
+    let members = [
+        "shared",
+        "auth-service",
+        "jssdk-service",
+        "pay-service",
+        "wechat-sandbox",
+        "stack",
+    ];
     for m in members {
-        assert!(read_repo("Cargo.toml").contains(&format!("\"{m}\"")), "{m} is a workspace member");
+        assert!(
+            read_repo("Cargo.toml").contains(&format!("\"{m}\"")),
+            "{m} is a workspace member"
+        );
         for p in &patterns {
             let p = p.trim_end_matches('/');
-            assert!(p != m && !m.starts_with(&format!("{p}/")), "{m} would be left out of the build");
+            assert!(
+                p != m && !m.starts_with(&format!("{p}/")),
+                "{m} would be left out of the build"
+            );
         }
     }
     for p in ["Cargo.toml", "Cargo.lock", "*.rs", "**/migrations"] {
@@ -493,10 +675,17 @@ impl K8s {
         on_disk.sort();
         let mut listed = resources.clone();
         listed.sort();
-        assert_eq!(listed, on_disk, "kustomization.yaml lists every manifest in deploy/k8s");
+        assert_eq!(
+            listed, on_disk,
+            "kustomization.yaml lists every manifest in deploy/k8s"
+        );
         let docs = resources
             .iter()
-            .flat_map(|f| yaml_docs(&format!("deploy/k8s/{f}")).into_iter().map(move |d| (f.clone(), d)))
+            .flat_map(|f| {
+                yaml_docs(&format!("deploy/k8s/{f}"))
+                    .into_iter()
+                    .map(move |d| (f.clone(), d))
+            })
             .collect();
         K8s { docs }
     }
@@ -506,14 +695,20 @@ impl K8s {
             .docs
             .iter()
             .map(|(_, d)| d)
-            .filter(|d| d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name))
+            .filter(|d| {
+                d["kind"].as_str() == Some(kind) && d["metadata"]["name"].as_str() == Some(name)
+            })
             .collect();
         assert_eq!(found.len(), 1, "exactly one {kind}/{name}");
         found[0]
     }
 
     fn kind(&self, kind: &str) -> Vec<&Value> {
-        self.docs.iter().map(|(_, d)| d).filter(|d| d["kind"].as_str() == Some(kind)).collect()
+        self.docs
+            .iter()
+            .map(|(_, d)| d)
+            .filter(|d| d["kind"].as_str() == Some(kind))
+            .collect()
     }
 
     /// A container's env resolved through the ConfigMap and Secret of the
@@ -540,7 +735,13 @@ impl K8s {
                     out.insert(name, s(v).to_owned());
                 }
                 None if r["optional"].as_bool() == Some(true) => {}
-                None => return Err(format!("{name}: {kind} {} has no key {}", s(&r["name"]), s(&r["key"]))),
+                None => {
+                    return Err(format!(
+                        "{name}: {kind} {} has no key {}",
+                        s(&r["name"]),
+                        s(&r["key"])
+                    ));
+                }
             }
         }
         Ok(out)
@@ -549,7 +750,11 @@ impl K8s {
 
 fn labels(v: &Value) -> BTreeMap<String, String> {
     v.as_mapping()
-        .map(|m| m.iter().map(|(k, v)| (s(k).to_owned(), s(v).to_owned())).collect())
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (s(k).to_owned(), s(v).to_owned()))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -560,11 +765,18 @@ fn k8s_deployments_match_the_services() {
     let image_name = s(&kustomization["images"][0]["name"]).to_owned();
     for (name, port) in SERVICES {
         let dep = k.one("Deployment", name);
-        assert_eq!(dep["spec"]["replicas"].as_u64(), Some(2), "{name}: 2 replicas");
+        assert_eq!(
+            dep["spec"]["replicas"].as_u64(),
+            Some(2),
+            "{name}: 2 replicas"
+        );
         let pod = &dep["spec"]["template"];
         let pod_labels = labels(&pod["metadata"]["labels"]);
         let selector = labels(&dep["spec"]["selector"]["matchLabels"]);
-        assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)), "{name}: selector");
+        assert!(
+            selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)),
+            "{name}: selector"
+        );
         let containers = pod["spec"]["containers"].as_sequence().unwrap();
         assert_eq!(containers.len(), 1);
         let c = &containers[0];
@@ -572,27 +784,57 @@ fn k8s_deployments_match_the_services() {
         assert_eq!(strings(&c["args"]), [name], "{name}: args pick the binary");
         let ports = c["ports"].as_sequence().unwrap();
         assert_eq!(ports.len(), 1);
-        assert_eq!((s(&ports[0]["name"]), ports[0]["containerPort"].as_u64()), ("http", Some(port as u64)));
-        for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz"), ("startupProbe", "/healthz")] {
+        assert_eq!(
+            (s(&ports[0]["name"]), ports[0]["containerPort"].as_u64()),
+            ("http", Some(port as u64))
+        );
+        for (probe, path) in [
+            ("livenessProbe", "/healthz"),
+            ("readinessProbe", "/readyz"),
+            ("startupProbe", "/healthz"),
+        ] {
             let get = &c[probe]["httpGet"];
-            assert_eq!((s(&get["path"]), s(&get["port"])), (path, "http"), "{name} {probe}");
+            assert_eq!(
+                (s(&get["path"]), s(&get["port"])),
+                (path, "http"),
+                "{name} {probe}"
+            );
         }
         for bound in ["requests", "limits"] {
             for res in ["cpu", "memory"] {
-                assert!(c["resources"][bound].get(res).is_some(), "{name}: resources.{bound}.{res}");
+                assert!(
+                    c["resources"][bound].get(res).is_some(),
+                    "{name}: resources.{bound}.{res}"
+                );
             }
         }
-        assert_eq!(pod["spec"]["securityContext"]["runAsNonRoot"].as_bool(), Some(true));
+        assert_eq!(
+            pod["spec"]["securityContext"]["runAsNonRoot"].as_bool(),
+            Some(true)
+        );
 
         // Variables: only ones the service reads, and with the template's
         // placeholders it refuses to start (and names SESSION_SECRET).
         let read = names_read_by(name);
-        let env = k.resolve_env(c).unwrap_or_else(|e| panic!("{name} cannot start: {e}"));
-        let all_names: Vec<String> = c["env"].as_sequence().unwrap().iter().map(|e| s(&e["name"]).to_owned()).collect();
+        let env = k
+            .resolve_env(c)
+            .unwrap_or_else(|e| panic!("{name} cannot start: {e}"));
+        let all_names: Vec<String> = c["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|e| s(&e["name"]).to_owned())
+            .collect();
         let unread: Vec<_> = all_names.iter().filter(|n| !read.contains(*n)).collect();
-        assert!(unread.is_empty(), "{name} is given variables it never reads: {unread:?}");
+        assert!(
+            unread.is_empty(),
+            "{name} is given variables it never reads: {unread:?}"
+        );
         let err = service_config(name, &Env::from_pairs(env.clone())).unwrap_err();
-        assert!(err.to_string().contains("SESSION_SECRET"), "{name} accepted the template's secret: {err}");
+        assert!(
+            err.to_string().contains("SESSION_SECRET"),
+            "{name} accepted the template's secret: {err}"
+        );
         let mut filled = env.clone();
         filled.insert("SESSION_SECRET".into(), FIT_SECRET.into());
         let cfg = service_config(name, &Env::from_pairs(filled))
@@ -600,15 +842,28 @@ fn k8s_deployments_match_the_services() {
         assert_eq!(cfg.listen_addr.to_string(), format!("0.0.0.0:{port}"));
         assert!(cfg.redis_url.is_some(), "{name}: replicas share Redis");
         if uses_database(name) {
-            assert!(cfg.database_url.starts_with("postgres://"), "{name}: replicas share PostgreSQL");
+            assert!(
+                cfg.database_url.starts_with("postgres://"),
+                "{name}: replicas share PostgreSQL"
+            );
         } else {
-            assert!(!env.contains_key("DATABASE_URL"), "{name} has no tables: no database password");
+            assert!(
+                !env.contains_key("DATABASE_URL"),
+                "{name} has no tables: no database password"
+            );
         }
 
         let svc = k.one("Service", name);
-        assert_eq!(labels(&svc["spec"]["selector"]), selector, "{name}: Service selects the pods");
+        assert_eq!(
+            labels(&svc["spec"]["selector"]),
+            selector,
+            "{name}: Service selects the pods"
+        );
         let sp = &svc["spec"]["ports"][0];
-        assert_eq!((sp["port"].as_u64(), s(&sp["targetPort"])), (Some(port as u64), "http"));
+        assert_eq!(
+            (sp["port"].as_u64(), s(&sp["targetPort"])),
+            (Some(port as u64), "http")
+        );
 
         let pdb = k.one("PodDisruptionBudget", name);
         assert_eq!(s(&pdb["apiVersion"]), "policy/v1");
@@ -619,13 +874,24 @@ fn k8s_deployments_match_the_services() {
         assert_eq!(s(&hpa["apiVersion"]), "autoscaling/v2");
         assert_eq!(s(&hpa["spec"]["scaleTargetRef"]["kind"]), "Deployment");
         assert_eq!(s(&hpa["spec"]["scaleTargetRef"]["name"]), name);
-        let (min, max) = (hpa["spec"]["minReplicas"].as_u64().unwrap(), hpa["spec"]["maxReplicas"].as_u64().unwrap());
+        let (min, max) = (
+            hpa["spec"]["minReplicas"].as_u64().unwrap(),
+            hpa["spec"]["maxReplicas"].as_u64().unwrap(),
+        );
         assert!(min >= 2 && max > min, "{name}: HPA {min}..{max}");
     }
-    assert_eq!(k.kind("Deployment").len(), SERVICES.len(), "no other workloads (PostgreSQL and Redis are external)");
+    assert_eq!(
+        k.kind("Deployment").len(),
+        SERVICES.len(),
+        "no other workloads (PostgreSQL and Redis are external)"
+    );
     let secret = k.one("Secret", "wxpay-secrets");
     for (key, v) in secret["stringData"].as_mapping().unwrap() {
-        assert!(s(v).contains("CHANGE-ME"), "secret.yaml {}: placeholders only", s(key));
+        assert!(
+            s(v).contains("CHANGE-ME"),
+            "secret.yaml {}: placeholders only",
+            s(key)
+        );
     }
 }
 
@@ -647,7 +913,10 @@ fn ingress_routes_exactly_as_the_gateway_does() {
             let svc = &p["backend"]["service"];
             let name = s(&svc["name"]).to_owned();
             let port = svc["port"]["number"].as_u64().unwrap() as u16;
-            assert_eq!(k.one("Service", &name)["spec"]["ports"][0]["port"].as_u64(), Some(port as u64));
+            assert_eq!(
+                k.one("Service", &name)["spec"]["ports"][0]["port"].as_u64(),
+                Some(port as u64)
+            );
             ingress_routes.insert((s(&p["path"]).to_owned(), exact, name, port));
         }
     }
@@ -657,20 +926,37 @@ fn ingress_routes_exactly_as_the_gateway_does() {
 #[test]
 fn k8s_manifests_validate_against_the_kubernetes_schemas() {
     let Some(validator) = which("kubernetes-validate") else {
-        return skip_or_fail("kubernetes-validate is not installed (pip install kubernetes-validate)");
+        return skip_or_fail(
+            "kubernetes-validate is not installed (pip install kubernetes-validate)",
+        );
     };
     // The validator must reject what it should, or a pass means nothing.
     let dir = tempfile_dir();
     let bad = dir.join("bad.yaml");
-    std::fs::write(&bad, "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  portz: []\n").unwrap();
-    let out = Command::new(&validator).args(["--strict", "--quiet"]).arg(&bad).output().unwrap();
-    assert!(!out.status.success(), "kubernetes-validate --strict accepted an unknown field");
+    std::fs::write(
+        &bad,
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  portz: []\n",
+    )
+    .unwrap();
+    let out = Command::new(&validator)
+        .args(["--strict", "--quiet"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "kubernetes-validate --strict accepted an unknown field"
+    );
 
     let k = K8s::load();
     let files: BTreeSet<&String> = k.docs.iter().map(|(f, _)| f).collect();
     for f in files {
         let path = repo_root().join("deploy/k8s").join(f);
-        let out = Command::new(&validator).args(["--strict", "--quiet"]).arg(&path).output().unwrap();
+        let out = Command::new(&validator)
+            .args(["--strict", "--quiet"])
+            .arg(&path)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{f} does not validate:\n{}{}",
@@ -686,7 +972,11 @@ fn k8s_manifests_validate_against_the_kubernetes_schemas() {
                 .arg(repo_root().join("deploy/k8s"))
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "kubectl kustomize: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "kubectl kustomize: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             let rendered = String::from_utf8(out.stdout).unwrap();
             assert!(rendered.contains("image: registry.example.com/wxpay:0.1.0"));
             assert!(rendered.contains("namespace: wxpay"));
@@ -722,9 +1012,14 @@ fn gateway_routes_every_path_of_api_md_to_its_service() {
     for p in &paths {
         let routed = conf.service_for(&p.path);
         if p.path.starts_with("/internal/") {
-            assert_eq!(routed, None, "{} must not be exposed by the gateway", p.path);
+            assert_eq!(
+                routed, None,
+                "{} must not be exposed by the gateway",
+                p.path
+            );
         } else {
-            let (host, _) = routed.unwrap_or_else(|| panic!("{} ({}) is not routed", p.path, p.section));
+            let (host, _) =
+                routed.unwrap_or_else(|| panic!("{} ({}) is not routed", p.path, p.section));
             assert_eq!(host, p.section, "{} belongs to {}", p.path, p.section);
         }
     }
@@ -732,7 +1027,11 @@ fn gateway_routes_every_path_of_api_md_to_its_service() {
     for l in &conf.locations {
         if let deploy_support::Target::Proxy(_) = l.target {
             assert!(
-                paths.iter().any(|p| if l.exact { p.path == l.path } else { p.path.starts_with(&l.path) }),
+                paths.iter().any(|p| if l.exact {
+                    p.path == l.path
+                } else {
+                    p.path.starts_with(&l.path)
+                }),
                 "gateway routes {} which API.md §4 does not name",
                 l.path
             );

@@ -98,7 +98,10 @@ impl GatewayConf {
                     .map(|s| {
                         let addr = s.split_whitespace().next().expect("server address");
                         let (host, port) = addr.rsplit_once(':').expect("server host:port");
-                        (host.to_owned(), port.parse().expect("numeric upstream port"))
+                        (
+                            host.to_owned(),
+                            port.parse().expect("numeric upstream port"),
+                        )
                     })
                     .collect();
                 upstreams.insert(header.trim().to_owned(), servers);
@@ -188,7 +191,11 @@ impl GatewayConf {
         match &self.location_for(path)?.target {
             Target::Proxy(up) => {
                 let servers = &self.upstreams[up];
-                assert_eq!(servers.len(), 1, "upstream {up}: one server (a service name)");
+                assert_eq!(
+                    servers.len(),
+                    1,
+                    "upstream {up}: one server (a service name)"
+                );
                 Some(servers[0].clone())
             }
             _ => None,
@@ -283,7 +290,9 @@ pub fn api_md() -> Option<String> {
 pub fn api_paths(api_md: &str) -> Vec<ApiPath> {
     let start = api_md.find("## 4. Routes").expect("API.md has §4");
     let section4 = &api_md[start..];
-    let end = section4[3..].find("\n## ").map_or(section4.len(), |e| e + 3);
+    let end = section4[3..]
+        .find("\n## ")
+        .map_or(section4.len(), |e| e + 3);
     let mut out = BTreeSet::new();
     let mut current = String::new();
     for line in section4[..end].lines() {
