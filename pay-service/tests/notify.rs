@@ -431,7 +431,6 @@ async fn two_replicas_apply_one_notification_once() {
         let (ra, rb) = (ra.unwrap(), rb.unwrap());
         assert_eq!(ra.paid + rb.paid, 1, "{ra:?} {rb:?}");
         assert_eq!(app.transitions(&other).await.len(), 1);
-        let _ = Duration::ZERO;
     }
 }
 
