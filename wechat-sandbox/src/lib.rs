@@ -1,7 +1,8 @@
 //! A faithful local stand-in for WeChat's servers: official-account OAuth,
 //! mini-program login, access tokens and JS-SDK tickets, and WeChat Pay APIv2
 //! with payment notifications, plus `/sandbox/` controls for tests (pay an
-//! order, inject faults, count calls, move the clock).
+//! order, inject faults, count calls, move the clock), and a stand-in for the
+//! JS-SDK (`/sandbox/jweixin.js`) with its cashier for pages outside WeChat.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -19,6 +20,7 @@ mod control;
 mod errors;
 mod faults;
 mod ids;
+mod jssdk;
 mod mp;
 mod notify;
 mod oauth;

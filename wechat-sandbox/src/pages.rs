@@ -165,6 +165,57 @@ pub(crate) fn cashier_page(o: &CashierOrder<'_>) -> HttpResponse {
     )
 }
 
+pub(crate) struct JsapiCashier<'a> {
+    pub body: &'a str,
+    pub out_trade_no: &'a str,
+    pub total_fee: u64,
+    pub ticket: &'a str,
+}
+
+/// The sheet `wx.chooseWXPay` opens: 确认支付 or 取消, each a plain form post.
+pub(crate) fn jsapi_cashier_page(o: &JsapiCashier<'_>) -> HttpResponse {
+    let ticket = escape(o.ticket);
+    page(
+        "微信支付",
+        &format!(
+            "<h1>微信支付</h1><div class=\"card\"><p>{body}</p>\
+<p class=\"amount\">¥{amount}</p><p class=\"muted\">商户订单号：{no}</p></div>\
+<form method=\"post\" action=\"/sandbox/jsapi/cashier/confirm\">\
+<input type=\"hidden\" name=\"ticket\" value=\"{ticket}\">\
+<button class=\"btn block\" type=\"submit\">确认支付</button></form>\
+<form method=\"post\" action=\"/sandbox/jsapi/cashier/cancel\">\
+<input type=\"hidden\" name=\"ticket\" value=\"{ticket}\">\
+<button class=\"btn secondary block\" type=\"submit\">取消</button></form>\
+<p class=\"muted\">这是 wechat-sandbox 模拟的收银台，不会真实扣款。</p>",
+            body = escape(o.body),
+            amount = shared::money::fen_to_yuan(i64::try_from(o.total_fee).unwrap_or(i64::MAX)),
+            no = escape(o.out_trade_no),
+        ),
+    )
+}
+
+/// The cashier's answer; it tells the page that opened it (its parent window)
+/// `errMsg` through `postMessage`, which the sandbox's `wx.chooseWXPay` awaits.
+pub(crate) fn jsapi_cashier_result(title: &str, message: &str, err_msg: &str) -> HttpResponse {
+    let payload = serde_json::json!({
+        "source": "wechat-sandbox",
+        "kind": "chooseWXPay",
+        "errMsg": err_msg,
+    })
+    .to_string()
+    // Inside <script>, `<` could close the element.
+    .replace('<', "\\u003c");
+    page(
+        "微信支付",
+        &format!(
+            "<h1>{}</h1><div class=\"card\" role=\"status\"><p>{}</p></div>\
+<script>if(window.parent!==window){{window.parent.postMessage({payload},\"*\");}}</script>",
+            escape(title),
+            escape(message),
+        ),
+    )
+}
+
 /// What the cashier shows after paying, or instead of paying.
 pub(crate) fn cashier_message(title: &str, message: &str) -> HttpResponse {
     page(

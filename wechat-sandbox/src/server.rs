@@ -4,13 +4,15 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
+use actix_cors::Cors;
 use actix_web::dev::ServerHandle;
+use actix_web::http::header;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 
 use crate::config::SandboxConfig;
 use crate::state::SandboxState;
-use crate::{control, faults, mp, oauth, pay, tokens};
+use crate::{control, faults, jssdk, mp, oauth, pay, tokens};
 
 /// A running sandbox. Dropping it leaves the server running until the
 /// runtime ends; call [`Sandbox::stop`] to end it and its pending deliveries.
@@ -157,5 +159,36 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/sandbox/mp/encrypt", web::post().to(control::mp_encrypt))
         .route("/sandbox/mweb", web::get().to(control::mweb))
         .route("/sandbox/mweb/pay", web::post().to(control::mweb_pay))
-        .route("/sandbox/avatar/{file}", web::get().to(control::avatar));
+        .route("/sandbox/avatar/{file}", web::get().to(control::avatar))
+        .route("/sandbox/jweixin.js", web::get().to(jssdk::script))
+        .service(
+            web::resource("/sandbox/jssdk/verify")
+                .wrap(page_cors())
+                .route(web::post().to(jssdk::verify)),
+        )
+        .service(
+            web::resource("/sandbox/jssdk/pay")
+                .wrap(page_cors())
+                .route(web::post().to(jssdk::pay)),
+        )
+        .route("/sandbox/jsapi/cashier", web::get().to(jssdk::cashier))
+        .route(
+            "/sandbox/jsapi/cashier/confirm",
+            web::post().to(jssdk::confirm),
+        )
+        .route(
+            "/sandbox/jsapi/cashier/cancel",
+            web::post().to(jssdk::cancel),
+        );
+}
+
+/// The JS-SDK stand-in calls these from the merchant's page, whatever its
+/// origin (WeChat's JS-SDK works on any page with a valid signature). No
+/// cookies go with them and they answer nothing secret.
+fn page_cors() -> Cors {
+    Cors::default()
+        .allow_any_origin()
+        .allowed_methods(["POST"])
+        .allowed_header(header::CONTENT_TYPE)
+        .max_age(600)
 }

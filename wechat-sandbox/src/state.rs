@@ -13,6 +13,7 @@ use crate::clock::Clock;
 use crate::config::{AppKind, SandboxApp, SandboxConfig, SandboxMerchant, SandboxUser};
 use crate::faults::{CallCounts, FaultKind, Faults};
 use crate::ids;
+use crate::jssdk::CashierStore;
 use crate::mp::MpStore;
 use crate::oauth::OauthStore;
 use crate::pay::OrderStore;
@@ -37,6 +38,8 @@ pub struct SandboxState {
     pub(crate) mp: Mutex<MpStore>,
     pub(crate) tokens: Mutex<TokenStore>,
     pub(crate) orders: Mutex<OrderStore>,
+    /// Live `wx.chooseWXPay` cashier tickets.
+    pub(crate) cashier: Mutex<CashierStore>,
     /// Bumped whenever a delivery attempt is recorded or a schedule ends.
     pub(crate) delivery_events: watch::Sender<u64>,
     pub(crate) shutdown: watch::Sender<bool>,
@@ -73,6 +76,7 @@ impl SandboxState {
             mp: Mutex::default(),
             tokens: Mutex::default(),
             orders: Mutex::default(),
+            cashier: Mutex::default(),
             delivery_events: watch::Sender::new(0),
             shutdown: watch::Sender::new(false),
             runtime,

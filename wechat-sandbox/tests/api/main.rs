@@ -4,6 +4,7 @@ mod common;
 
 mod control;
 mod faults;
+mod jssdk;
 mod mp;
 mod notify;
 mod oauth;
