@@ -983,6 +983,50 @@ fn ingress_routes_exactly_as_the_gateway_does() {
         }
     }
     assert_eq!(ingress_routes, GatewayConf::load().proxied());
+
+    // The host it serves is the one the services build URLs from, over TLS.
+    let public = url::Url::parse(s(
+        &k.one("ConfigMap", "wxpay-config")["data"]["PUBLIC_BASE_URL"],
+    ))
+    .unwrap();
+    assert_eq!(
+        public.scheme(),
+        "https",
+        "WeChat calls back over https only"
+    );
+    let host = public.host_str().unwrap();
+    let rules = ing["spec"]["rules"].as_sequence().unwrap();
+    assert!(
+        rules.iter().all(|r| s(&r["host"]) == host),
+        "Ingress hosts are {host}"
+    );
+    let tls_hosts = strings(&ing["spec"]["tls"][0]["hosts"]);
+    assert_eq!(tls_hosts, [host]);
+
+    // Same body limit and timeouts as the gateway (ingress-nginx annotations).
+    let conf = read_repo("deploy/nginx/gateway.conf");
+    let directive = |name: &str| -> String {
+        let line = conf
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("gateway.conf sets {name}"));
+        line[name.len()..].trim().trim_end_matches(';').to_owned()
+    };
+    let annotation = |name: &str| {
+        s(&ing["metadata"]["annotations"][format!("nginx.ingress.kubernetes.io/{name}")]).to_owned()
+    };
+    assert_eq!(
+        annotation("proxy-body-size"),
+        directive("client_max_body_size")
+    );
+    for (ann, dir) in [
+        ("proxy-connect-timeout", "proxy_connect_timeout"),
+        ("proxy-send-timeout", "proxy_send_timeout"),
+        ("proxy-read-timeout", "proxy_read_timeout"),
+    ] {
+        assert_eq!(format!("{}s", annotation(ann)), directive(dir), "{ann}");
+    }
 }
 
 #[test]
