@@ -142,6 +142,8 @@ pub struct SandboxConfig {
     /// What the sandbox calls itself in URLs it hands out (avatars, mweb_url);
     /// `http://<bound address>` when unset.
     pub public_base_url: Option<String>,
+    /// A second, HTTPS listener requiring client certificates (`/secapi/`).
+    pub tls: Option<crate::tls::SandboxTls>,
 }
 
 impl SandboxConfig {
@@ -153,6 +155,7 @@ impl SandboxConfig {
             merchants: default_merchants(),
             users: default_users(),
             public_base_url: None,
+            tls: None,
         }
     }
 

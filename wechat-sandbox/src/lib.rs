@@ -27,8 +27,10 @@ mod oauth;
 mod pages;
 mod params;
 mod pay;
+mod refund;
 mod server;
 mod state;
+mod tls;
 mod tokens;
 
 pub use config::{
@@ -39,5 +41,7 @@ pub use config::{
 pub use faults::FaultKind;
 pub use notify::{DeliveryAttempt, MAX_DELIVERY_ATTEMPTS, PayOptions, RETRY_SCHEDULE};
 pub use pay::{OrderSnapshot, TradeState};
+pub use refund::{RefundSnapshot, RefundStatus, decrypt_req_info, encrypt_req_info};
 pub use server::Sandbox;
 pub use state::SandboxState;
+pub use tls::{SandboxTls, TestPki};

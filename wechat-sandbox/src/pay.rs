@@ -214,23 +214,23 @@ const ORDER_NOT_EXIST: PayFailure = PayFailure::Business {
 /// A request whose merchant, appid and sign have been checked.
 pub(crate) struct PayRequest {
     fields: BTreeMap<String, String>,
-    merchant: SandboxMerchant,
+    pub(crate) merchant: SandboxMerchant,
     sign_type: SignType,
 }
 
 impl PayRequest {
-    fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.fields
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
     }
 
-    fn require(&self, name: &str) -> Result<&str, PayFailure> {
+    pub(crate) fn require(&self, name: &str) -> Result<&str, PayFailure> {
         self.get(name).ok_or_else(|| missing(name))
     }
 
-    fn appid(&self) -> &str {
+    pub(crate) fn appid(&self) -> &str {
         self.get("appid").unwrap_or_default()
     }
 
@@ -581,7 +581,7 @@ fn prepay_reply(order: &Order) -> BTreeMap<String, String> {
 
 type PayOperation = fn(&SandboxState, &PayRequest) -> Result<BTreeMap<String, String>, PayFailure>;
 
-fn serve(sandbox: &SandboxState, body: &[u8], op: PayOperation) -> HttpResponse {
+pub(crate) fn serve(sandbox: &SandboxState, body: &[u8], op: PayOperation) -> HttpResponse {
     match sandbox.authenticate_pay(body) {
         Ok(req) => req.reply(op(sandbox, &req)),
         Err(msg) => return_fail(&msg),

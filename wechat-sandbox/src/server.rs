@@ -12,7 +12,7 @@ use actix_web::{App, HttpServer, web};
 
 use crate::config::SandboxConfig;
 use crate::state::SandboxState;
-use crate::{control, faults, jssdk, mp, oauth, pay, tokens};
+use crate::{control, faults, jssdk, mp, oauth, pay, refund, tls, tokens};
 
 /// A running sandbox. Dropping it leaves the server running until the
 /// runtime ends; call [`Sandbox::stop`] to end it and its pending deliveries.
@@ -21,6 +21,8 @@ pub struct Sandbox {
     state: Arc<SandboxState>,
     handle: ServerHandle,
     task: tokio::task::JoinHandle<io::Result<()>>,
+    /// The HTTPS listener for `/secapi/`, when configured.
+    tls: Option<tls::TlsServer>,
 }
 
 impl Sandbox {
@@ -36,6 +38,7 @@ impl Sandbox {
             .public_base_url
             .clone()
             .unwrap_or_else(|| format!("http://{}", reachable(addr)));
+        let tls_cfg = cfg.tls.clone();
         let state = SandboxState::new(cfg, base_url, tokio::runtime::Handle::current());
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
@@ -43,6 +46,7 @@ impl Sandbox {
                 .app_data(data.clone())
                 .wrap(from_fn(faults::count_and_inject))
                 .configure(routes)
+                .configure(refund::plain_routes)
         })
         .workers(2)
         // The embedding program decides what Ctrl-C means.
@@ -53,11 +57,22 @@ impl Sandbox {
         let handle = server.handle();
         let task = tokio::spawn(server);
         tracing::info!(%addr, base_url = state.public_base_url(), "wechat-sandbox listening");
+        let tls = match &tls_cfg {
+            Some(t) => match tls::start(t, web::Data::from(state.clone()), routes) {
+                Ok(server) => Some(server),
+                Err(e) => {
+                    handle.stop(false).await;
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
         Ok(Sandbox {
             addr,
             state,
             handle,
             task,
+            tls,
         })
     }
 
@@ -71,6 +86,14 @@ impl Sandbox {
         format!("http://{}", reachable(self.addr))
     }
 
+    /// `https://127.0.0.1:PORT` of the TLS listener (client certificate
+    /// required), when `SandboxConfig::tls` was set.
+    pub fn tls_base_url(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|t| format!("https://{}", reachable(t.addr)))
+    }
+
     pub fn state(&self) -> Arc<SandboxState> {
         self.state.clone()
     }
@@ -79,6 +102,9 @@ impl Sandbox {
     /// notification retries.
     pub async fn stop(self) {
         self.state.shutdown.send_replace(true);
+        if let Some(tls) = self.tls {
+            tls.stop().await;
+        }
         self.handle.stop(true).await;
         let _ = self.task.await;
     }

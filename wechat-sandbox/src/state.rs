@@ -17,6 +17,7 @@ use crate::jssdk::CashierStore;
 use crate::mp::MpStore;
 use crate::oauth::OauthStore;
 use crate::pay::OrderStore;
+use crate::refund::RefundStore;
 use crate::tokens::TokenStore;
 
 /// How long the sandbox waits for a merchant to answer a notification. WeChat
@@ -38,6 +39,8 @@ pub struct SandboxState {
     pub(crate) mp: Mutex<MpStore>,
     pub(crate) tokens: Mutex<TokenStore>,
     pub(crate) orders: Mutex<OrderStore>,
+    /// Taken after `orders` when both are needed.
+    pub(crate) refunds: Mutex<RefundStore>,
     /// Live `wx.chooseWXPay` cashier tickets.
     pub(crate) cashier: Mutex<CashierStore>,
     /// Bumped whenever a delivery attempt is recorded or a schedule ends.
@@ -76,6 +79,7 @@ impl SandboxState {
             mp: Mutex::default(),
             tokens: Mutex::default(),
             orders: Mutex::default(),
+            refunds: Mutex::default(),
             cashier: Mutex::default(),
             delivery_events: watch::Sender::new(0),
             shutdown: watch::Sender::new(false),

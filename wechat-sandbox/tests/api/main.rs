@@ -9,4 +9,5 @@ mod mp;
 mod notify;
 mod oauth;
 mod pay;
+mod refund;
 mod tokens;

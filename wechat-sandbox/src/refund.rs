@@ -1,0 +1,634 @@
+//! WeChat Pay APIv2 refunds: `/secapi/pay/refund` (served only on the TLS
+//! listener, which asks for the merchant's client certificate), `/pay/refundquery`,
+//! and refund notifications whose `req_info` is encrypted as WeChat does it
+//! (AES-256-ECB, PKCS#7, key = lowercase hex MD5 of the merchant key).
+//!
+//! A refund succeeds at once unless the test holds refunds
+//! ([`SandboxState::hold_refunds`]); a held one stays PROCESSING until
+//! [`SandboxState::complete_refund`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::{HttpResponse, web};
+use aes::Aes256;
+use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyInit, block_padding::Pkcs7};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use md5::{Digest, Md5};
+use serde::Serialize;
+use shared::xml::{DEFAULT_MAX_XML_BYTES, map_to_xml, to_xml};
+use tokio::sync::watch;
+
+use crate::clock::lock;
+use crate::ids;
+use crate::notify::{DeliveryAttempt, MAX_DELIVERY_ATTEMPTS, RETRY_SCHEDULE};
+use crate::pay::{PayFailure, TradeState};
+use crate::state::SandboxState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RefundStatus {
+    #[serde(rename = "PROCESSING")]
+    Processing,
+    #[serde(rename = "SUCCESS")]
+    Success,
+    /// Closed by WeChat; the money never left.
+    #[serde(rename = "REFUNDCLOSE")]
+    RefundClose,
+    /// The payer's account could not take it (WeChat's CHANGE).
+    #[serde(rename = "CHANGE")]
+    Change,
+}
+
+impl RefundStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundStatus::Processing => "PROCESSING",
+            RefundStatus::Success => "SUCCESS",
+            RefundStatus::RefundClose => "REFUNDCLOSE",
+            RefundStatus::Change => "CHANGE",
+        }
+    }
+
+    /// Money that is, or may still become, refunded.
+    fn counts(self) -> bool {
+        matches!(self, RefundStatus::Processing | RefundStatus::Success)
+    }
+}
+
+pub(crate) struct Refund {
+    out_refund_no: String,
+    out_trade_no: String,
+    transaction_id: String,
+    appid: String,
+    mch_id: String,
+    refund_id: String,
+    total_fee: u64,
+    refund_fee: u64,
+    refund_desc: Option<String>,
+    status: RefundStatus,
+    success_time: Option<String>,
+    notify_url: String,
+    deliveries: Vec<DeliveryAttempt>,
+    delivery_finished: bool,
+}
+
+/// A refund as the sandbox sees it, for tests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RefundSnapshot {
+    pub out_refund_no: String,
+    pub out_trade_no: String,
+    pub transaction_id: String,
+    pub refund_id: String,
+    pub total_fee: u64,
+    pub refund_fee: u64,
+    pub refund_desc: Option<String>,
+    pub status: RefundStatus,
+    /// `yyyy-MM-dd HH:mm:ss` Beijing time, as WeChat writes it in refunds.
+    pub success_time: Option<String>,
+    pub notify_url: String,
+    pub deliveries: Vec<DeliveryAttempt>,
+}
+
+impl Refund {
+    fn snapshot(&self) -> RefundSnapshot {
+        RefundSnapshot {
+            out_refund_no: self.out_refund_no.clone(),
+            out_trade_no: self.out_trade_no.clone(),
+            transaction_id: self.transaction_id.clone(),
+            refund_id: self.refund_id.clone(),
+            total_fee: self.total_fee,
+            refund_fee: self.refund_fee,
+            refund_desc: self.refund_desc.clone(),
+            status: self.status,
+            success_time: self.success_time.clone(),
+            notify_url: self.notify_url.clone(),
+            deliveries: self.deliveries.clone(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct RefundStore {
+    /// In the order they were applied for.
+    refunds: Vec<Refund>,
+    /// New refunds stay PROCESSING while set.
+    hold: bool,
+}
+
+/// WeChat's refund notification key: the lowercase hex MD5 of the merchant key,
+/// whose 32 ASCII characters are the AES-256 key.
+fn req_info_key(mch_key: &str) -> [u8; 32] {
+    let hex = hex::encode(Md5::digest(mch_key.as_bytes()));
+    let mut key = [0u8; 32];
+    key.copy_from_slice(hex.as_bytes());
+    key
+}
+
+/// Encrypts a refund notification's inner XML as WeChat does:
+/// base64(AES-256-ECB(PKCS#7(plain))) with the key derived from `mch_key`.
+pub fn encrypt_req_info(mch_key: &str, plain: &str) -> String {
+    let cipher = ecb::Encryptor::<Aes256>::new(&req_info_key(mch_key).into());
+    STANDARD.encode(cipher.encrypt_padded_vec_mut::<Pkcs7>(plain.as_bytes()))
+}
+
+/// The inverse of [`encrypt_req_info`]; None when it does not decrypt.
+pub fn decrypt_req_info(mch_key: &str, b64: &str) -> Option<String> {
+    let data = STANDARD.decode(b64.trim()).ok()?;
+    let cipher = ecb::Decryptor::<Aes256>::new(&req_info_key(mch_key).into());
+    let plain = cipher.decrypt_padded_vec_mut::<Pkcs7>(&data).ok()?;
+    String::from_utf8(plain).ok()
+}
+
+/// `2017-12-15 09:46:01`, Beijing time.
+fn refund_time(at: DateTime<Utc>) -> String {
+    at.with_timezone(&ids::beijing())
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+/// Where a refund's notification goes when the request named none: WeChat
+/// uses the URL set in the merchant platform; the sandbox uses the order's
+/// notify_url host with `/api/pay/refund-notify`.
+fn default_refund_notify_url(order_notify_url: &str) -> String {
+    match url::Url::parse(order_notify_url) {
+        Ok(mut u) => {
+            u.set_path("/api/pay/refund-notify");
+            u.set_query(None);
+            u.to_string()
+        }
+        Err(_) => order_notify_url.to_owned(),
+    }
+}
+
+fn business(code: &'static str, des: &'static str) -> PayFailure {
+    PayFailure::Business { code, des }
+}
+
+fn fee(req: &crate::pay::PayRequest, name: &str) -> Result<u64, PayFailure> {
+    req.require(name)?
+        .parse::<u64>()
+        .ok()
+        .filter(|f| *f > 0 && *f <= i64::MAX as u64)
+        .ok_or_else(|| PayFailure::Return(format!("{name}参数格式错误")))
+}
+
+fn refund_reply(r: &Refund) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("transaction_id".to_owned(), r.transaction_id.clone()),
+        ("out_trade_no".to_owned(), r.out_trade_no.clone()),
+        ("out_refund_no".to_owned(), r.out_refund_no.clone()),
+        ("refund_id".to_owned(), r.refund_id.clone()),
+        ("refund_fee".to_owned(), r.refund_fee.to_string()),
+        ("settlement_refund_fee".to_owned(), r.refund_fee.to_string()),
+        ("total_fee".to_owned(), r.total_fee.to_string()),
+        ("settlement_total_fee".to_owned(), r.total_fee.to_string()),
+        ("fee_type".to_owned(), "CNY".to_owned()),
+        ("cash_fee".to_owned(), r.total_fee.to_string()),
+        ("cash_refund_fee".to_owned(), r.refund_fee.to_string()),
+        ("refund_channel".to_owned(), "ORIGINAL".to_owned()),
+    ])
+}
+
+/// What a refund notification says, before encryption.
+struct RefundDelivery {
+    out_refund_no: String,
+    url: String,
+    xml: String,
+}
+
+impl SandboxState {
+    fn apply_refund(
+        &self,
+        req: &crate::pay::PayRequest,
+    ) -> Result<BTreeMap<String, String>, PayFailure> {
+        let out_refund_no = req.require("out_refund_no")?.to_owned();
+        if out_refund_no.len() > 64 {
+            return Err(PayFailure::Return("out_refund_no参数长度有误".into()));
+        }
+        let total_fee = fee(req, "total_fee")?;
+        let refund_fee = fee(req, "refund_fee")?;
+        if req.get("refund_fee_type").is_some_and(|f| f != "CNY") {
+            return Err(PayFailure::Return("refund_fee_type参数格式错误".into()));
+        }
+        let refund_desc = req.get("refund_desc").map(str::to_owned);
+        let now = self.now();
+        let orders = lock(&self.orders);
+        let order = match (req.get("transaction_id"), req.get("out_trade_no")) {
+            (Some(id), _) => orders
+                .orders
+                .values()
+                .find(|o| o.transaction_id.as_deref() == Some(id)),
+            (None, Some(no)) => orders.orders.get(no),
+            (None, None) => return Err(PayFailure::Return("缺少参数out_trade_no".into())),
+        }
+        .filter(|o| o.mch_id == req.merchant.mch_id && o.appid == req.appid())
+        .ok_or(business("ORDERNOTEXIST", "订单不存在"))?;
+        let out_trade_no = order.out_trade_no.clone();
+        let mut refunds = lock(&self.refunds);
+        if let Some(existing) = refunds
+            .refunds
+            .iter()
+            .find(|r| r.out_refund_no == out_refund_no && r.mch_id == req.merchant.mch_id)
+        {
+            // The same refund asked again: WeChat answers with it.
+            return if existing.out_trade_no == out_trade_no
+                && existing.refund_fee == refund_fee
+                && existing.total_fee == total_fee
+            {
+                Ok(refund_reply(existing))
+            } else {
+                Err(business(
+                    "PARAM_ERROR",
+                    "退款单号已被使用，请求参数与之前不一致",
+                ))
+            };
+        }
+        if !matches!(
+            order.state_at(now),
+            TradeState::Success | TradeState::Refund
+        ) {
+            return Err(business("TRADE_STATE_ERROR", "订单状态错误"));
+        }
+        if total_fee != order.total_fee {
+            return Err(business(
+                "PARAM_ERROR",
+                "订单金额或退款金额与之前请求不一致",
+            ));
+        }
+        let already: u64 = refunds
+            .refunds
+            .iter()
+            .filter(|r| r.out_trade_no == out_trade_no && r.status.counts())
+            .map(|r| r.refund_fee)
+            .sum();
+        if already + refund_fee > order.total_fee {
+            return Err(business("ERROR", "申请退款金额超过订单可退金额"));
+        }
+        let notify_url = req
+            .get("notify_url")
+            .map(str::to_owned)
+            .unwrap_or_else(|| default_refund_notify_url(&order.notify_url));
+        let succeed = !refunds.hold;
+        let refund = Refund {
+            out_refund_no: out_refund_no.clone(),
+            out_trade_no: out_trade_no.clone(),
+            transaction_id: order.transaction_id.clone().unwrap_or_default(),
+            appid: order.appid.clone(),
+            mch_id: order.mch_id.clone(),
+            refund_id: format!("50000{}", ids::digits(24)),
+            total_fee,
+            refund_fee,
+            refund_desc,
+            status: RefundStatus::Processing,
+            success_time: None,
+            notify_url,
+            deliveries: Vec::new(),
+            delivery_finished: false,
+        };
+        let reply = refund_reply(&refund);
+        refunds.refunds.push(refund);
+        drop(refunds);
+        drop(orders);
+        if let Some(order) = lock(&self.orders).orders.get_mut(&out_trade_no) {
+            order.state = TradeState::Refund;
+        }
+        tracing::info!(%out_trade_no, %out_refund_no, refund_fee, "sandbox refund accepted");
+        if succeed {
+            let _ = self.complete_refund(&out_refund_no, RefundStatus::Success, true);
+        }
+        Ok(reply)
+    }
+
+    fn refund_query(
+        &self,
+        req: &crate::pay::PayRequest,
+    ) -> Result<BTreeMap<String, String>, PayFailure> {
+        let refunds = lock(&self.refunds);
+        let mine = refunds
+            .refunds
+            .iter()
+            .filter(|r| r.mch_id == req.merchant.mch_id && r.appid == req.appid());
+        let found: Vec<&Refund> = if let Some(id) = req.get("refund_id") {
+            mine.filter(|r| r.refund_id == id).collect()
+        } else if let Some(no) = req.get("out_refund_no") {
+            mine.filter(|r| r.out_refund_no == no).collect()
+        } else if let Some(id) = req.get("transaction_id") {
+            mine.filter(|r| r.transaction_id == id).collect()
+        } else if let Some(no) = req.get("out_trade_no") {
+            mine.filter(|r| r.out_trade_no == no).collect()
+        } else {
+            return Err(PayFailure::Return("缺少参数out_refund_no".into()));
+        };
+        let Some(first) = found.first() else {
+            return Err(business("REFUNDNOTEXIST", "退款订单查询失败"));
+        };
+        let mut f = BTreeMap::new();
+        let mut put = |k: String, v: String| {
+            f.insert(k, v);
+        };
+        put("transaction_id".into(), first.transaction_id.clone());
+        put("out_trade_no".into(), first.out_trade_no.clone());
+        put("total_fee".into(), first.total_fee.to_string());
+        put("cash_fee".into(), first.total_fee.to_string());
+        put("fee_type".into(), "CNY".into());
+        put("refund_count".into(), found.len().to_string());
+        let refund_fee: u64 = found.iter().map(|r| r.refund_fee).sum();
+        put("refund_fee".into(), refund_fee.to_string());
+        for (i, r) in found.iter().enumerate() {
+            put(format!("out_refund_no_{i}"), r.out_refund_no.clone());
+            put(format!("refund_id_{i}"), r.refund_id.clone());
+            put(format!("refund_channel_{i}"), "ORIGINAL".into());
+            put(format!("refund_fee_{i}"), r.refund_fee.to_string());
+            put(
+                format!("settlement_refund_fee_{i}"),
+                r.refund_fee.to_string(),
+            );
+            put(format!("refund_status_{i}"), r.status.as_str().into());
+            put(
+                format!("refund_account_{i}"),
+                "REFUND_SOURCE_UNSETTLED_FUNDS".into(),
+            );
+            put(format!("refund_recv_accout_{i}"), "支付用户零钱".into());
+            if let Some(t) = &r.success_time {
+                put(format!("refund_success_time_{i}"), t.clone());
+            }
+        }
+        Ok(f)
+    }
+
+    /// While `hold` is set, new refunds stay PROCESSING (no notification)
+    /// until [`SandboxState::complete_refund`].
+    pub fn hold_refunds(&self, hold: bool) {
+        lock(&self.refunds).hold = hold;
+    }
+
+    /// Ends a PROCESSING refund as `status` (SUCCESS, REFUNDCLOSE or CHANGE)
+    /// and, with `notify`, starts delivering its notification.
+    pub fn complete_refund(
+        &self,
+        out_refund_no: &str,
+        status: RefundStatus,
+        notify: bool,
+    ) -> Result<(), String> {
+        if status == RefundStatus::Processing {
+            return Err("a refund cannot be completed as PROCESSING".into());
+        }
+        let now = self.now();
+        let mut refunds = lock(&self.refunds);
+        let refund = refunds
+            .refunds
+            .iter_mut()
+            .find(|r| r.out_refund_no == out_refund_no)
+            .ok_or_else(|| "refund not found".to_owned())?;
+        if refund.status != RefundStatus::Processing {
+            return Err(format!("refund is already {}", refund.status.as_str()));
+        }
+        refund.status = status;
+        if status == RefundStatus::Success {
+            refund.success_time = Some(refund_time(now));
+        }
+        let delivery = notify.then(|| RefundDelivery {
+            out_refund_no: refund.out_refund_no.clone(),
+            url: refund.notify_url.clone(),
+            xml: self.refund_notification_of(refund),
+        });
+        drop(refunds);
+        if let (Some(delivery), Some(sandbox)) = (delivery, self.arc()) {
+            self.runtime.spawn(deliver(sandbox, delivery));
+        }
+        Ok(())
+    }
+
+    /// The notification WeChat sends for the refund as it stands now (what a
+    /// test replays to check that a duplicate is applied once).
+    pub fn refund_notification_xml(&self, out_refund_no: &str) -> Option<String> {
+        let refunds = lock(&self.refunds);
+        let refund = refunds
+            .refunds
+            .iter()
+            .find(|r| r.out_refund_no == out_refund_no)?;
+        Some(self.refund_notification_of(refund))
+    }
+
+    fn refund_notification_of(&self, r: &Refund) -> String {
+        let mut inner: Vec<(&str, String)> = vec![
+            ("transaction_id", r.transaction_id.clone()),
+            ("out_trade_no", r.out_trade_no.clone()),
+            ("refund_id", r.refund_id.clone()),
+            ("out_refund_no", r.out_refund_no.clone()),
+            ("total_fee", r.total_fee.to_string()),
+            ("settlement_total_fee", r.total_fee.to_string()),
+            ("refund_fee", r.refund_fee.to_string()),
+            ("settlement_refund_fee", r.refund_fee.to_string()),
+            ("refund_status", r.status.as_str().to_owned()),
+            ("refund_recv_accout", "支付用户零钱".to_owned()),
+            ("refund_account", "REFUND_SOURCE_UNSETTLED_FUNDS".to_owned()),
+            ("refund_request_source", "API".to_owned()),
+        ];
+        if let Some(t) = &r.success_time {
+            inner.push(("success_time", t.clone()));
+        }
+        // WeChat's inner document is a <root>, not an <xml>.
+        let plain = to_xml(inner.iter().map(|(k, v)| (*k, v.as_str())))
+            .replacen("<xml>", "<root>", 1)
+            .replace("</xml>", "</root>");
+        let key = self
+            .merchant(&r.mch_id)
+            .map(|m| m.key.as_str())
+            .unwrap_or_default();
+        let outer = BTreeMap::from([
+            ("return_code".to_owned(), "SUCCESS".to_owned()),
+            ("appid".to_owned(), r.appid.clone()),
+            ("mch_id".to_owned(), r.mch_id.clone()),
+            ("nonce_str".to_owned(), ids::alnum(32)),
+            ("req_info".to_owned(), encrypt_req_info(key, &plain)),
+        ]);
+        map_to_xml(&outer)
+    }
+
+    /// A refund as the sandbox sees it now.
+    pub fn refund(&self, out_refund_no: &str) -> Option<RefundSnapshot> {
+        lock(&self.refunds)
+            .refunds
+            .iter()
+            .find(|r| r.out_refund_no == out_refund_no)
+            .map(Refund::snapshot)
+    }
+
+    /// Every refund of an order, oldest first.
+    pub fn refunds_of(&self, out_trade_no: &str) -> Vec<RefundSnapshot> {
+        lock(&self.refunds)
+            .refunds
+            .iter()
+            .filter(|r| r.out_trade_no == out_trade_no)
+            .map(Refund::snapshot)
+            .collect()
+    }
+
+    /// True once the merchant acknowledged the refund's notification; false
+    /// if not within `timeout` (real time).
+    pub async fn wait_refund_acknowledged(&self, out_refund_no: &str, timeout: Duration) -> bool {
+        let mut events = self.delivery_events.subscribe();
+        let wait = async {
+            loop {
+                let done = lock(&self.refunds).refunds.iter().any(|r| {
+                    r.out_refund_no == out_refund_no && r.deliveries.iter().any(|d| d.acknowledged)
+                });
+                if done {
+                    return true;
+                }
+                if events.changed().await.is_err() {
+                    return false;
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+    }
+
+    fn record_refund_delivery(&self, out_refund_no: &str, attempt: DeliveryAttempt, last: bool) {
+        if let Some(r) = lock(&self.refunds)
+            .refunds
+            .iter_mut()
+            .find(|r| r.out_refund_no == out_refund_no)
+        {
+            r.deliveries.push(attempt);
+            r.delivery_finished |= last;
+        }
+        self.delivery_events.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+async fn deliver(sandbox: Arc<SandboxState>, job: RefundDelivery) {
+    let mut shutdown = sandbox.shutdown.subscribe();
+    for attempt in 1..=MAX_DELIVERY_ATTEMPTS {
+        let (http_status, acknowledged) = tokio::select! {
+            r = post(&sandbox.http, &job) => r,
+            _ = stopped(&mut shutdown) => return,
+        };
+        let last = acknowledged || attempt == MAX_DELIVERY_ATTEMPTS;
+        tracing::info!(out_refund_no = %job.out_refund_no, attempt, ?http_status, acknowledged, "refund notification attempt");
+        sandbox.record_refund_delivery(
+            &job.out_refund_no,
+            DeliveryAttempt {
+                attempt,
+                http_status,
+                acknowledged,
+            },
+            last,
+        );
+        if last {
+            return;
+        }
+        let deadline = sandbox.clock.elapsed() + RETRY_SCHEDULE[attempt as usize - 1];
+        tokio::select! {
+            _ = sandbox.clock.sleep_until(deadline) => {}
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Acknowledged only by HTTP 200 whose XML says `return_code` SUCCESS.
+async fn post(http: &reqwest::Client, job: &RefundDelivery) -> (Option<u16>, bool) {
+    let res = match http
+        .post(&job.url)
+        .header(reqwest::header::CONTENT_TYPE, "text/xml")
+        .body(job.xml.clone())
+        .send()
+        .await
+    {
+        Ok(res) => res,
+        Err(e) => {
+            tracing::info!(out_refund_no = %job.out_refund_no, error = %e, "refund notification not delivered");
+            return (None, false);
+        }
+    };
+    let status = res.status().as_u16();
+    let body = res.bytes().await.unwrap_or_default();
+    let acknowledged = status == 200
+        && shared::xml::parse(&body, DEFAULT_MAX_XML_BYTES)
+            .is_ok_and(|m| m.get("return_code").is_some_and(|c| c == "SUCCESS"));
+    (Some(status), acknowledged)
+}
+
+pub(crate) async fn refund(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
+    crate::pay::serve(&sandbox, &body, SandboxState::apply_refund)
+}
+
+pub(crate) async fn refundquery(
+    sandbox: web::Data<SandboxState>,
+    body: web::Bytes,
+) -> HttpResponse {
+    crate::pay::serve(&sandbox, &body, SandboxState::refund_query)
+}
+
+/// `/secapi/` over plain HTTP: WeChat refuses a request that brings no
+/// client certificate.
+async fn certificate_required() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/xml; charset=utf-8")
+        .body(to_xml([
+            ("return_code", "FAIL"),
+            ("return_msg", "请使用商户证书访问(no client certificate)"),
+        ]))
+}
+
+/// On the plain listener: refundquery, and `/secapi/` refused.
+pub(crate) fn plain_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/pay/refundquery")
+            .route(web::post().to(refundquery))
+            .default_service(web::to(crate::pay::require_post)),
+    )
+    .route("/secapi/pay/refund", web::to(certificate_required));
+}
+
+/// On the TLS listener (client certificate checked by the handshake).
+pub(crate) fn tls_routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/secapi/pay/refund")
+            .route(web::post().to(refund))
+            .default_service(web::to(crate::pay::require_post)),
+    )
+    .service(
+        web::resource("/pay/refundquery")
+            .route(web::post().to(refundquery))
+            .default_service(web::to(crate::pay::require_post)),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn req_info_round_trips_and_refuses_another_key() {
+        let plain = "<root><out_refund_no>r1</out_refund_no></root>";
+        let enc = encrypt_req_info("key-a", plain);
+        assert_eq!(decrypt_req_info("key-a", &enc).as_deref(), Some(plain));
+        assert_ne!(decrypt_req_info("key-b", &enc).as_deref(), Some(plain));
+        assert_eq!(decrypt_req_info("key-a", "not base64!"), None);
+    }
+
+    /// The key is the ASCII of the MD5 hex digest, not the digest's bytes.
+    #[test]
+    fn key_is_lowercase_hex_md5() {
+        let key = req_info_key("abc");
+        assert_eq!(&key, b"900150983cd24fb0d6963f7d28e17f72");
+    }
+
+    #[test]
+    fn refund_notify_url_defaults_to_the_order_host() {
+        assert_eq!(
+            default_refund_notify_url("http://127.0.0.1:9/api/pay/notify"),
+            "http://127.0.0.1:9/api/pay/refund-notify"
+        );
+    }
+}
