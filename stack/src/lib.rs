@@ -69,6 +69,10 @@ impl Stack {
         }
         readiness.caches.push(cache);
 
+        // The demo page loads the JS-SDK stand-in from its own origin.
+        let sandbox_js = sandbox
+            .as_ref()
+            .map(|s| format!("{}/sandbox/jweixin.js", s.base_url()));
         let web_root = web_root();
         let (auth_routes, jssdk_routes, pay_routes) = (
             auth_service::configure(auth),
@@ -80,6 +84,19 @@ impl Stack {
             auth_routes(cfg);
             jssdk_routes(cfg);
             pay_routes(cfg);
+            if let Some(js) = sandbox_js.clone() {
+                cfg.route(
+                    "/sandbox/jweixin.js",
+                    actix_web::web::get().to(move || {
+                        let js = js.clone();
+                        async move {
+                            actix_web::HttpResponse::Found()
+                                .insert_header((actix_web::http::header::LOCATION, js))
+                                .finish()
+                        }
+                    }),
+                );
+            }
             if let Some(root) = &web_root {
                 cfg.service(actix_files::Files::new("/", root).index_file("index.html"));
             }

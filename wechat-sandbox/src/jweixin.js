@@ -222,7 +222,7 @@
     frame.title = '微信支付收银台';
     frame.src = url;
     frame.style.cssText =
-      'width:100%;max-width:28rem;height:min(26rem,90vh);border:0;' +
+      'width:100%;max-width:28rem;height:min(30rem,92vh);border:0;' +
       'border-radius:.75rem .75rem 0 0;background:#ededed';
     overlay.appendChild(frame);
     function onMessage(e) {

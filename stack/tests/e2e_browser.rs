@@ -1,0 +1,163 @@
+//! The demo page (`web/`) in a real browser: starts `stack` in-process (the
+//! sandbox on, ports 0, a temporary SQLite file) and runs `node e2e/flow.mjs
+//! <url>`, which drives headless Chromium through login on the consent page,
+//! wx.config and share, a JSAPI payment confirmed in the sandbox cashier, one
+//! cancelled, MWEB and NATIVE payments, and a tampered wx.config signature.
+//! Then the sandbox's own records must agree with what the page showed.
+//!
+//! Needs `/usr/bin/chromium`, `node` and `e2e/node_modules` (`cd e2e && npm ci`);
+//! without them it is skipped with the reason, unless CI=true.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use shared::config::Env;
+use stack::Stack;
+use wechat_sandbox::TradeState;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The flow takes seconds; this only bounds a hung browser.
+const FLOW_TIMEOUT: Duration = Duration::from_secs(300);
+/// Notifications retry after 15 s, 15 s, 30 s… of sandbox time: ten times
+/// faster here, yet slow enough that the 30-minute orders pay-service places
+/// do not expire on the sandbox clock during the run.
+const TIME_SCALE: &str = "10";
+
+/// A folder removed on drop, for the stack's SQLite file.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("wxpay-e2e-{}", shared::random::alphanumeric(12)));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("stack/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// What this machine lacks to run the browser, with how to get it.
+fn missing_tools(root: &Path) -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    if !Path::new(CHROMIUM).is_file() {
+        missing.push("/usr/bin/chromium (apt-get install chromium)");
+    }
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !node.is_ok_and(|s| s.success()) {
+        missing.push("node (apt-get install nodejs npm)");
+    }
+    if !root
+        .join("e2e/node_modules/playwright-core/package.json")
+        .is_file()
+    {
+        missing.push("e2e/node_modules (cd e2e && npm ci)");
+    }
+    missing
+}
+
+/// The `ORDERS {…}` line flow.mjs prints last.
+fn orders_of(stdout: &str) -> serde_json::Value {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("ORDERS "))
+        .expect("flow.mjs prints the orders it placed");
+    serde_json::from_str(line).expect("the ORDERS line is JSON")
+}
+
+#[actix_web::test]
+async fn the_demo_page_logs_in_configures_the_jssdk_and_pays_in_a_real_browser() {
+    let root = workspace_root();
+    let missing = missing_tools(&root);
+    if !missing.is_empty() {
+        let reason = format!("missing {}", missing.join(", "));
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true, so the browser test may not be skipped: {reason}"
+        );
+        eprintln!("skipping the browser test: {reason}");
+        return;
+    }
+
+    let dir = TempDir::new();
+    let env = Env::from_pairs([
+        ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+        ("SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}/stack.db", dir.0.display()),
+        ),
+        ("SANDBOX_TIME_SCALE", TIME_SCALE.to_owned()),
+    ]);
+    let stack = Stack::start(env).await.expect("stack starts");
+    let url = format!("http://{}", stack.addr());
+    let sandbox = stack
+        .sandbox()
+        .expect("the sandbox is on by default")
+        .state();
+    tokio::spawn(stack.run_until_stopped());
+
+    let out = root.join("target/e2e");
+    let child = tokio::process::Command::new("node")
+        .arg("e2e/flow.mjs")
+        .arg(&url)
+        .current_dir(&root)
+        .env("E2E_OUT", &out)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A timed-out flow takes its browser down with it.
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node starts");
+    let output = tokio::time::timeout(FLOW_TIMEOUT, child.wait_with_output())
+        .await
+        .expect("the browser flow finishes within 5 minutes")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("--- e2e/flow.mjs stdout\n{stdout}");
+    eprintln!(
+        "--- e2e/flow.mjs stderr\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "e2e/flow.mjs failed ({}); screenshots in {}",
+        output.status,
+        out.display()
+    );
+
+    // What the page showed is what the sandbox (WeChat) recorded.
+    let orders = orders_of(&stdout);
+    for (key, fen) in [("jsapiPaid", 1), ("mwebPaid", 3), ("nativePaid", 4)] {
+        let no = orders[key].as_str().expect(key);
+        let order = sandbox.order(no).expect(key);
+        assert_eq!(order.state, TradeState::Success, "{key}");
+        assert_eq!(order.total_fee, fen, "{key}");
+        assert!(
+            sandbox.wait_acknowledged(no, Duration::from_secs(10)).await,
+            "{key}: pay-service acknowledged the notification"
+        );
+    }
+    let cancelled = orders["jsapiCancelled"].as_str().unwrap();
+    let order = sandbox.order(cancelled).unwrap();
+    assert_eq!(order.state, TradeState::NotPay);
+    assert_eq!(order.total_fee, 2);
+    assert!(sandbox.deliveries(cancelled).is_empty());
+}
