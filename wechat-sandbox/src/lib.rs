@@ -28,6 +28,7 @@ mod pages;
 mod params;
 mod pay;
 mod refund;
+mod scan;
 mod server;
 mod state;
 mod tls;

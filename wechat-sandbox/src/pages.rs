@@ -216,6 +216,36 @@ pub(crate) fn jsapi_cashier_result(title: &str, message: &str, err_msg: &str) ->
     )
 }
 
+pub(crate) struct ScanCashier<'a> {
+    pub body: &'a str,
+    pub out_trade_no: &'a str,
+    pub total_fee: u64,
+    pub code_url: &'a str,
+    /// The nickname of the test user who pays.
+    pub payer: &'a str,
+}
+
+/// What WeChat shows after scanning a NATIVE order's QR code.
+pub(crate) fn scan_cashier_page(o: &ScanCashier<'_>) -> HttpResponse {
+    page(
+        "微信支付",
+        &format!(
+            "<h1>微信支付</h1><div class=\"card\"><p>{body}</p>\
+<p class=\"amount\">¥{amount}</p><p class=\"muted\">商户订单号：{no}</p>\
+<p class=\"muted\">付款用户：{payer}</p></div>\
+<form method=\"post\" action=\"/sandbox/native/pay\">\
+<input type=\"hidden\" name=\"code_url\" value=\"{code_url}\">\
+<button class=\"btn block\" type=\"submit\">确认支付</button></form>\
+<p class=\"muted\">这是 wechat-sandbox 模拟的扫码支付，不会真实扣款。</p>",
+            body = escape(o.body),
+            amount = shared::money::fen_to_yuan(i64::try_from(o.total_fee).unwrap_or(i64::MAX)),
+            no = escape(o.out_trade_no),
+            payer = escape(o.payer),
+            code_url = escape(o.code_url),
+        ),
+    )
+}
+
 /// What the cashier shows after paying, or instead of paying.
 pub(crate) fn cashier_message(title: &str, message: &str) -> HttpResponse {
     page(

@@ -12,7 +12,7 @@ use actix_web::{App, HttpServer, web};
 
 use crate::config::SandboxConfig;
 use crate::state::SandboxState;
-use crate::{control, faults, jssdk, mp, oauth, pay, refund, tls, tokens};
+use crate::{control, faults, jssdk, mp, oauth, pay, refund, scan, tls, tokens};
 
 /// A running sandbox. Dropping it leaves the server running until the
 /// runtime ends; call [`Sandbox::stop`] to end it and its pending deliveries.
@@ -185,6 +185,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route("/sandbox/mp/encrypt", web::post().to(control::mp_encrypt))
         .route("/sandbox/mweb", web::get().to(control::mweb))
         .route("/sandbox/mweb/pay", web::post().to(control::mweb_pay))
+        .route("/sandbox/native", web::get().to(scan::scan))
+        .route("/sandbox/native/pay", web::post().to(scan::pay))
         .route("/sandbox/avatar/{file}", web::get().to(control::avatar))
         .route("/sandbox/jweixin.js", web::get().to(jssdk::script))
         .service(

@@ -10,4 +10,5 @@ mod notify;
 mod oauth;
 mod pay;
 mod refund;
+mod scan;
 mod tokens;
