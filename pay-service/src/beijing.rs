@@ -28,6 +28,15 @@ pub fn parse(s: &str) -> Option<i64> {
         .map(|t| t.timestamp())
 }
 
+/// `yyyy-MM-dd HH:mm:ss` Beijing time (how refunds write it) → Unix seconds.
+pub fn parse_refund_time(s: &str) -> Option<i64> {
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .ok()?
+        .and_local_timezone(offset())
+        .single()
+        .map(|t| t.timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -40,5 +49,10 @@ mod tests {
         assert_eq!(parse("2024030200300"), None);
         assert_eq!(parse("20241302003005"), None);
         assert_eq!(parse("+0240302003005"), None);
+        assert_eq!(
+            parse_refund_time("2024-03-02 00:30:05"),
+            Some(1_709_310_605)
+        );
+        assert_eq!(parse_refund_time("20240302003005"), None);
     }
 }

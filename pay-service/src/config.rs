@@ -1,7 +1,10 @@
 //! pay-service's configuration, read once at start (API.md §2).
 
+use std::path::Path;
 use std::time::Duration;
 
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use shared::config::{CommonConfig, ConfigError, Env, Secret};
 use shared::sign::SignType;
 
@@ -11,6 +14,9 @@ pub const DEFAULT_PORT: u16 = 8083;
 /// ¥10,000.00: well above a small shop's basket, well below anything that
 /// would make a typo expensive. `MAX_ORDER_FEN` raises it.
 pub const DEFAULT_MAX_ORDER_FEN: i64 = 1_000_000;
+
+/// Attempts after which an undelivered event is listed as failed.
+pub const DEFAULT_WEBHOOK_FAILED_AFTER: i64 = 5;
 
 #[derive(Debug, Clone)]
 pub struct PayConfig {
@@ -40,6 +46,205 @@ pub struct PayConfig {
     pub reconcile_interval: Duration,
     /// `RECONCILE_BATCH` (default 50): orders one pass claims at most.
     pub reconcile_batch: i64,
+    /// `ADMIN_TOKEN`: bearer token of the admin routes; unset, they answer 404.
+    pub admin_token: Option<Secret>,
+    /// Refunds; required (and checked at start) when `ADMIN_TOKEN` is set.
+    pub refunds: Option<RefundConfig>,
+    /// `MERCHANT_WEBHOOK_URL` and friends; unset, events wait in the outbox.
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// The merchant's client certificate and where `/secapi/pay/refund` is.
+#[derive(Clone)]
+pub struct RefundConfig {
+    /// `WECHATPAY_REFUND_BASE` (default `WECHATPAY_API_BASE`); https only,
+    /// since the certificate is presented in the TLS handshake.
+    pub base: String,
+    /// `MCH_CERT_PEM` and `MCH_KEY_PEM` (file paths), read at start:
+    /// certificate chain then key, as `reqwest::Identity::from_pem` takes them.
+    pub identity_pem: Vec<u8>,
+    /// `WECHATPAY_CA_PEM` (file path): extra root CA(s) to trust for WeChat
+    /// Pay, e.g. the sandbox's test CA. Public roots are trusted regardless.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RefundConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefundConfig")
+            .field("base", &self.base)
+            .field("identity_pem", &"<redacted>")
+            .field("ca_pem", &self.ca_pem.as_ref().map(|c| c.len()))
+            .finish()
+    }
+}
+
+/// Where and how merchant events are delivered.
+#[derive(Debug, Clone)]
+pub struct WebhookConfig {
+    /// `MERCHANT_WEBHOOK_URL`.
+    pub url: url::Url,
+    /// `MERCHANT_WEBHOOK_SECRET` (required with the URL, at least 16 characters).
+    pub secret: Secret,
+    /// `WEBHOOK_INTERVAL_MS` (default 1000): dispatcher period; 0 turns the
+    /// background dispatcher off (tests call `dispatch_once`).
+    pub interval: Duration,
+    /// `WEBHOOK_RETRY_BASE_MS` (default 1000) doubling per failed attempt up to
+    /// `WEBHOOK_RETRY_MAX_MS` (default 600000).
+    pub retry_base: Duration,
+    pub retry_max: Duration,
+    /// `WEBHOOK_FAILED_AFTER` (default 5): attempts after which an undelivered
+    /// event is listed as `failed` (it is still retried).
+    pub failed_after: i64,
+    /// `WEBHOOK_TIMEOUT_MS` (default 10000): one POST's limit.
+    pub timeout: Duration,
+    /// `WEBHOOK_BATCH` (default 50): events claimed per round.
+    pub batch: i64,
+}
+
+impl WebhookConfig {
+    /// How long a claimed event is left to its claimer before another replica
+    /// may send it: well past one POST's timeout.
+    pub fn lease(&self) -> Duration {
+        self.timeout * 2 + Duration::from_secs(5)
+    }
+}
+
+fn read_pem_file(var: &str, env: &Env) -> Result<Option<Vec<u8>>, ConfigError> {
+    let Some(path) = env.get(var).filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    std::fs::read(Path::new(path))
+        .map(Some)
+        .map_err(|e| ConfigError::invalid(var, format!("cannot read {path}: {e}")))
+}
+
+fn certificates_in(var: &str, pem: &[u8]) -> Result<usize, ConfigError> {
+    let mut n = 0;
+    for cert in CertificateDer::pem_slice_iter(pem) {
+        cert.map_err(|e| ConfigError::invalid(var, format!("not a PEM certificate: {e}")))?;
+        n += 1;
+    }
+    if n == 0 {
+        return Err(ConfigError::invalid(var, "holds no PEM CERTIFICATE"));
+    }
+    Ok(n)
+}
+
+impl RefundConfig {
+    fn from_env(env: &Env, pay_base: &str) -> Result<Self, ConfigError> {
+        if env.get("MCH_P12").is_some_and(|p| !p.is_empty()) {
+            return Err(ConfigError::invalid(
+                "MCH_P12",
+                "PKCS#12 is not supported (the TLS stack is rustls); convert it with \
+                 `openssl pkcs12 -in apiclient_cert.p12 -nodes -passin pass:$MCH_ID` \
+                 and set MCH_CERT_PEM and MCH_KEY_PEM, or use WeChat's apiclient_cert.pem \
+                 and apiclient_key.pem",
+            ));
+        }
+        let cert = read_pem_file("MCH_CERT_PEM", env)?.ok_or_else(|| {
+            ConfigError::Missing("MCH_CERT_PEM (required with ADMIN_TOKEN, for refunds)".into())
+        })?;
+        let key = read_pem_file("MCH_KEY_PEM", env)?.ok_or_else(|| {
+            ConfigError::Missing("MCH_KEY_PEM (required with ADMIN_TOKEN, for refunds)".into())
+        })?;
+        certificates_in("MCH_CERT_PEM", &cert)?;
+        PrivateKeyDer::from_pem_slice(&key)
+            .map_err(|e| ConfigError::invalid("MCH_KEY_PEM", format!("no PEM private key: {e}")))?;
+        let mut identity_pem = cert;
+        identity_pem.push(b'\n');
+        identity_pem.extend_from_slice(&key);
+        reqwest::Identity::from_pem(&identity_pem).map_err(|e| {
+            ConfigError::invalid(
+                "MCH_CERT_PEM",
+                format!("certificate and key do not load: {e}"),
+            )
+        })?;
+        let ca_pem = read_pem_file("WECHATPAY_CA_PEM", env)?;
+        if let Some(ca) = &ca_pem {
+            certificates_in("WECHATPAY_CA_PEM", ca)?;
+            reqwest::Certificate::from_pem_bundle(ca)
+                .map_err(|e| ConfigError::invalid("WECHATPAY_CA_PEM", e.to_string()))?;
+        }
+        let base = env
+            .get("WECHATPAY_REFUND_BASE")
+            .unwrap_or(pay_base)
+            .trim_end_matches('/')
+            .to_owned();
+        match url::Url::parse(&base) {
+            Ok(u) if u.scheme() == "https" && u.host().is_some() => {}
+            _ => {
+                return Err(ConfigError::invalid(
+                    "WECHATPAY_REFUND_BASE",
+                    format!(
+                        "{base:?} must be an https URL (the client certificate goes in the TLS handshake); it defaults to WECHATPAY_API_BASE"
+                    ),
+                ));
+            }
+        }
+        Ok(RefundConfig {
+            base,
+            identity_pem,
+            ca_pem,
+        })
+    }
+}
+
+impl WebhookConfig {
+    fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let Some(raw) = env.get("MERCHANT_WEBHOOK_URL").filter(|u| !u.is_empty()) else {
+            return Ok(None);
+        };
+        let url = url::Url::parse(raw)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| {
+                ConfigError::invalid("MERCHANT_WEBHOOK_URL", "must be an absolute http(s) URL")
+            })?;
+        let secret = env.secret("MERCHANT_WEBHOOK_SECRET")?;
+        if secret.expose().len() < 16 {
+            return Err(ConfigError::invalid(
+                "MERCHANT_WEBHOOK_SECRET",
+                "must be at least 16 characters",
+            ));
+        }
+        let failed_after: i64 =
+            env.parse_or("WEBHOOK_FAILED_AFTER", DEFAULT_WEBHOOK_FAILED_AFTER)?;
+        let batch: i64 = env.parse_or("WEBHOOK_BATCH", 50)?;
+        if failed_after < 1 {
+            return Err(ConfigError::invalid(
+                "WEBHOOK_FAILED_AFTER",
+                "must be at least 1",
+            ));
+        }
+        if batch < 1 {
+            return Err(ConfigError::invalid("WEBHOOK_BATCH", "must be at least 1"));
+        }
+        let retry_base = env.millis_or("WEBHOOK_RETRY_BASE_MS", 1000)?;
+        let retry_max = env.millis_or("WEBHOOK_RETRY_MAX_MS", 600_000)?;
+        if retry_base.is_zero() || retry_max < retry_base {
+            return Err(ConfigError::invalid(
+                "WEBHOOK_RETRY_MAX_MS",
+                "WEBHOOK_RETRY_BASE_MS must be positive and not above WEBHOOK_RETRY_MAX_MS",
+            ));
+        }
+        let timeout = env.millis_or("WEBHOOK_TIMEOUT_MS", 10_000)?;
+        if timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "WEBHOOK_TIMEOUT_MS",
+                "must be positive",
+            ));
+        }
+        Ok(Some(WebhookConfig {
+            url,
+            secret,
+            interval: env.millis_or("WEBHOOK_INTERVAL_MS", 1000)?,
+            retry_base,
+            retry_max,
+            failed_after,
+            timeout,
+            batch,
+        }))
+    }
 }
 
 impl PayConfig {
@@ -84,7 +289,25 @@ impl PayConfig {
                 "must be at least 1",
             ));
         }
+        let admin_token = match env.get("ADMIN_TOKEN").filter(|t| !t.is_empty()) {
+            None => None,
+            Some(t) if t.len() < 16 => {
+                return Err(ConfigError::invalid(
+                    "ADMIN_TOKEN",
+                    "must be at least 16 characters",
+                ));
+            }
+            Some(t) => Some(Secret::new(t)),
+        };
+        let refunds = match admin_token {
+            Some(_) => Some(RefundConfig::from_env(env, &common.wechat.pay)?),
+            None => None,
+        };
+        let webhook = WebhookConfig::from_env(env)?;
         Ok(PayConfig {
+            admin_token,
+            refunds,
+            webhook,
             common,
             mch_id,
             mch_key,
@@ -109,6 +332,11 @@ impl PayConfig {
     /// Where WeChat sends payment notifications.
     pub fn notify_url(&self) -> String {
         self.common.public_url("/api/pay/notify")
+    }
+
+    /// Where WeChat sends refund notifications.
+    pub fn refund_notify_url(&self) -> String {
+        self.common.public_url("/api/pay/refund-notify")
     }
 
     /// Whether sessions of `appid` may pay here.

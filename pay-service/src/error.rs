@@ -24,10 +24,14 @@ pub enum PayError {
     /// WeChat Pay refused at the business level (`result_code` FAIL).
     #[error("WeChat Pay refused: {code} ({description})")]
     PayRefused { code: String, description: String },
-    /// WeChat Pay refused at the gateway level (`return_code` FAIL), or its
-    /// reply could not be trusted (bad sign): treated as no reply.
+    /// WeChat Pay's reply could not be trusted (bad sign, garbage): treated
+    /// as no reply; whether WeChat acted is unknown.
     #[error("{0}")]
     PayUnusable(String),
+    /// WeChat Pay refused at the gateway level (`return_code` FAIL): it did
+    /// nothing.
+    #[error("{0}")]
+    PayGatewayRefused(String),
     #[error(transparent)]
     Wechat(#[from] WechatError),
     #[error(transparent)]
@@ -65,7 +69,7 @@ impl From<PayError> for ApiError {
                     }
                 }
             }
-            PayError::PayUnusable(m) => ApiError::Upstream {
+            PayError::PayUnusable(m) | PayError::PayGatewayRefused(m) => ApiError::Upstream {
                 timed_out: false,
                 what: m,
             },

@@ -5,19 +5,34 @@
 //! `notify` (notifications) → `store` (the one transition function per
 //! status) and `wxpay` (signed XML calls). `reconcile` settles orders whose
 //! notification never came.
+//!
+//! Refunds: `admin` (routes) → `refunds` (domain) → `refund_store` (reserve,
+//! release, settle) and `wxrefund` (`/secapi/pay/refund` with the client
+//! certificate, refundquery); `refund_notify` takes WeChat's refund
+//! notifications (`req_info` decrypted by `req_info`). Every status change
+//! writes a merchant event (`events`, the outbox and its dispatcher) and is
+//! logged by `audit`.
 
+pub mod admin;
+pub mod audit;
 pub mod beijing;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod metrics;
 pub mod notify;
 pub mod orders;
 pub mod reconcile;
+pub mod refund_notify;
+pub mod refund_store;
+pub mod refunds;
+pub mod req_info;
 pub mod routes;
 pub mod schema;
 pub mod state;
 pub mod store;
 pub mod wxpay;
+pub mod wxrefund;
 
 use std::net::TcpListener;
 
@@ -27,6 +42,7 @@ use shared::db::Migrations;
 use shared::startup::{StartupError, listen, server_settings};
 
 pub use config::PayConfig;
+pub use events::{DispatchReport, dispatch_once};
 pub use reconcile::{ReconcileReport, reconcile_once};
 pub use state::PayState;
 
@@ -61,6 +77,20 @@ pub fn configure(state: PayState) -> impl Fn(&mut web::ServiceConfig) + Clone + 
             .route(
                 "/api/pay/orders/{out_trade_no}/qrcode.svg",
                 web::get().to(routes::qrcode_svg),
+            )
+            .route(
+                "/api/pay/admin/orders/{out_trade_no}/refunds",
+                web::post().to(admin::create_refund),
+            )
+            .route(
+                "/api/pay/admin/orders/{out_trade_no}/refunds",
+                web::get().to(admin::list_refunds),
+            )
+            .route("/api/pay/admin/events", web::get().to(admin::list_events))
+            .service(
+                web::resource("/api/pay/refund-notify")
+                    .app_data(web::PayloadConfig::new(max_xml))
+                    .route(web::post().to(refund_notify::receive)),
             );
         for path in ["/api/pay/notify", "/api/mp/payCallback"] {
             cfg.service(

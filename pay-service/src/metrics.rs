@@ -74,6 +74,34 @@ pub static RECONCILED: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Refund notifications, by outcome.
+pub static REFUND_NOTIFICATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "pay_refund_notifications_total",
+                "Refund notifications by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric"),
+    )
+});
+
+/// Merchant event delivery attempts, by result (`delivered`, `failed`).
+pub static EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register(
+        IntCounterVec::new(
+            Opts::new(
+                "pay_event_deliveries_total",
+                "Merchant event delivery attempts by result",
+            ),
+            &["result"],
+        )
+        .expect("valid metric"),
+    )
+});
+
 pub fn transition(status: &str, source: &str) {
     ORDER_TRANSITIONS.with_label_values(&[status, source]).inc();
 }

@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use shared::db::now_unix;
 use shared::xml::notify_reply;
 
+use crate::audit::{self, Cause};
 use crate::beijing;
 use crate::metrics;
 use crate::state::PayState;
@@ -63,6 +64,7 @@ fn reply(outcome: &Outcome) -> HttpResponse {
 /// not be read): answered FAIL, nothing recorded or changed.
 pub async fn receive(
     state: web::Data<PayState>,
+    req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
     let body = match body {
@@ -72,7 +74,7 @@ pub async fn receive(
             return reply(&Outcome::TooLarge);
         }
     };
-    let outcome = process(&state, &body).await;
+    let outcome = process(&state, &body, &Cause::request("notify", &req)).await;
     match &outcome {
         Outcome::Settled(Settled::Applied | Settled::AlreadyPaid) | Outcome::PaymentFailed => {
             tracing::info!(outcome = outcome.label(), "payment notification")
@@ -85,7 +87,7 @@ pub async fn receive(
 }
 
 /// Parses, verifies and applies one notification.
-pub async fn process(state: &PayState, body: &[u8]) -> Outcome {
+pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
     let raw = String::from_utf8_lossy(body).into_owned();
     let fields = match shared::xml::parse(body, state.config.common.max_xml_bytes) {
         Ok(f) => f,
@@ -138,10 +140,11 @@ pub async fn process(state: &PayState, body: &[u8]) -> Outcome {
         return outcome;
     };
     let mch_id = state.config.mch_id.clone();
+    let tx_cause = cause.clone();
     let result = state
         .db
         .transaction(move |conn| {
-            let settled = store::settle_paid(conn, &no, &report, &mch_id, "notify")?;
+            let settled = store::settle_paid(conn, &no, &report, &mch_id, &tx_cause)?;
             let detail = match &settled {
                 Settled::Mismatch(why) => why.clone(),
                 Settled::NotPayable(s) => format!("order is {}", s.as_str()),
@@ -150,21 +153,22 @@ pub async fn process(state: &PayState, body: &[u8]) -> Outcome {
             store::insert_notification(
                 conn,
                 &NewNotification {
-                    out_trade_no: Some(no),
+                    out_trade_no: Some(no.clone()),
                     raw_body: raw,
                     sign_verified: true,
                     outcome: settled.outcome().to_owned(),
                     detail,
                     received_at: now_unix(),
+                    kind: "payment".to_owned(),
                 },
             )?;
-            Ok(settled)
+            Ok((no, settled))
         })
         .await;
     match result {
-        Ok(settled) => {
+        Ok((no, settled)) => {
             if settled == Settled::Applied {
-                metrics::transition(Status::Paid.as_str(), "notify");
+                audit::changed(&no, Status::NotPay, Status::Paid, cause);
             }
             Outcome::Settled(settled)
         }
@@ -216,6 +220,7 @@ async fn record_refusal(
         outcome: outcome.label().to_owned(),
         detail,
         received_at: now_unix(),
+        kind: "payment".to_owned(),
     };
     if let Err(e) = state
         .db

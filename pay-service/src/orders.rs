@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use shared::db::now_unix;
 use shared::session::Claims;
 
+use crate::audit::{self, Cause};
 use crate::beijing;
 use crate::error::PayError;
 use crate::metrics;
@@ -157,6 +158,7 @@ pub async fn place(
     state: &PayState,
     claims: &Claims,
     mut req: OrderRequest,
+    request_id: &str,
 ) -> Result<Order, PayError> {
     check_app(state, claims)?;
     let cfg = &state.config;
@@ -198,7 +200,7 @@ pub async fn place(
     if let Some(key) = &req.idempotency_key
         && let Some(existing) = store::by_idempotency_key(&state.db, claims.uid, key).await?
     {
-        return replay(state, existing, &hash).await;
+        return replay(state, existing, &hash, request_id).await;
     }
 
     let now = now_unix();
@@ -231,7 +233,7 @@ pub async fn place(
             let existing = store::by_idempotency_key(&state.db, claims.uid, key)
                 .await?
                 .ok_or_else(|| PayError::Internal("idempotent order vanished".into()))?;
-            return replay(state, existing, &hash).await;
+            return replay(state, existing, &hash, request_id).await;
         }
         Err(e) => return Err(e.into()),
     };
@@ -239,22 +241,31 @@ pub async fn place(
         .with_label_values(&[order.trade_type.as_str()])
         .inc();
     tracing::info!(out_trade_no = %order.out_trade_no, amount_fen = order.amount_fen, trade_type = %order.trade_type, "order created");
-    ensure_prepay(state, order).await
+    ensure_prepay(state, order, request_id).await
 }
 
-async fn replay(state: &PayState, existing: Order, hash: &str) -> Result<Order, PayError> {
+async fn replay(
+    state: &PayState,
+    existing: Order,
+    hash: &str,
+    request_id: &str,
+) -> Result<Order, PayError> {
     if existing.request_hash.as_deref() != Some(hash) {
         return Err(PayError::Conflict(
             "Idempotency-Key was already used with a different request".into(),
         ));
     }
-    ensure_prepay(state, existing).await
+    ensure_prepay(state, existing, request_id).await
 }
 
 /// Calls unifiedorder unless WeChat already answered for this order. A retry
 /// sends the same parameters (time_expire included), which WeChat accepts for
 /// the same out_trade_no.
-async fn ensure_prepay(state: &PayState, order: Order) -> Result<Order, PayError> {
+async fn ensure_prepay(
+    state: &PayState,
+    order: Order,
+    request_id: &str,
+) -> Result<Order, PayError> {
     if order.prepay_id.is_some() {
         return Ok(order);
     }
@@ -308,11 +319,19 @@ async fn ensure_prepay(state: &PayState, order: Order) -> Result<Order, PayError
                 // WeChat asks for a retry with the same parameters.
                 "SYSTEMERROR" => {}
                 "ORDERPAID" => {
-                    sync(state, order.clone(), "query").await?;
+                    let cause = Cause {
+                        source: "query",
+                        request_id: request_id.to_owned(),
+                    };
+                    sync(state, order.clone(), &cause).await?;
                 }
                 // Refused for good: the order can never be paid.
                 _ => {
-                    close_locally(state, &order.out_trade_no, "unifiedorder").await?;
+                    let cause = Cause {
+                        source: "unifiedorder",
+                        request_id: request_id.to_owned(),
+                    };
+                    close_locally(state, &order.out_trade_no, &cause).await?;
                 }
             }
             return Err(PayError::PayRefused { code, description });
@@ -399,7 +418,7 @@ pub async fn owned(state: &PayState, claims: &Claims, no: &str) -> Result<Order,
 }
 
 /// Asks WeChat (orderquery) about a NOTPAY order and applies the answer.
-pub async fn sync(state: &PayState, order: Order, source: &'static str) -> Result<Order, PayError> {
+pub async fn sync(state: &PayState, order: Order, cause: &Cause) -> Result<Order, PayError> {
     if order.status() != Status::NotPay {
         return Ok(order);
     }
@@ -407,7 +426,7 @@ pub async fn sync(state: &PayState, order: Order, source: &'static str) -> Resul
         .pay
         .order_query(&order.appid, &order.out_trade_no)
         .await?;
-    apply_trade_state(state, &order, trade_state, source).await?;
+    apply_trade_state(state, &order, trade_state, cause).await?;
     store::get(&state.db, &order.out_trade_no)
         .await?
         .ok_or(PayError::OrderNotFound)
@@ -427,7 +446,7 @@ pub async fn apply_trade_state(
     state: &PayState,
     order: &Order,
     trade_state: TradeState,
-    source: &'static str,
+    cause: &Cause,
 ) -> Result<Applied, PayError> {
     let no = order.out_trade_no.clone();
     match trade_state {
@@ -447,25 +466,25 @@ pub async fn apply_trade_state(
                     .unwrap_or_else(now_unix),
             };
             let mch_id = state.config.mch_id.clone();
+            let tx_cause = cause.clone();
             let settled = state
                 .db
-                .transaction(move |conn| store::settle_paid(conn, &no, &report, &mch_id, source))
+                .transaction(move |conn| store::settle_paid(conn, &no, &report, &mch_id, &tx_cause))
                 .await?;
             match settled {
                 Settled::Applied => {
-                    metrics::transition(Status::Paid.as_str(), source);
-                    tracing::info!(out_trade_no = %order.out_trade_no, source, "order paid");
+                    audit::changed(&order.out_trade_no, Status::NotPay, Status::Paid, cause);
                     Ok(Applied::Paid)
                 }
                 Settled::AlreadyPaid => Ok(Applied::Unchanged),
                 other => {
-                    tracing::error!(out_trade_no = %order.out_trade_no, source, outcome = ?other, "WeChat reports a payment this order cannot take; needs an operator");
+                    tracing::error!(out_trade_no = %order.out_trade_no, source = cause.source, outcome = ?other, "WeChat reports a payment this order cannot take; needs an operator");
                     Ok(Applied::Unchanged)
                 }
             }
         }
         TradeState::Closed => {
-            close_locally(state, &no, source).await?;
+            close_locally(state, &no, cause).await?;
             Ok(Applied::Closed)
         }
         TradeState::NotPay
@@ -477,27 +496,31 @@ pub async fn apply_trade_state(
             }
             // Expired unpaid: close at WeChat first, so it cannot be paid later.
             state.pay.close_order(&order.appid, &no).await?;
-            close_locally(state, &no, source).await?;
+            close_locally(state, &no, cause).await?;
             Ok(Applied::Closed)
         }
     }
 }
 
-async fn close_locally(state: &PayState, no: &str, source: &'static str) -> Result<bool, PayError> {
-    let no_owned = no.to_owned();
+async fn close_locally(state: &PayState, no: &str, cause: &Cause) -> Result<bool, PayError> {
+    let (no_owned, tx_cause) = (no.to_owned(), cause.clone());
     let closed = state
         .db
-        .transaction(move |conn| store::settle_closed(conn, &no_owned, source))
+        .transaction(move |conn| store::settle_closed(conn, &no_owned, &tx_cause))
         .await?;
     if closed {
-        metrics::transition(Status::Closed.as_str(), source);
-        tracing::info!(out_trade_no = no, source, "order closed");
+        audit::changed(no, Status::NotPay, Status::Closed, cause);
     }
     Ok(closed)
 }
 
 /// Closes the caller's order at WeChat and here. A paid order cannot close.
-pub async fn close(state: &PayState, claims: &Claims, no: &str) -> Result<Order, PayError> {
+pub async fn close(
+    state: &PayState,
+    claims: &Claims,
+    no: &str,
+    request_id: &str,
+) -> Result<Order, PayError> {
     let order = owned(state, claims, no).await?;
     match order.status() {
         Status::Paid | Status::Refund => {
@@ -511,14 +534,22 @@ pub async fn close(state: &PayState, claims: &Claims, no: &str) -> Result<Order,
     match state.pay.close_order(&order.appid, no).await {
         Ok(()) => {}
         Err(PayError::PayRefused { code, .. }) if code == "ORDERPAID" => {
-            sync(state, order, "query").await?;
+            let cause = Cause {
+                source: "query",
+                request_id: request_id.to_owned(),
+            };
+            sync(state, order, &cause).await?;
             return Err(PayError::Conflict(
                 "order is paid and cannot be closed".into(),
             ));
         }
         Err(e) => return Err(e),
     }
-    close_locally(state, no, "close").await?;
+    let cause = Cause {
+        source: "close",
+        request_id: request_id.to_owned(),
+    };
+    close_locally(state, no, &cause).await?;
     let order = store::get(&state.db, no)
         .await?
         .ok_or(PayError::OrderNotFound)?;

@@ -7,9 +7,11 @@ use std::time::Duration;
 use serde::Serialize;
 use shared::db::{Backend, now_unix};
 
+use crate::audit::Cause;
 use crate::error::PayError;
 use crate::metrics;
 use crate::orders::{self, Applied};
+use crate::refunds;
 use crate::state::PayState;
 use crate::store;
 
@@ -25,6 +27,8 @@ pub struct ReconcileReport {
     pub paid: usize,
     pub closed: usize,
     pub errors: usize,
+    /// Open refunds that refundquery settled (succeeded or released).
+    pub refunds_settled: usize,
 }
 
 /// One pass over the orders whose check is due. Safe to run on many replicas
@@ -57,6 +61,8 @@ async fn pass(state: &PayState) -> Result<ReconcileReport, PayError> {
     let retry_after = cfg.reconcile_after.as_secs().max(1) as i64;
     let due = store::claim_due(&state.db, now_unix(), cfg.reconcile_batch, retry_after).await?;
     let mut report = ReconcileReport::default();
+    // One id for the pass, in every transition and audit line it writes.
+    let cause = Cause::pass("reconcile");
     for order in due {
         report.checked += 1;
         let result = match state
@@ -64,9 +70,7 @@ async fn pass(state: &PayState) -> Result<ReconcileReport, PayError> {
             .order_query(&order.appid, &order.out_trade_no)
             .await
         {
-            Ok(trade_state) => {
-                orders::apply_trade_state(state, &order, trade_state, "reconcile").await
-            }
+            Ok(trade_state) => orders::apply_trade_state(state, &order, trade_state, &cause).await,
             Err(e) => Err(e),
         };
         let label = match result {
@@ -87,6 +91,15 @@ async fn pass(state: &PayState) -> Result<ReconcileReport, PayError> {
         };
         metrics::RECONCILED.with_label_values(&[label]).inc();
     }
+    if state.refund_client.is_some() {
+        match refunds::reconcile(state, &cause).await {
+            Ok(n) => report.refunds_settled = n,
+            Err(e) => {
+                report.errors += 1;
+                tracing::warn!(error = %e, "refund reconciliation failed");
+            }
+        }
+    }
     match store::count_by_status(&state.db).await {
         Ok(counts) => {
             for (status, n) in counts {
@@ -97,8 +110,8 @@ async fn pass(state: &PayState) -> Result<ReconcileReport, PayError> {
         }
         Err(e) => tracing::warn!(error = %e, "orders not counted"),
     }
-    if report.checked > 0 {
-        tracing::info!(?report, "reconciliation pass");
+    if report.checked > 0 || report.refunds_settled > 0 {
+        tracing::info!(?report, pass = %cause.request_id, "reconciliation pass");
     }
     Ok(report)
 }

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use shared::error::{ApiError, ok};
 use shared::session::Session;
 
+use crate::audit::Cause;
 use crate::error::PayError;
 use crate::orders::{self, OrderRequest, OrderView, PayParams, TradeType};
 use crate::state::PayState;
@@ -18,6 +19,10 @@ fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, PayError> {
             .map(|s| Some(s.trim().to_owned()))
             .map_err(|_| PayError::invalid("Idempotency-Key must be printable ASCII")),
     }
+}
+
+fn request_id(req: &HttpRequest) -> String {
+    shared::http::request_id(req).unwrap_or_else(|| "-".to_owned())
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +74,7 @@ pub async fn v2_pay(
             idempotency_key: idempotency_key(&req)?,
             client_ip: shared::http::client_ip(&req),
         },
+        &request_id(&req),
     )
     .await?;
     let params = orders::pay_params(&state, &order)?;
@@ -120,6 +126,7 @@ pub async fn create_order(
             idempotency_key: idempotency_key(&req)?,
             client_ip: shared::http::client_ip(&req),
         },
+        &request_id(&req),
     )
     .await?;
     let mut reply = CreatedReply {
@@ -148,10 +155,11 @@ pub async fn get_order(
     Session(claims): Session,
     path: web::Path<String>,
     query: web::Query<OrderQuery>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let mut order = orders::owned(&state, &claims, &path).await?;
     if query.sync {
-        order = orders::sync(&state, order, "query").await?;
+        order = orders::sync(&state, order, &Cause::request("query", &req)).await?;
     }
     Ok(ok(OrderView::from(&order)))
 }
@@ -161,8 +169,9 @@ pub async fn close_order(
     state: web::Data<PayState>,
     Session(claims): Session,
     path: web::Path<String>,
+    req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let order = orders::close(&state, &claims, &path).await?;
+    let order = orders::close(&state, &claims, &path, &request_id(&req)).await?;
     Ok(ok(OrderView::from(&order)))
 }
 

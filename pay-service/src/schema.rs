@@ -23,6 +23,8 @@ diesel::table! {
         next_check_at -> BigInt,
         created_at -> BigInt,
         updated_at -> BigInt,
+        refund_reserved_fen -> BigInt,
+        refunded_fen -> BigInt,
     }
 }
 
@@ -35,6 +37,7 @@ diesel::table! {
         outcome -> Text,
         detail -> Text,
         received_at -> BigInt,
+        kind -> Text,
     }
 }
 
@@ -46,5 +49,39 @@ diesel::table! {
         to_status -> Text,
         source -> Text,
         at -> BigInt,
+        request_id -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    pay_refunds (id) {
+        id -> BigInt,
+        out_refund_no -> Text,
+        out_trade_no -> Text,
+        amount_fen -> BigInt,
+        reason -> Text,
+        status -> Text,
+        refund_id -> Nullable<Text>,
+        error -> Nullable<Text>,
+        request_id -> Text,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        succeeded_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    pay_events (id) {
+        id -> BigInt,
+        out_trade_no -> Text,
+        event_type -> Text,
+        payload -> Text,
+        delivered -> Bool,
+        attempts -> BigInt,
+        next_attempt_ms -> BigInt,
+        last_error -> Nullable<Text>,
+        last_attempt_at -> Nullable<BigInt>,
+        delivered_at -> Nullable<BigInt>,
+        created_at -> BigInt,
     }
 }

@@ -9,8 +9,9 @@ use shared::startup::{Infra, StartupError};
 use shared::telemetry::Readiness;
 use tokio::task::JoinHandle;
 
-use crate::config::PayConfig;
+use crate::config::{PayConfig, WebhookConfig};
 use crate::wxpay::PayApi;
+use crate::wxrefund::RefundClient;
 
 #[derive(Clone)]
 pub struct PayState {
@@ -19,9 +20,20 @@ pub struct PayState {
     pub(crate) cache: Cache,
     pub(crate) pay: PayApi,
     pub(crate) sessions: SessionKeys,
-    /// Stops the reconciliation worker once the last handle to the state
-    /// (the server's app data) is gone. The worker's own copy has none.
-    worker: Option<Arc<AbortOnDrop>>,
+    /// Present when refunds are configured (`ADMIN_TOKEN` set).
+    pub(crate) refund_client: Option<RefundClient>,
+    /// Present when `MERCHANT_WEBHOOK_URL` is set.
+    pub(crate) webhook: Option<Arc<Webhook>>,
+    /// Stop the background workers (reconciliation, event dispatch) once the
+    /// last handle to the state (the server's app data) is gone. The
+    /// workers' own copies have none.
+    workers: Vec<Arc<AbortOnDrop>>,
+}
+
+/// The event dispatcher's HTTP client and settings.
+pub(crate) struct Webhook {
+    pub http: reqwest::Client,
+    pub config: WebhookConfig,
 }
 
 impl std::fmt::Debug for PayState {
@@ -57,6 +69,31 @@ impl PayState {
             config.mch_key.clone(),
             config.sign_type,
         );
+        let refund_client = match &config.refunds {
+            // PayConfig::from_env loaded the same PEMs; what is left to fail
+            // is the TLS backend itself, as for shared's WechatClient.
+            Some(r) => Some(
+                RefundClient::new(r, &config.common.http)
+                    .unwrap_or_else(|e| panic!("refund TLS client: {e}")),
+            ),
+            None => None,
+        };
+        let webhook = match &config.webhook {
+            Some(w) => {
+                let http = reqwest::Client::builder()
+                    .timeout(w.timeout)
+                    .connect_timeout(w.timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("wxpay-events/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .expect("TLS backend initialises");
+                Some(Arc::new(Webhook {
+                    http,
+                    config: w.clone(),
+                }))
+            }
+            None => None,
+        };
         let interval = config.reconcile_interval;
         let mut state = PayState {
             config: Arc::new(config),
@@ -64,12 +101,22 @@ impl PayState {
             cache: infra.cache,
             pay,
             sessions: infra.sessions,
-            worker: None,
+            refund_client,
+            webhook,
+            workers: Vec::new(),
         };
+        let mut workers = Vec::new();
         if !interval.is_zero() {
             let handle = tokio::spawn(crate::reconcile::run(state.clone(), interval));
-            state.worker = Some(Arc::new(AbortOnDrop(handle)));
+            workers.push(Arc::new(AbortOnDrop(handle)));
         }
+        if let Some(w) = &state.webhook
+            && !w.config.interval.is_zero()
+        {
+            let handle = tokio::spawn(crate::events::run(state.clone(), w.config.interval));
+            workers.push(Arc::new(AbortOnDrop(handle)));
+        }
+        state.workers = workers;
         Ok(state)
     }
 

@@ -1,12 +1,16 @@
 //! Orders, notifications and transitions in the database. Every status change
-//! goes through [`settle_paid`] or [`settle_closed`]: one conditional UPDATE
-//! (`… WHERE status = 'NOTPAY'`) inside a transaction that first locks the
-//! order's row, so replicas racing on the same order change it once.
+//! goes through [`settle_paid`], [`settle_closed`] or
+//! `refund_store::settle_refunded`: one conditional UPDATE inside a
+//! transaction that first locks the order's row, so replicas racing on the
+//! same order change it once; each writes its transition row and its merchant
+//! event (outbox) in that same transaction ([`record_transition`]).
 
 use diesel::prelude::*;
 use serde::Serialize;
 use shared::db::{Database, DbConnection, DbError, now_unix};
 
+use crate::audit::Cause;
+use crate::events::{self, RefundFacts};
 use crate::schema::{pay_notifications, pay_order_transitions, pay_orders};
 
 /// An order's status, as API.md names them.
@@ -67,6 +71,10 @@ pub struct Order {
     pub next_check_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Held by refunds in flight or done; never above `amount_fen`.
+    pub refund_reserved_fen: i64,
+    /// Refunds WeChat confirmed.
+    pub refunded_fen: i64,
 }
 
 impl Order {
@@ -106,6 +114,8 @@ pub struct Notification {
     pub outcome: String,
     pub detail: String,
     pub received_at: i64,
+    /// `payment` or `refund`.
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -117,6 +127,8 @@ pub struct NewNotification {
     pub outcome: String,
     pub detail: String,
     pub received_at: i64,
+    /// `payment` or `refund`.
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Serialize)]
@@ -126,9 +138,12 @@ pub struct Transition {
     pub out_trade_no: String,
     pub from_status: String,
     pub to_status: String,
-    /// `notify`, `query` (GET ?sync=true), `reconcile`, `close`, `unifiedorder`.
+    /// `notify`, `query` (GET ?sync=true), `reconcile`, `close`,
+    /// `unifiedorder`, `refund`, `refund_notify`.
     pub source: String,
     pub at: i64,
+    /// The request (or background pass, `reconcile-<n>`) that made the change.
+    pub request_id: Option<String>,
 }
 
 pub async fn insert_order(db: &Database, order: NewOrder) -> Result<Order, DbError> {
@@ -141,7 +156,7 @@ pub async fn insert_order(db: &Database, order: NewOrder) -> Result<Order, DbErr
     .await
 }
 
-fn load(conn: &mut DbConnection, no: &str) -> Result<Option<Order>, DbError> {
+pub(crate) fn load(conn: &mut DbConnection, no: &str) -> Result<Option<Order>, DbError> {
     Ok(pay_orders::table
         .filter(pay_orders::out_trade_no.eq(no))
         .select(Order::as_select())
@@ -200,30 +215,35 @@ pub async fn set_prepay(
 /// row lock on PostgreSQL (a concurrent settler waits, then sees the outcome),
 /// the database's write lock on SQLite (taken before any read, so a deferred
 /// transaction never has to upgrade). Returns the order as it now stands.
-fn lock_order(conn: &mut DbConnection, no: &str) -> Result<Option<Order>, DbError> {
+pub(crate) fn lock_order(conn: &mut DbConnection, no: &str) -> Result<Option<Order>, DbError> {
     diesel::update(pay_orders::table.filter(pay_orders::out_trade_no.eq(no)))
         .set(pay_orders::updated_at.eq(pay_orders::updated_at))
         .execute(conn)?;
     load(conn, no)
 }
 
-fn record_transition(
+/// Records that `no` went from `from` to its current status (re-read here, so
+/// the event carries the order as committed): the transition row and the
+/// merchant event, inside the caller's transaction.
+pub(crate) fn record_transition(
     conn: &mut DbConnection,
     no: &str,
     from: Status,
-    to: Status,
-    source: &str,
+    cause: &Cause,
+    refund: Option<&RefundFacts>,
 ) -> Result<(), DbError> {
+    let order = load(conn, no)?.ok_or(DbError::NotFound)?;
     diesel::insert_into(pay_order_transitions::table)
         .values((
             pay_order_transitions::out_trade_no.eq(no),
             pay_order_transitions::from_status.eq(from.as_str()),
-            pay_order_transitions::to_status.eq(to.as_str()),
-            pay_order_transitions::source.eq(source),
+            pay_order_transitions::to_status.eq(order.status().as_str()),
+            pay_order_transitions::source.eq(cause.source),
             pay_order_transitions::at.eq(now_unix()),
+            pay_order_transitions::request_id.eq(&cause.request_id),
         ))
         .execute(conn)?;
-    Ok(())
+    events::enqueue(conn, &order, from, cause, refund)
 }
 
 /// What WeChat reports about a payment (notification or orderquery).
@@ -268,7 +288,7 @@ pub fn settle_paid(
     no: &str,
     report: &PaidReport,
     mch_id: &str,
-    source: &str,
+    cause: &Cause,
 ) -> Result<Settled, DbError> {
     let Some(order) = lock_order(conn, no)? else {
         return Ok(Settled::UnknownOrder);
@@ -321,7 +341,7 @@ pub fn settle_paid(
     ))
     .execute(conn)?;
     if changed == 1 {
-        record_transition(conn, no, Status::NotPay, Status::Paid, source)?;
+        record_transition(conn, no, Status::NotPay, cause, None)?;
         Ok(Settled::Applied)
     } else {
         // Someone else settled it between our lock and here (cannot happen
@@ -335,7 +355,7 @@ pub fn settle_paid(
 }
 
 /// NOTPAY → CLOSED; false when the order was not NOTPAY.
-pub fn settle_closed(conn: &mut DbConnection, no: &str, source: &str) -> Result<bool, DbError> {
+pub fn settle_closed(conn: &mut DbConnection, no: &str, cause: &Cause) -> Result<bool, DbError> {
     lock_order(conn, no)?;
     let changed = diesel::update(
         pay_orders::table
@@ -348,7 +368,7 @@ pub fn settle_closed(conn: &mut DbConnection, no: &str, source: &str) -> Result<
     ))
     .execute(conn)?;
     if changed == 1 {
-        record_transition(conn, no, Status::NotPay, Status::Closed, source)?;
+        record_transition(conn, no, Status::NotPay, cause, None)?;
     }
     Ok(changed == 1)
 }
@@ -416,7 +436,8 @@ pub async fn transitions(db: &Database, out_trade_no: &str) -> Result<Vec<Transi
     .await
 }
 
-/// Every notification received, oldest first; `out_trade_no` None lists all.
+/// Every notification received (payment and refund), oldest first;
+/// `out_trade_no` None lists all.
 pub async fn notifications(
     db: &Database,
     out_trade_no: Option<&str>,

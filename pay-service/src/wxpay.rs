@@ -100,11 +100,17 @@ impl PayApi {
 
     /// Adds mch_id, nonce_str, sign_type and sign, and POSTs; returns the
     /// reply's fields once `return_code`, the sign and `result_code` all pass.
-    async fn call(
+    pub(crate) async fn call_pay(
         &self,
         path: &str,
-        mut fields: BTreeMap<String, String>,
+        fields: BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, PayError> {
+        let text = self.client.post_xml(path, self.signed_xml(fields)).await?;
+        self.check_reply(path, &text)
+    }
+
+    /// The request body: `fields` plus mch_id, nonce_str, sign_type and sign.
+    pub(crate) fn signed_xml(&self, mut fields: BTreeMap<String, String>) -> String {
         fields.insert("mch_id".into(), self.mch_id.clone());
         fields.insert("nonce_str".into(), shared::random::nonce());
         if self.sign_type != SignType::Md5 {
@@ -112,13 +118,22 @@ impl PayApi {
         }
         let sign = pay_sign(&fields, self.key.expose(), self.sign_type);
         fields.insert("sign".into(), sign);
-        let text = self.client.post_xml(path, map_to_xml(&fields)).await?;
+        map_to_xml(&fields)
+    }
+
+    /// The reply's fields once `return_code`, the sign, the merchant and
+    /// `result_code` all pass.
+    pub(crate) fn check_reply(
+        &self,
+        path: &str,
+        text: &str,
+    ) -> Result<BTreeMap<String, String>, PayError> {
         let reply = parse(text.as_bytes(), MAX_REPLY_BYTES)
             .map_err(|e| PayError::PayUnusable(format!("Pay {path} answered garbage: {e}")))?;
         if reply.get("return_code").map(String::as_str) != Some("SUCCESS") {
             let msg = reply.get("return_msg").cloned().unwrap_or_default();
             tracing::warn!(path, return_msg = %msg, "WeChat Pay refused the request");
-            return Err(PayError::PayUnusable(format!(
+            return Err(PayError::PayGatewayRefused(format!(
                 "Pay {path} refused the request: {msg}"
             )));
         }
@@ -150,7 +165,7 @@ impl PayApi {
         &self,
         fields: BTreeMap<String, String>,
     ) -> Result<BTreeMap<String, String>, PayError> {
-        self.call("/pay/unifiedorder", fields).await
+        self.call_pay("/pay/unifiedorder", fields).await
     }
 
     pub async fn order_query(
@@ -162,7 +177,7 @@ impl PayApi {
             ("appid".to_owned(), appid.to_owned()),
             ("out_trade_no".to_owned(), out_trade_no.to_owned()),
         ]);
-        let reply = match self.call("/pay/orderquery", fields).await {
+        let reply = match self.call_pay("/pay/orderquery", fields).await {
             Err(PayError::PayRefused { code, .. }) if code == "ORDERNOTEXIST" => {
                 return Ok(TradeState::NotExist);
             }
@@ -193,7 +208,7 @@ impl PayApi {
             ("appid".to_owned(), appid.to_owned()),
             ("out_trade_no".to_owned(), out_trade_no.to_owned()),
         ]);
-        match self.call("/pay/closeorder", fields).await {
+        match self.call_pay("/pay/closeorder", fields).await {
             Ok(_) => Ok(()),
             // Never reached WeChat: nothing there to close.
             Err(PayError::PayRefused { code, .. }) if code == "ORDERNOTEXIST" => Ok(()),

@@ -1,0 +1,6 @@
+DROP TABLE pay_events;
+ALTER TABLE pay_notifications DROP COLUMN kind;
+ALTER TABLE pay_order_transitions DROP COLUMN request_id;
+DROP TABLE pay_refunds;
+ALTER TABLE pay_orders DROP COLUMN refunded_fen;
+ALTER TABLE pay_orders DROP COLUMN refund_reserved_fen;

@@ -1,0 +1,300 @@
+//! WeChat's refund notifications (`POST /api/pay/refund-notify`). They carry
+//! no sign: what authenticates them is `req_info`, encrypted with a key only
+//! WeChat and we derive from MCH_KEY. The same rules as payment
+//! notifications: size limit, no DOCTYPE, appid and mch_id checked, every one
+//! read is kept in `pay_notifications` (kind `refund`), and SUCCESS is
+//! answered only once the refund's outcome is committed.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use shared::db::now_unix;
+use shared::xml::notify_reply;
+
+use crate::audit::{self, Cause};
+use crate::metrics;
+use crate::refund_store::{self, RefundReport, RefundSettled};
+use crate::req_info;
+use crate::state::PayState;
+use crate::store::{self, NewNotification, Status};
+use crate::wxrefund::RefundState;
+
+const KIND: &str = "refund";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    TooLarge,
+    Malformed(String),
+    /// appid or mch_id is not ours.
+    NotOurs(String),
+    /// `req_info` missing, not base64, or not decryptable with our key.
+    Undecryptable(String),
+    Settled(RefundSettled),
+    /// WeChat reports the refund failed (REFUNDCLOSE, CHANGE): released.
+    Released,
+    /// Reports PROCESSING (never sent by WeChat, but harmless).
+    StillProcessing,
+    DbError,
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::TooLarge => "too_large",
+            Outcome::Malformed(_) => "malformed",
+            Outcome::NotOurs(_) => "not_ours",
+            Outcome::Undecryptable(_) => "undecryptable",
+            Outcome::Settled(s) => s.outcome(),
+            Outcome::Released => "released",
+            Outcome::StillProcessing => "processing",
+            Outcome::DbError => "db_error",
+        }
+    }
+
+    fn acknowledged(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Settled(RefundSettled::Applied { .. } | RefundSettled::Duplicate)
+                | Outcome::Released
+        )
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Outcome::Malformed(why)
+            | Outcome::NotOurs(why)
+            | Outcome::Undecryptable(why)
+            | Outcome::Settled(RefundSettled::Mismatch(why)) => why.clone(),
+            _ => String::new(),
+        }
+    }
+}
+
+fn reply(outcome: &Outcome) -> HttpResponse {
+    metrics::REFUND_NOTIFICATIONS
+        .with_label_values(&[outcome.label()])
+        .inc();
+    let body = if outcome.acknowledged() {
+        notify_reply(true, "OK")
+    } else {
+        notify_reply(false, outcome.label())
+    };
+    HttpResponse::Ok()
+        .content_type("text/xml; charset=utf-8")
+        .body(body)
+}
+
+/// The handler; `body` is an error beyond `max_xml_bytes`.
+pub async fn receive(
+    state: web::Data<PayState>,
+    req: HttpRequest,
+    body: Result<web::Bytes, actix_web::Error>,
+) -> HttpResponse {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "refund notification refused unread");
+            return reply(&Outcome::TooLarge);
+        }
+    };
+    let cause = Cause::request("refund_notify", &req);
+    let outcome = process(&state, &body, &cause).await;
+    if outcome.acknowledged() {
+        tracing::info!(outcome = outcome.label(), "refund notification");
+    } else {
+        tracing::warn!(outcome = outcome.label(), detail = %outcome.detail(), "refund notification refused");
+    }
+    reply(&outcome)
+}
+
+/// Reads, checks and applies one refund notification.
+pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
+    let raw = String::from_utf8_lossy(body).into_owned();
+    let max = state.config.common.max_xml_bytes;
+    let outer = match shared::xml::parse(body, max) {
+        Ok(f) => f,
+        Err(e) => {
+            let outcome = Outcome::Malformed(e.to_string());
+            record(state, None, raw, false, &outcome).await;
+            return outcome;
+        }
+    };
+    let field = |k: &str| outer.get(k).map(String::as_str).unwrap_or("");
+    let outcome = if field("return_code") != "SUCCESS" {
+        Some(Outcome::Malformed(format!(
+            "return_code {:?}",
+            field("return_code")
+        )))
+    } else if field("mch_id") != state.config.mch_id {
+        Some(Outcome::NotOurs(format!(
+            "mch_id {:?} is not ours",
+            field("mch_id")
+        )))
+    } else if !state.config.is_configured_app(field("appid")) {
+        Some(Outcome::NotOurs(format!(
+            "appid {:?} is not ours",
+            field("appid")
+        )))
+    } else {
+        None
+    };
+    if let Some(outcome) = outcome {
+        record(state, None, raw, false, &outcome).await;
+        return outcome;
+    }
+    let inner = match req_info::decrypt(state.config.mch_key.expose(), field("req_info"), max) {
+        Ok(f) => f,
+        Err(e) => {
+            let outcome = Outcome::Undecryptable(e.to_string());
+            record(state, None, raw, false, &outcome).await;
+            return outcome;
+        }
+    };
+    let get = |k: &str| inner.get(k).map(String::as_str).unwrap_or("");
+    let out_trade_no = Some(get("out_trade_no").to_owned()).filter(|n| !n.is_empty());
+    match store::get(&state.db, get("out_trade_no")).await {
+        Err(e) => {
+            tracing::error!(error = %e, "refund notification not checked");
+            return Outcome::DbError;
+        }
+        Ok(Some(order)) if order.appid != field("appid") => {
+            let outcome = Outcome::NotOurs("appid differs from the order's".into());
+            record(state, out_trade_no, raw, true, &outcome).await;
+            return outcome;
+        }
+        Ok(_) => {}
+    }
+    let state_reported = match parse_state(&inner) {
+        Ok(s) => s,
+        Err(why) => {
+            let outcome = Outcome::Malformed(why);
+            record(state, out_trade_no, raw, true, &outcome).await;
+            return outcome;
+        }
+    };
+    let out_refund_no = get("out_refund_no").to_owned();
+    let row = |outcome: &Outcome| NewNotification {
+        out_trade_no: out_trade_no.clone(),
+        raw_body: raw.clone(),
+        sign_verified: true,
+        outcome: outcome.label().to_owned(),
+        detail: outcome.detail(),
+        received_at: now_unix(),
+        kind: KIND.to_owned(),
+    };
+    match state_reported {
+        RefundState::Success {
+            refund_id,
+            refund_fee,
+            succeeded_at,
+        } => {
+            let report = RefundReport {
+                out_trade_no: out_trade_no.clone(),
+                refund_id,
+                refund_fee,
+                succeeded_at,
+            };
+            let tx_cause = cause.clone();
+            let raw_row = row(&Outcome::StillProcessing);
+            let result = state
+                .db
+                .transaction(move |conn| {
+                    let settled =
+                        refund_store::settle_refunded(conn, &out_refund_no, &report, &tx_cause)?;
+                    let outcome = Outcome::Settled(settled.clone());
+                    let mut n = raw_row;
+                    n.outcome = outcome.label().to_owned();
+                    n.detail = outcome.detail();
+                    store::insert_notification(conn, &n)?;
+                    Ok(settled)
+                })
+                .await;
+            match result {
+                Ok(settled) => {
+                    if let RefundSettled::Applied { from, out_trade_no } = &settled {
+                        audit::changed(out_trade_no, *from, Status::Refund, cause);
+                    }
+                    Outcome::Settled(settled)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "refund notification not recorded");
+                    Outcome::DbError
+                }
+            }
+        }
+        RefundState::Failed { status } => {
+            let why = format!("WeChat refund status {status}");
+            let n = row(&Outcome::Released);
+            let result = state
+                .db
+                .transaction(move |conn| {
+                    let outcome = match refund_store::load_refund(conn, &out_refund_no)? {
+                        None => Outcome::Settled(RefundSettled::UnknownRefund),
+                        Some(r) if r.status() == refund_store::RefundStatus::Success => {
+                            Outcome::Settled(RefundSettled::Mismatch(
+                                "the refund already succeeded".into(),
+                            ))
+                        }
+                        Some(_) => {
+                            refund_store::release(conn, &out_refund_no, &why)?;
+                            Outcome::Released
+                        }
+                    };
+                    let mut n = n;
+                    n.outcome = outcome.label().to_owned();
+                    n.detail = outcome.detail();
+                    store::insert_notification(conn, &n)?;
+                    Ok(outcome)
+                })
+                .await;
+            result.unwrap_or_else(|e| {
+                tracing::error!(error = %e, "refund notification not recorded");
+                Outcome::DbError
+            })
+        }
+        RefundState::Processing { .. } => {
+            let outcome = Outcome::StillProcessing;
+            record(state, out_trade_no, raw, true, &outcome).await;
+            outcome
+        }
+    }
+}
+
+fn parse_state(inner: &BTreeMap<String, String>) -> Result<RefundState, String> {
+    let get = |k: &str| inner.get(k).map(String::as_str).unwrap_or("");
+    if get("out_refund_no").is_empty() {
+        return Err("out_refund_no is missing".into());
+    }
+    RefundState::from_fields(
+        get("refund_status"),
+        get("refund_id"),
+        get("refund_fee").parse().ok(),
+        inner.get("success_time").map(String::as_str),
+    )
+}
+
+/// Keeps a refused or unapplied notification for an operator; best effort.
+async fn record(
+    state: &PayState,
+    out_trade_no: Option<String>,
+    raw: String,
+    decrypted: bool,
+    outcome: &Outcome,
+) {
+    let row = NewNotification {
+        out_trade_no,
+        raw_body: raw,
+        sign_verified: decrypted,
+        outcome: outcome.label().to_owned(),
+        detail: outcome.detail(),
+        received_at: now_unix(),
+        kind: KIND.to_owned(),
+    };
+    if let Err(e) = state
+        .db
+        .run(move |conn| store::insert_notification(conn, &row))
+        .await
+    {
+        tracing::error!(error = %e, "refund notification not recorded");
+    }
+}
