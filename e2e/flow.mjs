@@ -296,7 +296,7 @@ async function run(context, page) {
     await screenshot(page, 'mweb-paid.png');
   });
 
-  await step(page, 'NATIVE: the QR code shows, and a scan (sandbox) turns it PAID', async () => {
+  await step(page, 'NATIVE: the QR code shows, a sandbox scan pays it, and the page turns PAID', async () => {
     await submitPayment(page, '0.04', /扫码支付/);
     const qr = page.getByRole('img', { name: '微信支付二维码：请用微信扫一扫' });
     await qr.waitFor();
@@ -306,13 +306,18 @@ async function run(context, page) {
     });
     const no = await shownOrderNo(page);
     orders.nativePaid = no;
-    // What a phone does after scanning: the payer confirms in WeChat.
-    const res = await fetch(`${sandboxBase}/sandbox/orders/${encodeURIComponent(no)}/pay`, {
-      method: 'POST',
-      headers: { 'Content-Type': 'application/json' },
-      body: JSON.stringify({ user: 'u1' }),
-    });
-    equal(res.status, 200, 'sandbox pay');
+    // No phone: the sandbox plays the one that scans, in a new tab, as 张三.
+    const [phone] = await Promise.all([
+      context.waitForEvent('page'),
+      page.getByRole('link', { name: '没有手机？在沙箱中模拟扫码' }).click(),
+    ]);
+    await phone.waitForURL((u) => u.href.startsWith(`${sandboxBase}/sandbox/native?`));
+    await phone.getByText('¥0.04').waitFor();
+    await phone.getByText('付款用户：张三').waitFor();
+    await phone.getByRole('button', { name: '确认支付' }).click();
+    await phone.getByRole('heading', { name: '支付成功' }).waitFor();
+    await screenshot(phone, 'native-scanned.png');
+    await phone.close();
     await page.locator('#order-status[data-status="PAID"]').waitFor({ timeout: PAID_TIMEOUT_MS });
     await qr.waitFor({ state: 'hidden' });
     await screenshot(page, 'native-paid.png');
@@ -341,6 +346,20 @@ async function run(context, page) {
     );
     check(await tampered.locator('#order').isHidden(), 'no order is placed');
     await screenshot(tampered, 'config-invalid-signature.png');
+  });
+
+  await step(page, 'logout, then silent login (snsapi_base) returns the same user', async () => {
+    const openid = (await page.locator('#openid').textContent()).trim();
+    check(openid.startsWith('openid：o'), `an openid is shown, not ${openid}`);
+    await page.getByRole('button', { name: '退出登录' }).click();
+    await page.locator('#login-status[data-state="anonymous"]').waitFor();
+    check(await page.locator('#user').isHidden(), 'the profile is gone');
+    await Promise.all([
+      page.waitForResponse((r) => r.url().startsWith(`${base}/api/wechat/getOpenId?`)),
+      page.getByRole('button', { name: '静默登录（仅获取 openid）' }).click(),
+    ]);
+    await page.locator('#login-status[data-state="signed-in"]').waitFor();
+    equal((await page.locator('#openid').textContent()).trim(), openid, 'openid after silent login');
   });
 
   console.log(`ORDERS ${JSON.stringify(orders)}`);

@@ -353,6 +353,13 @@ async function pay(event) {
   } else {
     const img = $('qr-img');
     img.src = `/api/pay/orders/${encodeURIComponent(order.outTradeNo)}/qrcode.svg`;
+    // With the sandbox's JS-SDK, the sandbox can play the phone that scans.
+    const sandboxBase = window.wx?.sandboxBase;
+    const scan = $('qr-sandbox');
+    scan.hidden = !(sandboxBase && order.codeUrl);
+    if (!scan.hidden) {
+      scan.href = `${sandboxBase}/sandbox/native?code_url=${encodeURIComponent(order.codeUrl)}`;
+    }
     $('qr').hidden = false;
     message('等待扫码支付…');
     follow(order.outTradeNo, QR_POLL_LIMIT, generation);

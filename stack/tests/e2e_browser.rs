@@ -81,6 +81,72 @@ fn orders_of(stdout: &str) -> serde_json::Value {
     serde_json::from_str(line).expect("the ORDERS line is JSON")
 }
 
+/// Starts `stack` on ports 0 with its SQLite file in `dir`.
+async fn start_stack(dir: &TempDir) -> Stack {
+    let env = Env::from_pairs([
+        ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
+        ("SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}/stack.db", dir.0.display()),
+        ),
+        ("SANDBOX_TIME_SCALE", TIME_SCALE.to_owned()),
+    ]);
+    Stack::start(env).await.expect("stack starts")
+}
+
+/// No browser needed: the page and its JS-SDK stand-in are where it looks.
+#[actix_web::test]
+async fn stack_serves_the_page_and_sends_it_to_the_sandboxs_jssdk() {
+    let dir = TempDir::new();
+    let stack = start_stack(&dir).await;
+    let base = format!("http://{}", stack.addr());
+    let sandbox_base = stack.sandbox().expect("sandbox on").base_url();
+    tokio::spawn(stack.run_until_stopped());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+
+    let page = http.get(format!("{base}/")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("<title>wxpay 演示"), "{html}");
+    assert!(html.contains(r#"<script type="module" src="app.js"></script>"#));
+    for (file, kind) in [
+        ("app.js", "javascript"),
+        ("money.js", "javascript"),
+        ("style.css", "text/css"),
+    ] {
+        let res = http.get(format!("{base}/{file}")).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{file}");
+        let ct = res.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.contains(kind), "{file}: {ct}");
+    }
+
+    let js = http
+        .get(format!("{base}/sandbox/jweixin.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(js.status(), 302);
+    let location = js.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, format!("{sandbox_base}/sandbox/jweixin.js"));
+    let script = http.get(&location).send().await.unwrap();
+    assert_eq!(script.status(), 200);
+    let script = script.text().await.unwrap();
+    assert!(script.contains(&format!("var SANDBOX = \"{sandbox_base}\";")));
+    // The other /sandbox/ paths are the sandbox's own, not the stack's.
+    let other = http
+        .get(format!("{base}/sandbox/users"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+}
+
 #[actix_web::test]
 async fn the_demo_page_logs_in_configures_the_jssdk_and_pays_in_a_real_browser() {
     let root = workspace_root();
@@ -96,16 +162,7 @@ async fn the_demo_page_logs_in_configures_the_jssdk_and_pays_in_a_real_browser()
     }
 
     let dir = TempDir::new();
-    let env = Env::from_pairs([
-        ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
-        ("SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}/stack.db", dir.0.display()),
-        ),
-        ("SANDBOX_TIME_SCALE", TIME_SCALE.to_owned()),
-    ]);
-    let stack = Stack::start(env).await.expect("stack starts");
+    let stack = start_stack(&dir).await;
     let url = format!("http://{}", stack.addr());
     let sandbox = stack
         .sandbox()
@@ -150,6 +207,12 @@ async fn the_demo_page_logs_in_configures_the_jssdk_and_pays_in_a_real_browser()
         let order = sandbox.order(no).expect(key);
         assert_eq!(order.state, TradeState::Success, "{key}");
         assert_eq!(order.total_fee, fen, "{key}");
+        // 张三 (u1) allowed the login, so 张三 paid every one.
+        assert_eq!(
+            order.payer_openid.as_deref(),
+            Some(sandbox.openid(&order.appid, "u1").as_str()),
+            "{key}"
+        );
         assert!(
             sandbox.wait_acknowledged(no, Duration::from_secs(10)).await,
             "{key}: pay-service acknowledged the notification"
