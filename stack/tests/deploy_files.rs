@@ -14,7 +14,8 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use deploy_support::{
-    GatewayConf, api_md, api_paths, names_read_by, read_repo, repo_root, skip_or_fail,
+    GatewayConf, SANDBOX_FROM_GATEWAY, SANDBOX_GATEWAY_PATHS, api_md, api_paths, names_read_by,
+    read_repo, repo_root, skip_or_fail,
 };
 use serde::Deserialize;
 use serde_yaml::Value;
@@ -408,10 +409,18 @@ fn compose_runs_the_tested_gateway_in_front_of_the_services() {
         "gateway port {} is published: {ports:?}",
         conf.listen_port
     );
-    // Each upstream is a compose service on the port that service listens on.
+    // Each upstream is a compose service on the port that service listens on,
+    // but the sandbox's, which shares the gateway's network namespace.
     let mut upstream_hosts = BTreeSet::new();
     for servers in conf.upstreams.values() {
         for (host, port) in servers {
+            if (host.as_str(), *port) == SANDBOX_FROM_GATEWAY {
+                let sb = compose_service(&compose, SANDBOX.0);
+                assert_eq!(s(&sb["network_mode"]), "service:gateway");
+                let env = compose_env(sb, &env_example().0).unwrap();
+                assert_eq!(port_of(&env["LISTEN_ADDR"]), *port, "the sandbox's port");
+                continue;
+            }
             let svc = compose_service(&compose, host);
             let env = compose_env(svc, &env_example().0).unwrap();
             assert_eq!(port_of(&env["LISTEN_ADDR"]), *port, "{host}");
@@ -420,6 +429,15 @@ fn compose_runs_the_tested_gateway_in_front_of_the_services() {
     }
     let names: BTreeSet<String> = SERVICES.iter().map(|(n, _)| n.to_string()).collect();
     assert_eq!(upstream_hosts, names);
+    let sandbox_paths: Vec<(bool, String)> = SANDBOX_GATEWAY_PATHS
+        .iter()
+        .map(|p| (true, p.to_string()))
+        .collect();
+    assert_eq!(
+        conf.sandbox_paths(),
+        sandbox_paths,
+        "only the JS-SDK stand-in of the sandbox"
+    );
     for (name, _) in SERVICES {
         assert_eq!(s(&gw["depends_on"][name]["condition"]), "service_healthy");
     }
@@ -982,7 +1000,8 @@ fn ingress_routes_exactly_as_the_gateway_does() {
             ingress_routes.insert((s(&p["path"]).to_owned(), exact, name, port));
         }
     }
-    assert_eq!(ingress_routes, GatewayConf::load().proxied());
+    // The sandbox's JS-SDK stand-in is development-only: not in the cluster.
+    assert_eq!(ingress_routes, GatewayConf::load().production_routes());
 
     // The host it serves is the one the services build URLs from, over TLS.
     let public = url::Url::parse(s(
@@ -1134,6 +1153,9 @@ fn gateway_routes_every_path_of_api_md_to_its_service() {
     // And nothing is routed that API.md does not name.
     for l in &conf.locations {
         if let deploy_support::Target::Proxy(_) = l.target {
+            if SANDBOX_GATEWAY_PATHS.contains(&l.path.as_str()) {
+                continue; // development only, see gateway.conf
+            }
             assert!(
                 paths.iter().any(|p| if l.exact {
                     p.path == l.path

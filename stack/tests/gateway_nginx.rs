@@ -25,7 +25,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use deploy_support::{GatewayConf, api_md, api_paths, read_repo, skip_or_fail};
+use deploy_support::{
+    GatewayConf, SANDBOX_FROM_GATEWAY, api_md, api_paths, read_repo, skip_or_fail,
+};
 use serde_json::{Value, json};
 use shared::config::Env;
 use wechat_sandbox::{
@@ -79,17 +81,15 @@ struct Nginx {
 }
 
 impl Nginx {
-    /// Starts gateway.conf with each upstream's service (`auth-service`, …)
-    /// replaced by a loopback port and `web_root` as the web root, and waits
-    /// until it accepts connections.
-    async fn start(bin: &Path, upstreams: &BTreeMap<String, u16>, web_root: &Path) -> Nginx {
+    /// Starts gateway.conf with each upstream server (`auth-service:8081`, …)
+    /// replaced by the loopback port `upstream(host, port)` gives and
+    /// `web_root` as the web root, and waits until it accepts connections.
+    async fn start(bin: &Path, upstream: impl Fn(&str, u16) -> u16, web_root: &Path) -> Nginx {
         let conf = GatewayConf::load();
         let mut text = read_repo("deploy/nginx/gateway.conf");
         for servers in conf.upstreams.values() {
             for (host, port) in servers {
-                let to = upstreams
-                    .get(host)
-                    .unwrap_or_else(|| panic!("no loopback port for upstream {host}"));
+                let to = upstream(host, *port);
                 text = replace_once(
                     &text,
                     &format!("server {host}:{port}"),
@@ -351,17 +351,28 @@ struct Recorders {
 impl Recorders {
     async fn start() -> Recorders {
         let mut by_service = BTreeMap::new();
-        for name in ["auth-service", "jssdk-service", "pay-service"] {
+        for name in [
+            "auth-service",
+            "jssdk-service",
+            "pay-service",
+            "wechat-sandbox",
+        ] {
             by_service.insert(name.to_owned(), Recorder::start(name).await);
         }
         Recorders { by_service }
     }
 
-    fn ports(&self) -> BTreeMap<String, u16> {
+    /// The recorder standing in for a gateway upstream server.
+    fn port_for(&self, host: &str, port: u16) -> u16 {
+        let name = if (host, port) == SANDBOX_FROM_GATEWAY {
+            "wechat-sandbox"
+        } else {
+            host
+        };
         self.by_service
-            .iter()
-            .map(|(k, r)| (k.clone(), r.port))
-            .collect()
+            .get(name)
+            .unwrap_or_else(|| panic!("no recorder for upstream {host}:{port}"))
+            .port
     }
 
     fn total(&self) -> usize {
@@ -398,7 +409,7 @@ async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
     };
     let recorders = Recorders::start().await;
     let web = web_root_with_demo_page();
-    let nginx = Nginx::start(&bin, &recorders.ports(), &web).await;
+    let nginx = Nginx::start(&bin, |h, p| recorders.port_for(h, p), &web).await;
     let base = nginx.base();
     let http = client();
 
@@ -441,6 +452,19 @@ async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
         .filter(|s| s.uri.starts_with("/internal/"))
         .count();
     assert_eq!(internal_seen, 0);
+
+    // The one sandbox path (development only) goes to the sandbox.
+    let (status, echo) = json_of(
+        http.get(format!("{base}/sandbox/jweixin.js"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, echo["upstream"].as_str()),
+        (200, Some("wechat-sandbox"))
+    );
 
     // Forwarding headers, as a bare client sends nothing of the sort.
     let res = http
@@ -608,17 +632,15 @@ async fn a_service_that_is_down_is_a_503_envelope_and_no_page_is_a_404() {
         return skip_or_fail("nginx is not installed (apt-get install nginx)");
     };
     // Nothing listens on these ports; the web root does not exist.
-    let dead: BTreeMap<String, u16> = ["auth-service", "jssdk-service", "pay-service"]
-        .iter()
-        .map(|s| (s.to_string(), free_port()))
-        .collect();
     let missing = std::env::temp_dir().join("wxpay-no-such-web-root");
-    let nginx = Nginx::start(&bin, &dead, &missing).await;
+    let nginx = Nginx::start(&bin, |_, _| free_port(), &missing).await;
     let http = client();
     for path in [
         "/api/wechat/redirect",
         "/api/wechat/jssdkConfig",
         "/api/pay/orders/T1",
+        // As in production: no sandbox in the gateway's network.
+        "/sandbox/jweixin.js",
     ] {
         let res = http
             .get(format!("{}{path}", nginx.base()))
@@ -696,13 +718,19 @@ async fn the_seed_journeys_work_through_the_gateway() {
     let (auth_l, auth_port) = loopback_listener();
     let (jssdk_l, jssdk_port) = loopback_listener();
     let (pay_l, pay_port) = loopback_listener();
-    let ports: BTreeMap<String, u16> = [
-        ("auth-service".to_owned(), auth_port),
-        ("jssdk-service".to_owned(), jssdk_port),
-        ("pay-service".to_owned(), pay_port),
-    ]
-    .into();
-    let nginx = Nginx::start(&bin, &ports, &web).await;
+    let sandbox_port = sandbox.addr().port();
+    let nginx = Nginx::start(
+        &bin,
+        |host, port| match host {
+            "auth-service" => auth_port,
+            "jssdk-service" => jssdk_port,
+            "pay-service" => pay_port,
+            _ if (host, port) == SANDBOX_FROM_GATEWAY => sandbox_port,
+            other => panic!("unexpected upstream {other}"),
+        },
+        &web,
+    )
+    .await;
     let public = nginx.base();
 
     let auth = auth_service::config::AuthConfig::from_env(&service_env(
@@ -1037,6 +1065,23 @@ async fn the_seed_journeys_work_through_the_gateway() {
         .await
         .unwrap();
     assert_no_route(via_gateway).await;
+
+    // ---- the demo page's JS-SDK stand-in (development), and nothing else of
+    // the sandbox
+    let res = http
+        .get(format!("{public}/sandbox/jweixin.js"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(header(&res, "content-type").unwrap().contains("javascript"));
+    assert_no_route(
+        http.get(format!("{public}/sandbox/users"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
 
     // ---- unknown paths, and logout
     assert_no_route(

@@ -38,6 +38,12 @@ pub fn skip_or_fail(reason: &str) {
 
 // ---------------------------------------------------------------- gateway ----
 
+/// The sandbox as the gateway reaches it: compose's `--profile sandbox` runs it
+/// in the gateway's network namespace (development only). It serves one path
+/// through the gateway, the demo page's JS-SDK stand-in.
+pub const SANDBOX_FROM_GATEWAY: (&str, u16) = ("127.0.0.1", 8090);
+pub const SANDBOX_GATEWAY_PATHS: [&str; 1] = ["/sandbox/jweixin.js"];
+
 /// What an nginx `location` does with a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
@@ -213,6 +219,25 @@ impl GatewayConf {
                 }
                 _ => None,
             })
+            .collect()
+    }
+
+    /// The proxied locations that production has: all but the sandbox's.
+    pub fn production_routes(&self) -> BTreeSet<(String, bool, String, u16)> {
+        let (host, port) = SANDBOX_FROM_GATEWAY;
+        self.proxied()
+            .into_iter()
+            .filter(|(_, _, h, p)| !(h == host && *p == port))
+            .collect()
+    }
+
+    /// Paths of the locations proxied to the sandbox.
+    pub fn sandbox_paths(&self) -> Vec<(bool, String)> {
+        let (host, port) = SANDBOX_FROM_GATEWAY;
+        self.proxied()
+            .into_iter()
+            .filter(|(_, _, h, p)| h == host && *p == port)
+            .map(|(path, exact, _, _)| (exact, path))
             .collect()
     }
 }
