@@ -7,7 +7,11 @@
 // Logs in through the sandbox's consent page, checks wx.config and the share
 // calls, refuses a bad amount, pays 0.01 yuan through the JSAPI cashier (and
 // sees PAID), cancels one (NOTPAY), pays through H5 (MWEB) and a QR code
-// (NATIVE), and checks that a tampered signature makes wx.config fail. Saves a
+// (NATIVE, scanned by the sandbox's stand-in phone), checks that a tampered
+// signature makes wx.config fail, logs out and back in silently (snsapi_base),
+// and that a MicroMessenger user agent loads WeChat's own JS-SDK. Prints the
+// orders it placed as one `ORDERS {json}` line (the Rust test checks them in
+// the sandbox). Saves a
 // screenshot of each final page under target/e2e/ (E2E_OUT overrides);
 // DOCS_SCREENSHOT=path also saves the README's picture of a paid order.
 // Every wait is on a visible state; nothing sleeps.
@@ -360,6 +364,28 @@ async function run(context, page) {
     ]);
     await page.locator('#login-status[data-state="signed-in"]').waitFor();
     equal((await page.locator('#openid').textContent()).trim(), openid, 'openid after silent login');
+  });
+
+  const inWeChat = await context.newPage();
+  await step(inWeChat, "inside WeChat (MicroMessenger UA) the page loads WeChat's own JS-SDK", async () => {
+    const cdp = await context.newCDPSession(inWeChat);
+    await cdp.send('Emulation.setUserAgentOverride', {
+      userAgent:
+        'Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) ' +
+        'Chrome/130.0 Mobile Safari/537.36 MicroMessenger/8.0.50.2701(0x28003234) NetType/WIFI Language/zh_CN',
+    });
+    // This machine cannot reach WeChat: stand the sandbox's script in for it.
+    const requested = [];
+    await inWeChat.route('https://res.wx.qq.com/**', async (route) => {
+      requested.push(route.request().url());
+      const res = await fetch(`${sandboxBase}/sandbox/jweixin.js`);
+      await route.fulfill({ status: 200, contentType: 'application/javascript', body: await res.text() });
+    });
+    await inWeChat.goto(home);
+    await inWeChat.locator('#jssdk-status[data-state="ready"]').waitFor();
+    await textIs(inWeChat, '#jssdk-source', '微信内：使用微信官方 JS-SDK');
+    equal(requested, ['https://res.wx.qq.com/open/js/jweixin-1.6.0.js'], 'scripts asked of WeChat');
+    await inWeChat.close();
   });
 
   console.log(`ORDERS ${JSON.stringify(orders)}`);
