@@ -375,6 +375,31 @@ fn compose_gives_each_service_only_variables_it_reads_and_every_one_it_needs() {
             svc.get("ports").is_none(),
             "{name} is reached through the gateway only"
         );
+        // Files a service reads by path (certificates) come from a read-only
+        // mount of the operator's folder.
+        let env = compose_env(svc, &filled).unwrap();
+        let mounts: Vec<String> = svc
+            .get("volumes")
+            .map(strings)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|v| {
+                v.strip_suffix(":ro")
+                    .and_then(|v| v.rsplit_once(':'))
+                    .map(|(_, c)| c.to_owned())
+            })
+            .collect();
+        for (var, path) in env.iter().filter(|(k, _)| k.ends_with("_PEM")) {
+            let dir = std::path::Path::new(path)
+                .parent()
+                .unwrap()
+                .to_str()
+                .unwrap();
+            assert!(
+                mounts.iter().any(|m| m == dir),
+                "{name}: {var}={path} is not on a read-only volume {mounts:?}"
+            );
+        }
     }
     assert_eq!(
         session_secrets.len(),
@@ -892,6 +917,34 @@ fn k8s_deployments_match_the_services() {
             pod["spec"]["securityContext"]["runAsNonRoot"].as_bool(),
             Some(true)
         );
+        // Files read by path (certificates) come from a read-only Secret
+        // volume that the pod's group may read.
+        for e in c["env"].as_sequence().unwrap() {
+            if !s(&e["name"]).ends_with("_PEM") {
+                continue;
+            }
+            let path = std::path::Path::new(s(&e["value"]));
+            let dir = path.parent().unwrap().to_str().unwrap();
+            let mount = c["volumeMounts"]
+                .as_sequence()
+                .and_then(|ms| ms.iter().find(|m| s(&m["mountPath"]) == dir))
+                .unwrap_or_else(|| panic!("{name}: {} is not mounted", path.display()));
+            assert_eq!(mount["readOnly"].as_bool(), Some(true));
+            let volume = pod["spec"]["volumes"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .find(|v| v["name"] == mount["name"])
+                .expect("the mount's volume");
+            assert!(
+                volume["secret"]["secretName"].is_string(),
+                "{name}: from a Secret"
+            );
+            assert!(
+                pod["spec"]["securityContext"]["fsGroup"].as_u64().is_some(),
+                "{name}: fsGroup reads 0440 files"
+            );
+        }
 
         // Variables: only ones the service reads, and with the template's
         // placeholders it refuses to start (and names SESSION_SECRET).
