@@ -74,7 +74,10 @@ async function step(page, name, fn) {
   } catch (e) {
     const shot = path.join(outDir, `failed-step-${stepNo}.png`);
     await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
-    console.error(`✘ ${stepNo}. ${name}\n  screenshot: ${shot}`);
+    const where = await page
+      .evaluate(() => `${location.href} (${document.readyState})`)
+      .catch(() => page.url());
+    console.error(`✘ ${stepNo}. ${name}\n  page: ${where}\n  screenshot: ${shot}`);
     throw e;
   }
   console.log(`✔ ${stepNo}. ${name} (${Date.now() - started} ms)`);
@@ -172,6 +175,29 @@ async function run(context, page) {
     sandboxBase = await page.evaluate(() => window.wx.sandboxBase);
     check(/^http:\/\/127\.0\.0\.1:\d+$/.test(sandboxBase), `the sandbox base, not ${sandboxBase}`);
     check(sandboxBase !== base, 'the JS-SDK stand-in comes from the sandbox, not the page origin');
+  });
+
+  await step(page, "three clicks on a fresh stack: 静默登录, 立即支付, 确认支付 → PAID", async () => {
+    await Promise.all([
+      page.waitForResponse((r) => r.url().startsWith(`${base}/api/wechat/getOpenId?`)),
+      page.getByRole('button', { name: '静默登录（仅获取 openid）' }).click(),
+    ]);
+    await page.locator('#login-status[data-state="signed-in"]').waitFor();
+    // Without WeChat's #wechat_redirect, which the redirects carried along.
+    equal(page.url(), home, 'the page after a silent login');
+    // The form's defaults: 0.01 yuan, 公众号支付 (JSAPI).
+    equal(await page.getByLabel('金额（元）').inputValue(), '0.01', 'default amount');
+    check(await page.getByRole('radio', { name: /公众号支付/ }).isChecked(), 'JSAPI by default');
+    await page.getByRole('button', { name: '立即支付' }).click();
+    const cashier = page.frameLocator('iframe[title="微信支付收银台"]');
+    await cashier.getByRole('button', { name: '确认支付' }).click();
+    await page.locator('#order-status[data-status="PAID"]').waitFor({ timeout: PAID_TIMEOUT_MS });
+    orders.threeClicks = await shownOrderNo(page);
+    await screenshot(page, 'three-clicks-paid.png');
+    // Signed out again for the steps below; the order goes with the session.
+    await page.getByRole('button', { name: '退出登录' }).click();
+    await page.locator('#login-status[data-state="anonymous"]').waitFor();
+    check(await page.locator('#order').isHidden(), "the signed-out page shows no one's order");
   });
 
   await step(page, 'amounts convert exactly and bad ones are refused before any order', async () => {
@@ -363,6 +389,7 @@ async function run(context, page) {
       page.getByRole('button', { name: '静默登录（仅获取 openid）' }).click(),
     ]);
     await page.locator('#login-status[data-state="signed-in"]').waitFor();
+    equal(page.url(), home, 'the page after a silent login');
     equal((await page.locator('#openid').textContent()).trim(), openid, 'openid after silent login');
   });
 

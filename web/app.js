@@ -117,7 +117,16 @@ async function loadUser() {
   setState('login-status', 'signed-in', user.nickname ? '已登录' : '已登录（静默授权，没有昵称和头像）');
 }
 
+/** Forgets the order on screen: it belongs to the session that placed it. */
+function clearOrder() {
+  orderGeneration += 1;
+  $('order').hidden = true;
+  $('qr').hidden = true;
+  message('');
+}
+
 async function logout() {
+  clearOrder();
   try {
     await api('/api/auth/logout', { method: 'POST' });
   } catch {
@@ -385,6 +394,13 @@ function resumePending() {
 }
 
 // ---------------------------------------------------------------- start
+
+// The authorize URL ends in #wechat_redirect, and a browser keeps a fragment
+// across redirects that set none, so a silent (snsapi_base) login lands here
+// with it. It is not the page's: drop it before anything reads location.href.
+if (location.hash === '#wechat_redirect') {
+  history.replaceState(history.state, '', pageUrl());
+}
 
 $('login-userinfo').addEventListener('click', () => login('snsapi_userinfo'));
 $('login-base').addEventListener('click', () => login('snsapi_base'));

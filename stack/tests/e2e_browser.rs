@@ -202,12 +202,18 @@ async fn the_demo_page_logs_in_configures_the_jssdk_and_pays_in_a_real_browser()
 
     // What the page showed is what the sandbox (WeChat) recorded.
     let orders = orders_of(&stdout);
-    for (key, fen) in [("jsapiPaid", 1), ("mwebPaid", 3), ("nativePaid", 4)] {
+    for (key, fen) in [
+        ("threeClicks", 1),
+        ("jsapiPaid", 1),
+        ("mwebPaid", 3),
+        ("nativePaid", 4),
+    ] {
         let no = orders[key].as_str().expect(key);
         let order = sandbox.order(no).expect(key);
         assert_eq!(order.state, TradeState::Success, "{key}");
         assert_eq!(order.total_fee, fen, "{key}");
-        // 张三 (u1) allowed the login, so 张三 paid every one.
+        // Without a sandbox_user cookie the sandbox logs in its first user,
+        // u1 (张三), who then allows the userinfo login: u1 paid every one.
         assert_eq!(
             order.payer_openid.as_deref(),
             Some(sandbox.openid(&order.appid, "u1").as_str()),
