@@ -92,6 +92,8 @@ pub struct OrderView {
     pub transaction_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub paid_at: Option<i64>,
+    /// Refunds WeChat confirmed, in fen (0 until one succeeds).
+    pub refunded_fen: i64,
 }
 
 impl From<&Order> for OrderView {
@@ -103,6 +105,7 @@ impl From<&Order> for OrderView {
             trade_type: o.trade_type.clone(),
             transaction_id: o.transaction_id.clone(),
             paid_at: o.paid_at,
+            refunded_fen: o.refunded_fen,
         }
     }
 }

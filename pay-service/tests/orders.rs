@@ -56,7 +56,7 @@ async fn v2pay_converts_yuan_exactly_and_signs_pay_params() {
         let view = app.order_view(no, &app.mp_token()).await;
         assert_eq!(
             view,
-            json!({"outTradeNo": no, "status": "NOTPAY", "amountFen": 29, "tradeType": "JSAPI"})
+            json!({"outTradeNo": no, "status": "NOTPAY", "amountFen": 29, "tradeType": "JSAPI", "refundedFen": 0})
         );
         assert_eq!(app.sandbox.state().calls("/pay/unifiedorder"), 1);
     }

@@ -299,3 +299,122 @@ pub async fn expect_error(res: reqwest::Response, status: u16, code: i64) -> Str
 pub fn success(reply: &BTreeMap<String, String>) -> bool {
     reply.get("return_code").map(String::as_str) == Some("SUCCESS")
 }
+
+pub const ADMIN_TOKEN: &str = "admin-token-for-pay-service-tests";
+
+/// PEM files for the service's configuration, removed on drop.
+pub struct PemFiles {
+    pub dir: std::path::PathBuf,
+}
+
+impl PemFiles {
+    pub fn write(files: &[(&str, &str)]) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "pay-service-test-{}",
+            shared::random::alphanumeric(12)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (name, content) in files {
+            std::fs::write(dir.join(name), content).unwrap();
+        }
+        PemFiles { dir }
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for PemFiles {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A sandbox with its TLS listener (client certificate required) and the
+/// PKI it trusts.
+pub async fn start_tls_sandbox() -> (Sandbox, wechat_sandbox::TestPki) {
+    let pki = wechat_sandbox::TestPki::generate(SANDBOX_MCH_ID).unwrap();
+    let mut cfg = SandboxConfig::for_tests();
+    cfg.tls = Some(pki.sandbox_tls("127.0.0.1:0".parse().unwrap()));
+    (Sandbox::start(cfg).await.expect("sandbox starts"), pki)
+}
+
+/// pay-service with refunds on (ADMIN_TOKEN, the merchant certificate, the
+/// sandbox's CA and TLS base) plus `vars`.
+pub struct RefundApp {
+    pub app: TestApp,
+    pub pem: PemFiles,
+}
+
+impl std::ops::Deref for RefundApp {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+pub fn refund_vars(sandbox: &Sandbox, pki: &wechat_sandbox::TestPki) -> (PemFiles, Vec<(String, String)>) {
+    let pem = PemFiles::write(&[
+        ("apiclient_cert.pem", &pki.client_cert_pem),
+        ("apiclient_key.pem", &pki.client_key_pem),
+        ("wechat_ca.pem", &pki.ca_pem),
+    ]);
+    let vars = vec![
+        ("ADMIN_TOKEN".to_owned(), ADMIN_TOKEN.to_owned()),
+        ("MCH_CERT_PEM".to_owned(), pem.path("apiclient_cert.pem")),
+        ("MCH_KEY_PEM".to_owned(), pem.path("apiclient_key.pem")),
+        ("WECHATPAY_CA_PEM".to_owned(), pem.path("wechat_ca.pem")),
+        (
+            "WECHATPAY_REFUND_BASE".to_owned(),
+            sandbox.tls_base_url().expect("TLS listener"),
+        ),
+    ];
+    (pem, vars)
+}
+
+pub async fn spawn_refund_app(db: &TestDb, extra: &[(&str, &str)]) -> RefundApp {
+    let (sandbox, pki) = start_tls_sandbox().await;
+    let (pem, mut vars) = refund_vars(&sandbox, &pki);
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let borrowed: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let Service { base, state } = spawn_service(db, &sandbox, &borrowed).await;
+    RefundApp {
+        app: TestApp {
+            base,
+            state,
+            sandbox,
+            client: client(),
+        },
+        pem,
+    }
+}
+
+impl TestApp {
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.get(path, ADMIN_TOKEN).await
+    }
+
+    pub async fn refund(&self, no: &str, amount_fen: i64, reason: &str) -> reqwest::Response {
+        self.post_json(
+            &format!("/api/pay/admin/orders/{no}/refunds"),
+            ADMIN_TOKEN,
+            &serde_json::json!({"amountFen": amount_fen, "reason": reason}),
+            None,
+        )
+        .await
+    }
+
+    /// A paid v2Pay order of `money` yuan whose notification was acknowledged.
+    pub async fn paid_order(&self, money: &str) -> String {
+        let data = self.v2pay(money).await;
+        let no = data["outTradeNo"].as_str().unwrap().to_owned();
+        self.sandbox
+            .state()
+            .pay_order(&no, wechat_sandbox::PayOptions::default())
+            .unwrap();
+        assert!(self.sandbox.state().wait_acknowledged(&no, WAIT).await);
+        assert_eq!(self.status_of(&no).await, "PAID");
+        no
+    }
+}
