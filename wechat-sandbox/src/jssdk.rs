@@ -36,8 +36,8 @@ const CASHIER_TTL: Duration = Duration::from_secs(15 * 60);
 
 /// What the cashier page posts to its parent: `chooseWXPay:ok` or `:cancel`,
 /// as WeChat reports them to `success` and `cancel`.
-pub(crate) const PAY_OK: &str = "chooseWXPay:ok";
-pub(crate) const PAY_CANCEL: &str = "chooseWXPay:cancel";
+const PAY_OK: &str = "chooseWXPay:ok";
+const PAY_CANCEL: &str = "chooseWXPay:cancel";
 const PAY_FAIL: &str = "chooseWXPay:fail";
 
 const CONFIG_OK: &str = "config:ok";

@@ -210,6 +210,8 @@
   // The sandbox's cashier in an overlay; `done(errMsg)` once the person
   // confirms or cancels in it.
   function openCashier(url, done) {
+    // Focus goes into the cashier and comes back where it was.
+    var opener = document.activeElement;
     var overlay = document.createElement('div');
     overlay.setAttribute('role', 'dialog');
     overlay.setAttribute('aria-modal', 'true');
@@ -233,6 +235,7 @@
       // Let the person read the cashier's answer before it goes away.
       setTimeout(function () {
         overlay.remove();
+        if (opener && typeof opener.focus === 'function') opener.focus();
         done(String(data.errMsg));
       }, 600);
     }
