@@ -262,8 +262,14 @@ async fn claim(db: &Database, batch: i64, lease: Duration) -> Result<Vec<Event>,
             .select(pay_events::id);
         let ids: Vec<i64> = match conn {
             DbConnection::Pg(c) => due.for_update().skip_locked().load(c)?,
-            // Serialised by the pass lock (see `dispatch_once`).
-            DbConnection::Sqlite(c) => due.load(c)?,
+            DbConnection::Sqlite(c) => {
+                // Passes are serialised by the cache lock (see `dispatch_once`);
+                // the write lock comes first so that this transaction never
+                // has to upgrade while an order's transition is committing.
+                diesel::sql_query("UPDATE pay_events SET attempts = attempts WHERE id = -1")
+                    .execute(c)?;
+                due.load(c)?
+            }
         };
         if ids.is_empty() {
             return Ok(Vec::new());

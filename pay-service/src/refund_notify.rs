@@ -228,7 +228,7 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
             let result = state
                 .db
                 .transaction(move |conn| {
-                    let outcome = match refund_store::load_refund(conn, &out_refund_no)? {
+                    let outcome = match refund_store::lock_refund(conn, &out_refund_no)? {
                         None => Outcome::Settled(RefundSettled::UnknownRefund),
                         Some(r) if r.status() == refund_store::RefundStatus::Success => {
                             Outcome::Settled(RefundSettled::Mismatch(

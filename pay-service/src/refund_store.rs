@@ -79,7 +79,8 @@ impl Refund {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reserved {
-    Reserved(Refund),
+    /// The refund row exists, PENDING.
+    Reserved,
     UnknownOrder,
     /// Only PAID and REFUND orders can be refunded.
     NotRefundable(Status),
@@ -87,6 +88,20 @@ pub enum Reserved {
     Exceeds {
         refundable: i64,
     },
+}
+
+/// Locks the refund's row (PostgreSQL), or takes SQLite's write lock, before
+/// anything is read: a deferred SQLite transaction that reads first and
+/// writes later fails instead of waiting when another writer got in between.
+/// Lock order everywhere: refund row, then order row.
+pub(crate) fn lock_refund(
+    conn: &mut DbConnection,
+    out_refund_no: &str,
+) -> Result<Option<Refund>, DbError> {
+    diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(out_refund_no)))
+        .set(pay_refunds::updated_at.eq(pay_refunds::updated_at))
+        .execute(conn)?;
+    load_refund(conn, out_refund_no)
 }
 
 pub(crate) fn load_refund(
@@ -147,8 +162,7 @@ pub fn reserve(
             pay_refunds::updated_at.eq(now),
         ))
         .execute(conn)?;
-    let refund = load_refund(conn, out_refund_no)?.ok_or(DbError::NotFound)?;
-    Ok(Reserved::Reserved(refund))
+    Ok(Reserved::Reserved)
 }
 
 /// PENDING → PROCESSING once WeChat accepted; a refund already settled (its
@@ -179,7 +193,7 @@ pub async fn mark_accepted(
 /// An open refund (PENDING or PROCESSING) → FAILED, its amount given back to
 /// the order. False when it was not open.
 pub fn release(conn: &mut DbConnection, out_refund_no: &str, why: &str) -> Result<bool, DbError> {
-    let Some(refund) = load_refund(conn, out_refund_no)? else {
+    let Some(refund) = lock_refund(conn, out_refund_no)? else {
         return Ok(false);
     };
     store::lock_order(conn, &refund.out_trade_no)?;
@@ -252,7 +266,7 @@ pub fn settle_refunded(
     report: &RefundReport,
     cause: &Cause,
 ) -> Result<RefundSettled, DbError> {
-    let Some(refund) = load_refund(conn, out_refund_no)? else {
+    let Some(refund) = lock_refund(conn, out_refund_no)? else {
         return Ok(RefundSettled::UnknownRefund);
     };
     if let Some(no) = &report.out_trade_no
@@ -272,8 +286,6 @@ pub fn settle_refunded(
     let Some(order) = store::lock_order(conn, &no)? else {
         return Ok(RefundSettled::UnknownRefund);
     };
-    // Re-read under the order's lock: a concurrent settler has finished.
-    let refund = load_refund(conn, out_refund_no)?.ok_or(DbError::NotFound)?;
     match refund.status() {
         RefundStatus::Success => return Ok(RefundSettled::Duplicate),
         RefundStatus::Failed => {

@@ -112,7 +112,7 @@ pub async fn request(
             .await?
     };
     match reserved {
-        Reserved::Reserved(_) => {}
+        Reserved::Reserved => {}
         Reserved::UnknownOrder => return Err(PayError::OrderNotFound),
         Reserved::NotRefundable(s) => {
             return Err(PayError::Conflict(format!(

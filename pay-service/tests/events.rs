@@ -38,7 +38,10 @@ impl Receiver {
     }
 
     fn acknowledged(&self) -> Vec<Received> {
-        self.log().into_iter().filter(|r| r.answered == 200).collect()
+        self.log()
+            .into_iter()
+            .filter(|r| r.answered == 200)
+            .collect()
     }
 
     /// Waits (with a deadline) until `done` holds for the log.
@@ -147,8 +150,11 @@ fn webhook_vars<'a>(url: &'a str, failed_after: &'a str) -> Vec<(&'a str, &'a st
 }
 
 async fn events(app: &TestApp, status: &str) -> Vec<Value> {
-    let (code, body) =
-        envelope(app.admin_get(&format!("/api/pay/admin/events?status={status}")).await).await;
+    let (code, body) = envelope(
+        app.admin_get(&format!("/api/pay/admin/events?status={status}"))
+            .await,
+    )
+    .await;
     assert_eq!(code, 200, "{body}");
     body["data"].as_array().unwrap().clone()
 }
@@ -180,7 +186,10 @@ async fn every_event_is_acknowledged_once_and_in_order_through_failures() {
         let a = app.paid_order("3.00").await;
         refund_acknowledged(&app, &a, 100).await;
         refund_acknowledged(&app, &a, 200).await;
-        let b = app.v2pay("1.00").await["outTradeNo"].as_str().unwrap().to_owned();
+        let b = app.v2pay("1.00").await["outTradeNo"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let res = app
             .client
             .post(app.url(&format!("/api/pay/orders/{b}/close")))
@@ -191,7 +200,10 @@ async fn every_event_is_acknowledged_once_and_in_order_through_failures() {
             .unwrap();
         assert_eq!(res.status(), 200);
 
-        assert!(hook.wait_for(|log| log.iter().filter(|r| r.answered == 200).count() >= 4).await);
+        assert!(
+            hook.wait_for(|log| log.iter().filter(|r| r.answered == 200).count() >= 4)
+                .await
+        );
         let acked = hook.acknowledged();
         // Exactly once each: four distinct events, no repeats.
         let mut ids: Vec<i64> = acked.iter().map(|r| r.event_id).collect();
@@ -210,7 +222,10 @@ async fn every_event_is_acknowledged_once_and_in_order_through_failures() {
         let kinds: Vec<&str> = for_a.iter().map(|(_, k)| k.as_str()).collect();
         assert_eq!(kinds, vec!["order.paid", "order.refund", "order.refund"]);
         assert!(for_a.windows(2).all(|w| w[0].0 < w[1].0));
-        assert_eq!(of(&b).iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), vec!["order.closed"]);
+        assert_eq!(
+            of(&b).iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(),
+            vec!["order.closed"]
+        );
         // The two failures were retries of the first event, sent before anything after it.
         let log = hook.log();
         assert_eq!(log.len(), 6);
@@ -250,7 +265,11 @@ async fn a_failing_receiver_holds_back_later_events_and_is_listed_failed() {
         // Only ever the first event: the refund waits for it.
         let log = hook.log();
         let first = log[0].event_id;
-        assert!(log.iter().all(|r| r.event_id == first && r.kind == "order.paid"), "{log:?}");
+        assert!(
+            log.iter()
+                .all(|r| r.event_id == first && r.kind == "order.paid"),
+            "{log:?}"
+        );
 
         let failed = events(&app, "failed").await;
         assert_eq!(failed.len(), 1);
@@ -260,7 +279,10 @@ async fn a_failing_receiver_holds_back_later_events_and_is_listed_failed() {
         assert!(failed[0]["attempts"].as_i64().unwrap() >= 2);
         let pending = events(&app, "pending").await;
         assert_eq!(pending.len(), 1);
-        assert_eq!((pending[0]["type"].as_str(), pending[0]["attempts"].as_i64()), (Some("order.refund"), Some(0)));
+        assert_eq!(
+            (pending[0]["type"].as_str(), pending[0]["attempts"].as_i64()),
+            (Some("order.refund"), Some(0))
+        );
         assert!(events(&app, "delivered").await.is_empty());
     }
 }
@@ -269,17 +291,34 @@ async fn a_failing_receiver_holds_back_later_events_and_is_listed_failed() {
 async fn reconciliation_changes_carry_the_pass_id() {
     for db in all_backends(migrations) {
         let app = spawn_app(&db).await;
-        let no = app.v2pay("1.00").await["outTradeNo"].as_str().unwrap().to_owned();
+        let no = app.v2pay("1.00").await["outTradeNo"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         app.sandbox
             .state()
-            .pay_order(&no, wechat_sandbox::PayOptions { notify: false, fail_first_deliveries: 0 })
+            .pay_order(
+                &no,
+                wechat_sandbox::PayOptions {
+                    notify: false,
+                    fail_first_deliveries: 0,
+                },
+            )
             .unwrap();
         pay_service::reconcile_once(&app.state).await.unwrap();
         let t = app.transitions(&no).await;
         assert_eq!(t[0].source, "reconcile");
-        assert!(t[0].request_id.as_deref().unwrap().starts_with("reconcile-"), "{t:?}");
+        assert!(
+            t[0].request_id
+                .as_deref()
+                .unwrap()
+                .starts_with("reconcile-"),
+            "{t:?}"
+        );
         // Without a webhook the event waits in the outbox.
-        let events = pay_service::events::of_order(app.state.db(), &no).await.unwrap();
+        let events = pay_service::events::of_order(app.state.db(), &no)
+            .await
+            .unwrap();
         assert_eq!((events.len(), events[0].delivered), (1, false));
     }
 }

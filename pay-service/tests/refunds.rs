@@ -25,8 +25,11 @@ async fn refund_ok(app: &TestApp, no: &str, fen: i64) -> Value {
 }
 
 async fn refunds_of(app: &TestApp, no: &str) -> Vec<Value> {
-    let (status, body) =
-        envelope(app.admin_get(&format!("/api/pay/admin/orders/{no}/refunds")).await).await;
+    let (status, body) = envelope(
+        app.admin_get(&format!("/api/pay/admin/orders/{no}/refunds"))
+            .await,
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
     body["data"].as_array().unwrap().clone()
 }
@@ -56,7 +59,10 @@ async fn full_and_partial_refunds_succeed_up_to_the_paid_amount() {
         let sb = app.sandbox.state();
         assert!(sb.wait_refund_acknowledged(&r1, WAIT).await);
         let view = app.order_view(&no, &app.mp_token()).await;
-        assert_eq!((view["status"].as_str(), view["refundedFen"].as_i64()), (Some("REFUND"), Some(100)));
+        assert_eq!(
+            (view["status"].as_str(), view["refundedFen"].as_i64()),
+            (Some("REFUND"), Some(100))
+        );
 
         // The rest, then nothing more.
         let second = refund_ok(&app, &no, 200).await;
@@ -83,22 +89,43 @@ async fn full_and_partial_refunds_succeed_up_to_the_paid_amount() {
                 (r2.clone(), 200, "SUCCESS".to_owned())
             ]
         );
-        assert!(list.iter().all(|r| r["refundId"].as_str().is_some_and(|id| id.starts_with("50000"))));
+        assert!(list.iter().all(|r| {
+            r["refundId"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("50000"))
+        }));
         let order = order_row(&app, &no).await;
-        assert_eq!((order.refunded_fen, order.refund_reserved_fen, order.status.as_str()), (300, 300, "REFUND"));
+        assert_eq!(
+            (
+                order.refunded_fen,
+                order.refund_reserved_fen,
+                order.status.as_str()
+            ),
+            (300, 300, "REFUND")
+        );
         let view = app.order_view(&no, &app.mp_token()).await;
         assert_eq!(view["refundedFen"], 300);
 
         // WeChat has exactly the two refunds.
         let at_wechat: Vec<u64> = sb.refunds_of(&no).iter().map(|r| r.refund_fee).collect();
         assert_eq!(at_wechat, vec![100, 200]);
-        assert!(sb.refunds_of(&no).iter().all(|r| r.refund_desc.as_deref() == Some("damaged")));
+        assert!(
+            sb.refunds_of(&no)
+                .iter()
+                .all(|r| r.refund_desc.as_deref() == Some("damaged"))
+        );
 
         // Transitions: paid, then one per refund, each with its source and request id.
         let t = app.transitions(&no).await;
         let steps: Vec<(&str, &str, &str)> = t
             .iter()
-            .map(|t| (t.from_status.as_str(), t.to_status.as_str(), t.source.as_str()))
+            .map(|t| {
+                (
+                    t.from_status.as_str(),
+                    t.to_status.as_str(),
+                    t.source.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             steps,
@@ -108,9 +135,15 @@ async fn full_and_partial_refunds_succeed_up_to_the_paid_amount() {
                 ("REFUND", "REFUND", "refund_notify")
             ]
         );
-        assert!(t.iter().all(|t| t.request_id.as_deref().is_some_and(|id| !id.is_empty() && id != "-")));
+        assert!(t.iter().all(|t| {
+            t.request_id
+                .as_deref()
+                .is_some_and(|id| !id.is_empty() && id != "-")
+        }));
         // One event per transition, in order, waiting in the outbox (no webhook).
-        let events = pay_service::events::of_order(app.state.db(), &no).await.unwrap();
+        let events = pay_service::events::of_order(app.state.db(), &no)
+            .await
+            .unwrap();
         let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
         assert_eq!(kinds, vec!["order.paid", "order.refund", "order.refund"]);
     }
@@ -120,9 +153,15 @@ async fn full_and_partial_refunds_succeed_up_to_the_paid_amount() {
 async fn refunds_of_unpaid_or_unknown_orders_and_bad_input_are_refused() {
     for db in all_backends(migrations) {
         let app = spawn_refund_app(&db, &[]).await;
-        let unpaid = app.v2pay("1.00").await["outTradeNo"].as_str().unwrap().to_owned();
+        let unpaid = app.v2pay("1.00").await["outTradeNo"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let msg = expect_error(app.refund(&unpaid, 10, "x").await, 409, 1005).await;
-        assert_eq!(msg, "order is NOTPAY; only PAID or REFUND orders can be refunded");
+        assert_eq!(
+            msg,
+            "order is NOTPAY; only PAID or REFUND orders can be refunded"
+        );
         expect_error(app.refund("NOSUCHORDER", 10, "x").await, 404, 1004).await;
         let no = app.paid_order("1.00").await;
         let msg = expect_error(app.refund(&no, 0, "x").await, 400, 1001).await;
@@ -144,7 +183,13 @@ async fn refunds_of_unpaid_or_unknown_orders_and_bad_input_are_refused() {
         // Nothing reached WeChat, nothing is held.
         assert_eq!(app.sandbox.state().calls("/secapi/pay/refund"), 0);
         assert_eq!(order_row(&app, &no).await.refund_reserved_fen, 0);
-        expect_error(app.admin_get("/api/pay/admin/orders/NOSUCHORDER/refunds").await, 404, 1004).await;
+        expect_error(
+            app.admin_get("/api/pay/admin/orders/NOSUCHORDER/refunds")
+                .await,
+            404,
+            1004,
+        )
+        .await;
     }
 }
 
@@ -153,17 +198,18 @@ async fn racing_refunds_never_exceed_the_paid_amount() {
     for db in all_backends(migrations) {
         let app = spawn_refund_app(&db, &[]).await;
         let no = app.paid_order("3.00").await;
-        let attempts = futures_util::future::join_all(
-            (0..4).map(|_| app.refund(&no, 200, "race")),
-        )
-        .await;
+        let attempts =
+            futures_util::future::join_all((0..4).map(|_| app.refund(&no, 200, "race"))).await;
         let mut statuses = Vec::new();
         for res in attempts {
             let (status, body) = envelope(res).await;
             statuses.push((status, body["code"].as_i64().unwrap()));
         }
         statuses.sort();
-        assert_eq!(statuses, vec![(200, 0), (409, 1005), (409, 1005), (409, 1005)]);
+        assert_eq!(
+            statuses,
+            vec![(200, 0), (409, 1005), (409, 1005), (409, 1005)]
+        );
         assert_eq!(app.sandbox.state().refunds_of(&no).len(), 1);
         assert_eq!(app.sandbox.state().calls("/secapi/pay/refund"), 1);
         let order = order_row(&app, &no).await;
@@ -198,9 +244,15 @@ async fn a_refund_notification_is_applied_once() {
         }
         let order = order_row(&app, &no).await;
         assert_eq!((order.refunded_fen, order.status.as_str()), (150, "REFUND"));
-        let refund = refund_store::get(app.state.db(), &r).await.unwrap().unwrap();
+        let refund = refund_store::get(app.state.db(), &r)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(refund.status, "SUCCESS");
-        assert_eq!(refund.refund_id.as_deref(), Some(sb.refund(&r).unwrap().refund_id.as_str()));
+        assert_eq!(
+            refund.refund_id.as_deref(),
+            Some(sb.refund(&r).unwrap().refund_id.as_str())
+        );
         let t = app.transitions(&no).await;
         assert_eq!(t.iter().filter(|t| t.to_status == "REFUND").count(), 1);
         let outcomes: Vec<(String, String)> = app
@@ -218,7 +270,9 @@ async fn a_refund_notification_is_applied_once() {
                 ("duplicate".to_owned(), String::new())
             ]
         );
-        let events = pay_service::events::of_order(app.state.db(), &no).await.unwrap();
+        let events = pay_service::events::of_order(app.state.db(), &no)
+            .await
+            .unwrap();
         assert_eq!(events.len(), 2);
     }
 }
@@ -254,11 +308,21 @@ async fn forged_or_undecryptable_refund_notifications_change_nothing() {
         let cases: Vec<(String, &str)> = vec![
             // Encrypted with another key: a forger without MCH_KEY.
             (
-                refund_notification(MP, SANDBOX_MCH_ID, &encrypt_req_info("not-the-merchant-key", &good)),
+                refund_notification(
+                    MP,
+                    SANDBOX_MCH_ID,
+                    &encrypt_req_info("not-the-merchant-key", &good),
+                ),
                 "undecryptable",
             ),
-            (refund_notification(MP, SANDBOX_MCH_ID, "bm90IGVuY3J5cHRlZA=="), "undecryptable"),
-            (refund_notification(MP, SANDBOX_MCH_ID, "%%%"), "undecryptable"),
+            (
+                refund_notification(MP, SANDBOX_MCH_ID, "bm90IGVuY3J5cHRlZA=="),
+                "undecryptable",
+            ),
+            (
+                refund_notification(MP, SANDBOX_MCH_ID, "%%%"),
+                "undecryptable",
+            ),
             (refund_notification(MP, SANDBOX_MCH_ID, ""), "undecryptable"),
             // Right key, wrong merchant or app.
             (
@@ -266,31 +330,60 @@ async fn forged_or_undecryptable_refund_notifications_change_nothing() {
                 "not_ours",
             ),
             (
-                refund_notification("wxnotours", SANDBOX_MCH_ID, &encrypt_req_info(SANDBOX_MCH_KEY, &good)),
+                refund_notification(
+                    "wxnotours",
+                    SANDBOX_MCH_ID,
+                    &encrypt_req_info(SANDBOX_MCH_KEY, &good),
+                ),
                 "not_ours",
             ),
             (
-                refund_notification(OA, SANDBOX_MCH_ID, &encrypt_req_info(SANDBOX_MCH_KEY, &good)),
+                refund_notification(
+                    OA,
+                    SANDBOX_MCH_ID,
+                    &encrypt_req_info(SANDBOX_MCH_KEY, &good),
+                ),
                 "not_ours",
             ),
             // Right key, wrong amount or refund.
             (
-                refund_notification(MP, SANDBOX_MCH_ID, &encrypt_req_info(SANDBOX_MCH_KEY, &inner_xml(&no, &r, 151, "SUCCESS"))),
+                refund_notification(
+                    MP,
+                    SANDBOX_MCH_ID,
+                    &encrypt_req_info(SANDBOX_MCH_KEY, &inner_xml(&no, &r, 151, "SUCCESS")),
+                ),
                 "mismatch",
             ),
             (
-                refund_notification(MP, SANDBOX_MCH_ID, &encrypt_req_info(SANDBOX_MCH_KEY, &inner_xml(&no, "NOSUCHREFUND", 150, "SUCCESS"))),
+                refund_notification(
+                    MP,
+                    SANDBOX_MCH_ID,
+                    &encrypt_req_info(
+                        SANDBOX_MCH_KEY,
+                        &inner_xml(&no, "NOSUCHREFUND", 150, "SUCCESS"),
+                    ),
+                ),
                 "unknown_refund",
             ),
             (
-                refund_notification(MP, SANDBOX_MCH_ID, &encrypt_req_info(SANDBOX_MCH_KEY, "<!DOCTYPE r [<!ENTITY e \"x\">]><root><a>&e;</a></root>")),
+                refund_notification(
+                    MP,
+                    SANDBOX_MCH_ID,
+                    &encrypt_req_info(
+                        SANDBOX_MCH_KEY,
+                        "<!DOCTYPE r [<!ENTITY e \"x\">]><root><a>&e;</a></root>",
+                    ),
+                ),
                 "undecryptable",
             ),
             (
-                format!("<!DOCTYPE xml [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><xml><return_code>&e;</return_code></xml>"),
+                "<!DOCTYPE xml [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><xml><return_code>&e;</return_code></xml>"
+                    .to_owned(),                "malformed",
+            ),
+            (
+                "<xml><return_code>FAIL</return_code></xml>".to_owned(),
                 "malformed",
             ),
-            ("<xml><return_code>FAIL</return_code></xml>".to_owned(), "malformed"),
         ];
         for (body, label) in &cases {
             let (status, reply) = app.notify_raw(NOTIFY, body.clone()).await;
@@ -303,8 +396,18 @@ async fn forged_or_undecryptable_refund_notifications_change_nothing() {
         assert_eq!(reply["return_msg"], "too_large");
 
         let order = order_row(&app, &no).await;
-        assert_eq!((order.refunded_fen, order.refund_reserved_fen, order.status.as_str()), (0, 150, "PAID"));
-        let refund = refund_store::get(app.state.db(), &r).await.unwrap().unwrap();
+        assert_eq!(
+            (
+                order.refunded_fen,
+                order.refund_reserved_fen,
+                order.status.as_str()
+            ),
+            (0, 150, "PAID")
+        );
+        let refund = refund_store::get(app.state.db(), &r)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(refund.status, "PROCESSING");
         let kept = app
             .notifications(None)
@@ -323,7 +426,8 @@ async fn refundquery_settles_open_refunds_on_get_and_in_reconciliation() {
         let sb = app.sandbox.state();
         // Succeeded at WeChat, notification lost: the admin's GET settles it.
         let (no, r) = processing_refund(&app, "2.00", 120).await;
-        sb.complete_refund(&r, RefundStatus::Success, false).unwrap();
+        sb.complete_refund(&r, RefundStatus::Success, false)
+            .unwrap();
         let list = refunds_of(&app, &no).await;
         assert_eq!(list[0]["status"], "SUCCESS");
         assert_eq!(order_row(&app, &no).await.refunded_fen, 120);
@@ -332,20 +436,33 @@ async fn refundquery_settles_open_refunds_on_get_and_in_reconciliation() {
 
         // Closed at WeChat: reconciliation releases the amount for a new refund.
         let (no2, r2) = processing_refund(&app, "1.00", 100).await;
-        sb.complete_refund(&r2, RefundStatus::RefundClose, false).unwrap();
+        sb.complete_refund(&r2, RefundStatus::RefundClose, false)
+            .unwrap();
         let report = pay_service::reconcile_once(&app.state).await.unwrap();
         assert_eq!(report.refunds_settled, 1);
-        let refund = refund_store::get(app.state.db(), &r2).await.unwrap().unwrap();
-        assert_eq!((refund.status.as_str(), refund.error.as_deref()), ("FAILED", Some("WeChat refund status REFUNDCLOSE")));
+        let refund = refund_store::get(app.state.db(), &r2)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (refund.status.as_str(), refund.error.as_deref()),
+            ("FAILED", Some("WeChat refund status REFUNDCLOSE"))
+        );
         let order = order_row(&app, &no2).await;
-        assert_eq!((order.refund_reserved_fen, order.status.as_str()), (0, "PAID"));
+        assert_eq!(
+            (order.refund_reserved_fen, order.status.as_str()),
+            (0, "PAID")
+        );
         sb.hold_refunds(false);
         let again = refund_ok(&app, &no2, 100).await;
         let r3 = again["outRefundNo"].as_str().unwrap().to_owned();
         assert!(sb.wait_refund_acknowledged(&r3, WAIT).await);
         let t = app.transitions(&no2).await;
         let last = t.last().unwrap();
-        assert_eq!((last.to_status.as_str(), last.source.as_str()), ("REFUND", "refund_notify"));
+        assert_eq!(
+            (last.to_status.as_str(), last.source.as_str()),
+            ("REFUND", "refund_notify")
+        );
         assert!(t.iter().filter(|t| t.source == "reconcile").count() == 0);
     }
 }
@@ -374,10 +491,7 @@ async fn an_unusable_answer_keeps_the_amount_reserved() {
 async fn admin_routes_need_the_token_and_vanish_without_it() {
     let db = shared::testing::sqlite_db(migrations());
     let plain = spawn_app(&db).await;
-    for path in [
-        "/api/pay/admin/events",
-        "/api/pay/admin/orders/X/refunds",
-    ] {
+    for path in ["/api/pay/admin/events", "/api/pay/admin/orders/X/refunds"] {
         let msg = expect_error(plain.admin_get(path).await, 404, 1004).await;
         assert_eq!(msg, "no such route");
     }
@@ -392,11 +506,21 @@ async fn admin_routes_need_the_token_and_vanish_without_it() {
     // A user's session token is not the admin token.
     expect_error(app.get(&path, &app.mp_token()).await, 401, 1002).await;
     let res = app
-        .post_json(&path, "wrong-token-wrong-token", &serde_json::json!({"amountFen": 1}), None)
+        .post_json(
+            &path,
+            "wrong-token-wrong-token",
+            &serde_json::json!({"amountFen": 1}),
+            None,
+        )
         .await;
     expect_error(res, 401, 1002).await;
     assert_eq!(app.sandbox.state().calls("/secapi/pay/refund"), 0);
-    let msg = expect_error(app.admin_get("/api/pay/admin/events?status=stuck").await, 400, 1001).await;
+    let msg = expect_error(
+        app.admin_get("/api/pay/admin/events?status=stuck").await,
+        400,
+        1001,
+    )
+    .await;
     assert!(msg.contains("status"), "{msg}");
 }
 
@@ -420,7 +544,11 @@ fn a_missing_or_broken_client_certificate_stops_the_start() {
         ("key.pem", &pki.client_key_pem),
         ("garbage.pem", "not a certificate"),
     ]);
-    let (cert, key, garbage) = (pem.path("cert.pem"), pem.path("key.pem"), pem.path("garbage.pem"));
+    let (cert, key, garbage) = (
+        pem.path("cert.pem"),
+        pem.path("key.pem"),
+        pem.path("garbage.pem"),
+    );
     let missing = pem.path("nowhere.pem");
     let token = ("ADMIN_TOKEN", ADMIN_TOKEN);
 
@@ -429,7 +557,10 @@ fn a_missing_or_broken_client_certificate_stops_the_start() {
     let e = config_with(&[token, ("MCH_CERT_PEM", &cert)]).unwrap_err();
     assert!(e.contains("MCH_KEY_PEM"), "{e}");
     let e = config_with(&[token, ("MCH_CERT_PEM", &missing), ("MCH_KEY_PEM", &key)]).unwrap_err();
-    assert!(e.contains("MCH_CERT_PEM") && e.contains("nowhere.pem"), "{e}");
+    assert!(
+        e.contains("MCH_CERT_PEM") && e.contains("nowhere.pem"),
+        "{e}"
+    );
     let e = config_with(&[token, ("MCH_CERT_PEM", &garbage), ("MCH_KEY_PEM", &key)]).unwrap_err();
     assert!(e.contains("MCH_CERT_PEM"), "{e}");
     let e = config_with(&[token, ("MCH_CERT_PEM", &cert), ("MCH_KEY_PEM", &garbage)]).unwrap_err();
@@ -444,7 +575,13 @@ fn a_missing_or_broken_client_certificate_stops_the_start() {
     ])
     .unwrap_err();
     assert!(e.contains("WECHATPAY_REFUND_BASE"), "{e}");
-    let e = config_with(&[token, ("MCH_CERT_PEM", &cert), ("MCH_KEY_PEM", &key), ("WECHATPAY_CA_PEM", &garbage)]).unwrap_err();
+    let e = config_with(&[
+        token,
+        ("MCH_CERT_PEM", &cert),
+        ("MCH_KEY_PEM", &key),
+        ("WECHATPAY_CA_PEM", &garbage),
+    ])
+    .unwrap_err();
     assert!(e.contains("WECHATPAY_CA_PEM"), "{e}");
     let e = config_with(&[("ADMIN_TOKEN", "short")]).unwrap_err();
     assert!(e.contains("ADMIN_TOKEN"), "{e}");

@@ -354,7 +354,10 @@ impl std::ops::Deref for RefundApp {
     }
 }
 
-pub fn refund_vars(sandbox: &Sandbox, pki: &wechat_sandbox::TestPki) -> (PemFiles, Vec<(String, String)>) {
+pub fn refund_vars(
+    sandbox: &Sandbox,
+    pki: &wechat_sandbox::TestPki,
+) -> (PemFiles, Vec<(String, String)>) {
     let pem = PemFiles::write(&[
         ("apiclient_cert.pem", &pki.client_cert_pem),
         ("apiclient_key.pem", &pki.client_key_pem),
