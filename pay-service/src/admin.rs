@@ -14,7 +14,7 @@ use shared::sign::constant_time_eq;
 use crate::audit::Cause;
 use crate::error::PayError;
 use crate::events::{self, EventFilter};
-use crate::refunds::{self, RefundView};
+use crate::refunds::{self, RefundAsk, RefundView};
 use crate::state::PayState;
 
 /// Proof that the request carries the admin token.
@@ -59,7 +59,8 @@ pub struct RefundBody {
     reason: Option<String>,
 }
 
-/// `POST /api/pay/admin/orders/{outTradeNo}/refunds`.
+/// `POST /api/pay/admin/orders/{outTradeNo}/refunds` `{amountFen, reason?}`,
+/// optionally with `Idempotency-Key`.
 pub async fn create_refund(
     _: Admin,
     state: web::Data<PayState>,
@@ -69,7 +70,12 @@ pub async fn create_refund(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let cause = Cause::request("refund", &req);
-    let refund = refunds::request(&state, &path, body.amount_fen, body.reason, &cause).await?;
+    let ask = RefundAsk {
+        amount_fen: body.amount_fen,
+        reason: body.reason,
+        idempotency_key: crate::routes::idempotency_key(&req)?,
+    };
+    let refund = refunds::request(&state, &path, ask, &cause).await?;
     Ok(ok(RefundView::from(&refund)))
 }
 

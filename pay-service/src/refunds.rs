@@ -8,6 +8,7 @@
 //! answer stays PENDING, holding its amount, until refundquery tells.
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 use shared::db::now_unix;
 
 use crate::audit::{self, Cause};
@@ -15,7 +16,7 @@ use crate::error::PayError;
 use crate::orders;
 use crate::refund_store::{self, Refund, RefundReport, RefundSettled, Reserved};
 use crate::state::PayState;
-use crate::store::{self, Status};
+use crate::store::{self, Order, Status};
 use crate::wxrefund::{RefundRequest, RefundState};
 
 /// WeChat's limit on `refund_desc`, in characters.
@@ -77,26 +78,60 @@ fn pending_grace(state: &PayState) -> i64 {
     worst as i64 + 60
 }
 
-/// Refunds `amount_fen` of a PAID (or partly refunded) order.
+/// What the admin asks for.
+#[derive(Debug, Clone)]
+pub struct RefundAsk {
+    pub amount_fen: i64,
+    pub reason: Option<String>,
+    /// `Idempotency-Key`: the same key on the same order is the same refund,
+    /// so a retried request (after a timeout) never refunds twice.
+    pub idempotency_key: Option<String>,
+}
+
+const MAX_IDEMPOTENCY_KEY_LEN: usize = 128;
+
+/// The refund number a key stands for: per order, 32 characters.
+fn keyed_refund_no(out_trade_no: &str, key: &str) -> String {
+    let digest = hex::encode(Sha256::digest(format!("{out_trade_no}\n{key}").as_bytes()));
+    format!("K{}", &digest[..31])
+}
+
+/// Refunds `ask.amount_fen` of a PAID (or partly refunded) order.
 pub async fn request(
     state: &PayState,
     out_trade_no: &str,
-    amount_fen: i64,
-    reason: Option<String>,
+    ask: RefundAsk,
     cause: &Cause,
 ) -> Result<Refund, PayError> {
-    let client = state
-        .refund_client
-        .clone()
-        .ok_or_else(|| PayError::Internal("refunds are not configured".into()))?;
+    if state.refund_client.is_none() {
+        return Err(PayError::Internal("refunds are not configured".into()));
+    }
+    let amount_fen = ask.amount_fen;
     if amount_fen < 1 {
         return Err(PayError::invalid("amountFen must be a positive integer"));
     }
-    let reason = check_reason(reason)?;
+    let reason = check_reason(ask.reason)?;
+    if let Some(key) = &ask.idempotency_key
+        && (key.is_empty()
+            || key.len() > MAX_IDEMPOTENCY_KEY_LEN
+            || !key.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(PayError::invalid(
+            "Idempotency-Key must be 1 to 128 printable ASCII characters",
+        ));
+    }
     let order = store::get(&state.db, out_trade_no)
         .await?
         .ok_or(PayError::OrderNotFound)?;
-    let out_refund_no = orders::new_out_trade_no(now_unix());
+    let out_refund_no = match &ask.idempotency_key {
+        Some(key) => keyed_refund_no(out_trade_no, key),
+        None => orders::new_out_trade_no(now_unix()),
+    };
+    if ask.idempotency_key.is_some()
+        && let Some(existing) = refund_store::get(&state.db, &out_refund_no).await?
+    {
+        return replay(state, &order, existing, amount_fen, &reason, cause).await;
+    }
     let reserved = {
         let (no, refund_no, reason, request_id) = (
             out_trade_no.to_owned(),
@@ -109,7 +144,17 @@ pub async fn request(
             .transaction(move |conn| {
                 refund_store::reserve(conn, &no, amount_fen, &reason, &refund_no, &request_id)
             })
-            .await?
+            .await
+    };
+    let reserved = match reserved {
+        // The same key, concurrently: the other request's refund is the one.
+        Err(e) if e.is_unique_violation() && ask.idempotency_key.is_some() => {
+            let existing = refund_store::get(&state.db, &out_refund_no)
+                .await?
+                .ok_or_else(|| PayError::Internal("idempotent refund vanished".into()))?;
+            return replay(state, &order, existing, amount_fen, &reason, cause).await;
+        }
+        other => other?,
     };
     match reserved {
         Reserved::Reserved => {}
@@ -127,32 +172,82 @@ pub async fn request(
         }
     }
     tracing::info!(target: "audit", out_trade_no, %out_refund_no, amount_fen, source = cause.source, request_id = %cause.request_id, "refund reserved");
+    ask_wechat(state, &order, &out_refund_no, amount_fen, reason, cause).await
+}
+
+/// A refund its Idempotency-Key already made: the same request gets it back
+/// (a PENDING one is sent to WeChat again, under the same out_refund_no, which
+/// WeChat answers with the same refund); another request is a conflict.
+async fn replay(
+    state: &PayState,
+    order: &Order,
+    existing: Refund,
+    amount_fen: i64,
+    reason: &str,
+    cause: &Cause,
+) -> Result<Refund, PayError> {
+    if existing.amount_fen != amount_fen
+        || existing.reason != reason
+        || existing.out_trade_no != order.out_trade_no
+    {
+        return Err(PayError::Conflict(
+            "Idempotency-Key was already used with a different request".into(),
+        ));
+    }
+    if existing.status() != refund_store::RefundStatus::Pending {
+        return Ok(existing);
+    }
+    ask_wechat(
+        state,
+        order,
+        &existing.out_refund_no,
+        amount_fen,
+        reason.to_owned(),
+        cause,
+    )
+    .await
+}
+
+/// Sends the reserved refund to WeChat and records its answer.
+async fn ask_wechat(
+    state: &PayState,
+    order: &Order,
+    out_refund_no: &str,
+    amount_fen: i64,
+    reason: String,
+    cause: &Cause,
+) -> Result<Refund, PayError> {
+    let client = state
+        .refund_client
+        .clone()
+        .ok_or_else(|| PayError::Internal("refunds are not configured".into()))?;
+    let out_trade_no = order.out_trade_no.as_str();
     let req = RefundRequest {
         appid: order.appid.clone(),
         out_trade_no: out_trade_no.to_owned(),
-        out_refund_no: out_refund_no.clone(),
+        out_refund_no: out_refund_no.to_owned(),
         total_fee: order.amount_fen,
         refund_fee: amount_fen,
         reason,
         notify_url: state.config.refund_notify_url(),
     };
     match state.pay.refund(&client, &req).await {
-        Ok(refund_id) => refund_store::mark_accepted(&state.db, &out_refund_no, &refund_id).await?,
+        Ok(refund_id) => refund_store::mark_accepted(&state.db, out_refund_no, &refund_id).await?,
         Err(e @ (PayError::PayRefused { .. } | PayError::PayGatewayRefused(_))) => {
-            let (no, why) = (out_refund_no.clone(), e.to_string());
+            let (no, why) = (out_refund_no.to_owned(), e.to_string());
             state
                 .db
                 .transaction(move |conn| refund_store::release(conn, &no, &why))
                 .await?;
-            tracing::warn!(target: "audit", out_trade_no, %out_refund_no, error = %e, request_id = %cause.request_id, "refund refused by WeChat; reservation released");
+            tracing::warn!(target: "audit", out_trade_no, out_refund_no, error = %e, request_id = %cause.request_id, "refund refused by WeChat; reservation released");
             return Err(e);
         }
         Err(e) => {
-            tracing::warn!(out_trade_no, %out_refund_no, error = %e, "refund outcome unknown; it stays PENDING until refundquery tells");
+            tracing::warn!(out_trade_no, out_refund_no, error = %e, "refund outcome unknown; it stays PENDING until refundquery tells");
             return Err(e);
         }
     }
-    refund_store::get(&state.db, &out_refund_no)
+    refund_store::get(&state.db, out_refund_no)
         .await?
         .ok_or_else(|| PayError::Internal("refund vanished".into()))
 }

@@ -11,7 +11,7 @@ use crate::error::PayError;
 use crate::orders::{self, OrderRequest, OrderView, PayParams, TradeType};
 use crate::state::PayState;
 
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, PayError> {
+pub(crate) fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, PayError> {
     match req.headers().get("idempotency-key") {
         None => Ok(None),
         Some(v) => v

@@ -594,3 +594,58 @@ fn a_missing_or_broken_client_certificate_stops_the_start() {
     // No ADMIN_TOKEN: refunds off, no certificate needed.
     assert!(config_with(&[]).unwrap().refunds.is_none());
 }
+
+#[tokio::test]
+async fn an_idempotency_key_makes_a_retried_refund_the_same_refund() {
+    for db in all_backends(migrations) {
+        let app = spawn_refund_app(&db, &[]).await;
+        let no = app.paid_order("2.00").await;
+        let path = format!("/api/pay/admin/orders/{no}/refunds");
+        let ask = |key: &'static str, fen: i64| {
+            let (app, path) = (&app, path.clone());
+            async move {
+                let body = serde_json::json!({"amountFen": fen, "reason": "late"});
+                app.post_json(&path, ADMIN_TOKEN, &body, Some(key)).await
+            }
+        };
+        // The first answer is lost: the refund is PENDING, its amount held.
+        app.sandbox.state().inject_fault(
+            "/secapi/pay/refund",
+            wechat_sandbox::FaultKind::Garbage,
+            1,
+        );
+        expect_error(ask("key-1", 80).await, 502, 10009).await;
+        // The retry sends the same refund again and gets WeChat's answer.
+        let (status, body) = envelope(ask("key-1", 80).await).await;
+        assert_eq!(status, 200, "{body}");
+        let r = body["data"]["outRefundNo"].as_str().unwrap().to_owned();
+        assert!(app.sandbox.state().wait_refund_acknowledged(&r, WAIT).await);
+        let (_, again) = envelope(ask("key-1", 80).await).await;
+        assert_eq!(again["data"]["outRefundNo"], r.as_str());
+        assert_eq!(again["data"]["status"], "SUCCESS");
+        let msg = expect_error(ask("key-1", 81).await, 409, 1005).await;
+        assert_eq!(
+            msg,
+            "Idempotency-Key was already used with a different request"
+        );
+        // Racing requests with one key: one refund.
+        let racing = futures_util::future::join_all((0..3).map(|_| ask("key-2", 20))).await;
+        let mut nos = Vec::new();
+        for res in racing {
+            let (status, body) = envelope(res).await;
+            assert_eq!(status, 200, "{body}");
+            nos.push(body["data"]["outRefundNo"].as_str().unwrap().to_owned());
+        }
+        nos.dedup();
+        assert_eq!(nos.len(), 1);
+        let at_wechat: Vec<u64> = app
+            .sandbox
+            .state()
+            .refunds_of(&no)
+            .iter()
+            .map(|r| r.refund_fee)
+            .collect();
+        assert_eq!(at_wechat, vec![80, 20]);
+        assert_eq!(order_row(&app, &no).await.refund_reserved_fen, 100);
+    }
+}
