@@ -468,7 +468,7 @@ async fn refundquery_settles_open_refunds_on_get_and_in_reconciliation() {
 }
 
 #[tokio::test]
-async fn an_unusable_answer_keeps_the_amount_reserved() {
+async fn an_unusable_answer_keeps_the_amount_reserved_until_refundquery_tells() {
     for db in all_backends(migrations) {
         let app = spawn_refund_app(&db, &[]).await;
         let no = app.paid_order("1.00").await;
@@ -484,6 +484,28 @@ async fn an_unusable_answer_keeps_the_amount_reserved() {
         let list = refunds_of(&app, &no).await;
         assert_eq!(list[0]["status"], "PENDING");
         assert_eq!(list.len(), 1);
+
+        // Long after, WeChat still has no such refund: it never arrived, and
+        // the amount is released.
+        let r = list[0]["outRefundNo"].as_str().unwrap().to_owned();
+        db.db
+            .run(move |conn| {
+                use diesel::prelude::*;
+                use pay_service::schema::pay_refunds;
+                diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(r)))
+                    .set(pay_refunds::created_at.eq(pay_refunds::created_at - 3600))
+                    .execute(conn)?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let list = refunds_of(&app, &no).await;
+        assert_eq!(
+            (list[0]["status"].as_str(), list[0]["error"].as_str()),
+            (Some("FAILED"), Some("WeChat has no such refund"))
+        );
+        assert_eq!(order_row(&app, &no).await.refund_reserved_fen, 0);
+        refund_ok(&app, &no, 100).await;
     }
 }
 
