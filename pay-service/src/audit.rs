@@ -63,6 +63,18 @@ pub fn changed(out_trade_no: &str, from: Status, to: Status, cause: &Cause) {
     );
 }
 
+/// Logs a committed refund release: the amount is refundable again.
+pub fn refund_released(out_refund_no: &str, why: &str, cause: &Cause) {
+    tracing::info!(
+        target: "audit",
+        out_refund_no,
+        why,
+        source = cause.source,
+        request_id = %cause.request_id,
+        "refund failed; amount released"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,8 @@ pub enum Outcome {
     Settled(RefundSettled),
     /// WeChat reports the refund failed (REFUNDCLOSE, CHANGE): released.
     Released,
+    /// The same report again.
+    AlreadyReleased,
     /// Reports PROCESSING (never sent by WeChat, but harmless).
     StillProcessing,
     DbError,
@@ -46,6 +48,7 @@ impl Outcome {
             Outcome::Undecryptable(_) => "undecryptable",
             Outcome::Settled(s) => s.outcome(),
             Outcome::Released => "released",
+            Outcome::AlreadyReleased => "duplicate",
             Outcome::StillProcessing => "processing",
             Outcome::DbError => "db_error",
         }
@@ -56,6 +59,7 @@ impl Outcome {
             self,
             Outcome::Settled(RefundSettled::Applied { .. } | RefundSettled::Duplicate)
                 | Outcome::Released
+                | Outcome::AlreadyReleased
         )
     }
 
@@ -224,11 +228,12 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
         }
         RefundState::Failed { status } => {
             let why = format!("WeChat refund status {status}");
+            let (tx_why, tx_no) = (why.clone(), out_refund_no.clone());
             let n = row(&Outcome::Released);
             let result = state
                 .db
                 .transaction(move |conn| {
-                    let outcome = match refund_store::lock_refund(conn, &out_refund_no)? {
+                    let outcome = match refund_store::lock_refund(conn, &tx_no)? {
                         None => Outcome::Settled(RefundSettled::UnknownRefund),
                         Some(r) if r.status() == refund_store::RefundStatus::Success => {
                             Outcome::Settled(RefundSettled::Mismatch(
@@ -236,8 +241,12 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
                             ))
                         }
                         Some(_) => {
-                            refund_store::release(conn, &out_refund_no, &why)?;
-                            Outcome::Released
+                            if refund_store::release(conn, &tx_no, &tx_why)? {
+                                Outcome::Released
+                            } else {
+                                // Already released: a replay.
+                                Outcome::AlreadyReleased
+                            }
                         }
                     };
                     let mut n = n;
@@ -247,10 +256,18 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
                     Ok(outcome)
                 })
                 .await;
-            result.unwrap_or_else(|e| {
-                tracing::error!(error = %e, "refund notification not recorded");
-                Outcome::DbError
-            })
+            match result {
+                Ok(outcome) => {
+                    if outcome == Outcome::Released {
+                        audit::refund_released(&out_refund_no, &why, cause);
+                    }
+                    outcome
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "refund notification not recorded");
+                    Outcome::DbError
+                }
+            }
         }
         RefundState::Processing { .. } => {
             let outcome = Outcome::StillProcessing;

@@ -239,7 +239,7 @@ async fn ask_wechat(
                 .db
                 .transaction(move |conn| refund_store::release(conn, &no, &why))
                 .await?;
-            tracing::warn!(target: "audit", out_trade_no, out_refund_no, error = %e, request_id = %cause.request_id, "refund refused by WeChat; reservation released");
+            audit::refund_released(out_refund_no, &e.to_string(), cause);
             return Err(e);
         }
         Err(e) => {
@@ -303,6 +303,11 @@ pub async fn settle_by_query(
                     })
                     .await?;
                 if released {
+                    audit::refund_released(
+                        &refund.out_refund_no,
+                        "WeChat has no such refund",
+                        cause,
+                    );
                     return Ok(Queried::Released);
                 }
             }
@@ -314,11 +319,13 @@ pub async fn settle_by_query(
         }
         Some(RefundState::Failed { status }) => {
             let why = format!("WeChat refund status {status}");
+            let tx_why = why.clone();
             let released = state
                 .db
-                .transaction(move |conn| refund_store::release(conn, &no, &why))
+                .transaction(move |conn| refund_store::release(conn, &no, &tx_why))
                 .await?;
             Ok(if released {
+                audit::refund_released(&refund.out_refund_no, &why, cause);
                 Queried::Released
             } else {
                 Queried::Unchanged

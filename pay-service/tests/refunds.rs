@@ -671,3 +671,45 @@ async fn an_idempotency_key_makes_a_retried_refund_the_same_refund() {
         assert_eq!(order_row(&app, &no).await.refund_reserved_fen, 100);
     }
 }
+
+#[tokio::test]
+async fn a_closed_refund_notification_releases_the_amount_once() {
+    for db in all_backends(migrations) {
+        let app = spawn_refund_app(&db, &[]).await;
+        let (no, r) = processing_refund(&app, "2.00", 150).await;
+        let sb = app.sandbox.state();
+        sb.complete_refund(&r, RefundStatus::Change, true).unwrap();
+        assert!(sb.wait_refund_acknowledged(&r, WAIT).await);
+        let (_, reply) = app
+            .notify_raw(NOTIFY, sb.refund_notification_xml(&r).unwrap())
+            .await;
+        assert!(success(&reply), "{reply:?}");
+        let refund = refund_store::get(app.state.db(), &r)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (refund.status.as_str(), refund.error.as_deref()),
+            ("FAILED", Some("WeChat refund status CHANGE"))
+        );
+        let order = order_row(&app, &no).await;
+        assert_eq!(
+            (
+                order.refund_reserved_fen,
+                order.refunded_fen,
+                order.status.as_str()
+            ),
+            (0, 0, "PAID")
+        );
+        let outcomes: Vec<String> = app
+            .notifications(Some(&no))
+            .await
+            .into_iter()
+            .filter(|n| n.kind == "refund")
+            .map(|n| n.outcome)
+            .collect();
+        assert_eq!(outcomes, vec!["released", "duplicate"]);
+        // No status change, no event beyond the payment's.
+        assert_eq!(app.transitions(&no).await.len(), 1);
+    }
+}
