@@ -220,6 +220,12 @@ impl SandboxConfig {
                 m.key = key;
             }
         }
+        let mch_id = cfg
+            .merchants
+            .first()
+            .map(|m| m.mch_id.clone())
+            .unwrap_or_default();
+        cfg.tls = crate::tls::from_lookup(&var, &mch_id)?;
         Ok(cfg)
     }
 

@@ -29,6 +29,9 @@ async fn main() -> ExitCode {
     };
     let state = sandbox.state();
     println!("wechat-sandbox on {}", sandbox.base_url());
+    if let Some(tls) = sandbox.tls_base_url() {
+        println!("  /secapi/ (client certificate required) on {tls}");
+    }
     for app in state.apps() {
         println!("  app {:?} {}", app.kind, app.appid);
     }

@@ -197,3 +197,116 @@ impl TestPki {
         }
     }
 }
+
+/// The TLS listener from the environment (the `wechat-sandbox` binary):
+/// `SANDBOX_TLS_ADDR` turns it on. `SANDBOX_TLS_CERT`, `SANDBOX_TLS_KEY` and
+/// `SANDBOX_TLS_CLIENT_CA` (PEM files) give its certificates; without them a
+/// [`TestPki`] is made, and with `SANDBOX_TLS_DIR` written there as `ca.pem`,
+/// `apiclient_cert.pem` and `apiclient_key.pem`, what pay-service takes as
+/// `WECHATPAY_CA_PEM`, `MCH_CERT_PEM` and `MCH_KEY_PEM`.
+pub(crate) fn from_lookup(
+    var: &impl Fn(&str) -> Option<String>,
+    mch_id: &str,
+) -> Result<Option<SandboxTls>, String> {
+    let Some(raw) = var("SANDBOX_TLS_ADDR") else {
+        return Ok(None);
+    };
+    let listen = raw
+        .parse::<SocketAddr>()
+        .map_err(|e| format!("SANDBOX_TLS_ADDR: {e}: {raw}"))?;
+    let read = |name: &str| -> Result<Option<String>, String> {
+        var(name)
+            .map(|path| std::fs::read_to_string(&path).map_err(|e| format!("{name}: {path}: {e}")))
+            .transpose()
+    };
+    let given = (
+        read("SANDBOX_TLS_CERT")?,
+        read("SANDBOX_TLS_KEY")?,
+        read("SANDBOX_TLS_CLIENT_CA")?,
+    );
+    if let (Some(cert_pem), Some(key_pem), Some(client_ca_pem)) = given {
+        return Ok(Some(SandboxTls {
+            listen,
+            cert_pem,
+            key_pem,
+            client_ca_pem,
+        }));
+    }
+    if given.0.is_some() || given.1.is_some() || given.2.is_some() {
+        return Err(
+            "SANDBOX_TLS_CERT, SANDBOX_TLS_KEY and SANDBOX_TLS_CLIENT_CA go together".into(),
+        );
+    }
+    let pki =
+        TestPki::generate(mch_id).map_err(|e| format!("SANDBOX_TLS_ADDR: certificates: {e}"))?;
+    if let Some(dir) = var("SANDBOX_TLS_DIR") {
+        let dir = std::path::Path::new(&dir);
+        std::fs::create_dir_all(dir).map_err(|e| format!("SANDBOX_TLS_DIR: {e}"))?;
+        for (file, pem) in [
+            ("ca.pem", &pki.ca_pem),
+            ("apiclient_cert.pem", &pki.client_cert_pem),
+            ("apiclient_key.pem", &pki.client_key_pem),
+        ] {
+            std::fs::write(dir.join(file), pem)
+                .map_err(|e| format!("SANDBOX_TLS_DIR: {}: {e}", dir.join(file).display()))?;
+        }
+    }
+    Ok(Some(pki.sandbox_tls(listen)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn lookup(vars: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn off_unless_an_address_is_given() {
+        assert!(from_lookup(&lookup(&[]), "1").unwrap().is_none());
+        let e = from_lookup(&lookup(&[("SANDBOX_TLS_ADDR", "nope".into())]), "1").unwrap_err();
+        assert!(e.starts_with("SANDBOX_TLS_ADDR"), "{e}");
+    }
+
+    #[test]
+    fn generated_certificates_are_written_for_the_merchant() {
+        let dir = std::env::temp_dir().join(format!("sandbox-tls-{}", ids_suffix()));
+        let tls = from_lookup(
+            &lookup(&[
+                ("SANDBOX_TLS_ADDR", "127.0.0.1:0".into()),
+                ("SANDBOX_TLS_DIR", dir.to_string_lossy().into_owned()),
+            ]),
+            "1900000109",
+        )
+        .unwrap()
+        .unwrap();
+        let ca = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
+        assert_eq!(ca, tls.client_ca_pem);
+        assert!(
+            std::fs::read_to_string(dir.join("apiclient_key.pem"))
+                .unwrap()
+                .contains("PRIVATE KEY")
+        );
+        assert!(server_config(&tls).is_ok());
+        let _ = std::fs::remove_dir_all(dir);
+        let e = from_lookup(
+            &lookup(&[
+                ("SANDBOX_TLS_ADDR", "127.0.0.1:0".into()),
+                ("SANDBOX_TLS_CERT", "/nonexistent/cert.pem".into()),
+            ]),
+            "1",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("SANDBOX_TLS_CERT"), "{e}");
+    }
+
+    fn ids_suffix() -> String {
+        crate::ids::alnum(10)
+    }
+}
