@@ -245,6 +245,9 @@ pub struct CommonConfig {
     pub log_format: LogFormat,
     pub max_json_bytes: usize,
     pub max_xml_bytes: usize,
+    /// How long a client may take to send a request body once its head has
+    /// arrived (`BODY_TIMEOUT_MS`); actix's own timeout covers the head only.
+    pub body_timeout: Duration,
 }
 
 /// Session keys shorter than this are refused: the token's HMAC is only as
@@ -330,6 +333,7 @@ impl CommonConfig {
             log_format,
             max_json_bytes: env.parse_or("MAX_JSON_BYTES", 64 * 1024)?,
             max_xml_bytes: env.parse_or("MAX_XML_BYTES", crate::xml::DEFAULT_MAX_XML_BYTES)?,
+            body_timeout: env.millis_or("BODY_TIMEOUT_MS", 10_000)?,
         })
     }
 

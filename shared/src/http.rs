@@ -1,15 +1,24 @@
 //! What every service's HTTP layer shares: request ids and access logs, metrics,
 //! CORS, body limits with envelope errors, the client's address, and the server.
 
+use std::future::Future;
 use std::net::{IpAddr, TcpListener};
-use std::time::Instant;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use actix_cors::Cors;
-use actix_web::body::MessageBody;
-use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, Server, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpMessage, HttpRequest, HttpServer, web};
+use actix_web::web::Bytes;
+use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
+use futures_util::Stream;
 use tracing::Instrument;
 
 use crate::error::ApiError;
@@ -84,6 +93,74 @@ pub fn cors(allowed_origins: &[String]) -> Cors {
     cors
 }
 
+/// How long a request body may take; see [`body_deadline`].
+#[derive(Clone, Copy, Debug)]
+pub struct BodyTimeout(pub Duration);
+
+/// The request body as a stream that fails once `deadline` has passed, and
+/// says so through `expired`.
+struct DeadlinePayload {
+    inner: Payload,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    expired: Arc<AtomicBool>,
+}
+
+impl Stream for DeadlinePayload {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Poll::Ready(item) = Pin::new(&mut this.inner).poll_next(cx) {
+            return Poll::Ready(item);
+        }
+        if this.deadline.as_mut().poll(cx).is_ready() {
+            this.expired.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(PayloadError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "request body timed out",
+            )))));
+        }
+        Poll::Pending
+    }
+}
+
+/// Cuts off a client that sends its body too slowly (one byte at a time keeps
+/// actix's head timeout from ever firing and holds a worker's connection):
+/// once `BodyTimeout` has passed since the head arrived, reading the body
+/// fails, and whatever the handler made of that the answer is 408 in the
+/// envelope with `Connection: close`.
+pub async fn body_deadline(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody + 'static>>, actix_web::Error> {
+    let timeout = req
+        .app_data::<BodyTimeout>()
+        .map_or(DEFAULT_BODY_TIMEOUT, |t| t.0);
+    let expired = Arc::new(AtomicBool::new(false));
+    let payload = DeadlinePayload {
+        inner: req.take_payload(),
+        deadline: Box::pin(tokio::time::sleep(timeout)),
+        expired: expired.clone(),
+    };
+    let boxed: Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> = Box::pin(payload);
+    req.set_payload(Payload::from(boxed));
+    let res = next.call(req).await?;
+    if !expired.load(Ordering::Relaxed) {
+        return Ok(res.map_into_left_body());
+    }
+    let reply = HttpResponse::build(StatusCode::REQUEST_TIMEOUT)
+        .insert_header((header::CONNECTION, "close"))
+        .json(serde_json::json!({
+            "code": crate::error::codes::INVALID_PARAM,
+            "data": null,
+            "message": "request body was not received in time",
+        }));
+    Ok(res.into_response(reply).map_into_right_body())
+}
+
+/// `BODY_TIMEOUT_MS`'s default.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// JSON, query and path extractor settings whose failures answer 400/1001 in the
 /// envelope instead of actix's plain-text errors.
 pub fn configure_extractors(cfg: &mut web::ServiceConfig, max_json_bytes: usize) {
@@ -124,6 +201,8 @@ pub struct ServerSettings {
     pub max_json_bytes: usize,
     /// Worker threads; None lets actix use one per core.
     pub workers: Option<usize>,
+    /// See [`body_deadline`].
+    pub body_timeout: Duration,
 }
 
 /// Builds an actix server on `listener` (bind port 0 in tests and read it back)
@@ -139,7 +218,9 @@ where
     let s = settings.clone();
     let mut server = HttpServer::new(move || {
         App::new()
+            .app_data(BodyTimeout(s.body_timeout))
             .wrap(cors(&s.allowed_origins))
+            .wrap(from_fn(body_deadline))
             .wrap(from_fn(observe))
             .configure(|cfg| configure_extractors(cfg, s.max_json_bytes))
             .configure(configure.clone())

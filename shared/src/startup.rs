@@ -90,5 +90,6 @@ pub fn server_settings(common: &CommonConfig) -> crate::http::ServerSettings {
         allowed_origins: common.allowed_origins.clone(),
         max_json_bytes: common.max_json_bytes,
         workers: None,
+        body_timeout: common.body_timeout,
     }
 }

@@ -1,0 +1,140 @@
+//! `cargo run --release -p bench -- --backend sqlite|postgres [--requests N]
+//! [--concurrency C] [--in-process] [--no-build] [--out DIR]`
+//!
+//! Builds the three services' binaries in this binary's profile (unless
+//! `--no-build`), runs them as child processes, prints the table and writes
+//! `target/bench/<backend>.json`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use bench::{Backend, Kind, Launch, Options};
+
+const USAGE: &str = "usage: bench [--backend sqlite|postgres] [--requests N] [--concurrency C] \
+[--in-process] [--no-build] [--out DIR]
+  --backend      sqlite (files + in-process cache, default) or postgres
+                 (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test,
+                 in a fresh schema; BENCH_REDIS_URL, default a redis-server of the run's own)
+  --requests     requests per endpoint (default 5000)
+  --concurrency  concurrent connections (default 16)
+  --in-process   run the services inside the bench (no per-process memory or start figures)
+  --no-build     do not run `cargo build` for the service binaries first
+  --out          where the JSON goes (default target/bench)";
+
+struct Args {
+    opts: Options,
+    build: bool,
+    out: PathBuf,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench sits in the workspace")
+        .to_path_buf()
+}
+
+fn parse_args() -> Result<Args, String> {
+    let bin_dir = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .parent()
+        .ok_or("no folder for the bench binary")?
+        .to_path_buf();
+    let mut args = Args {
+        opts: Options {
+            backend: Backend::Sqlite,
+            launch: Launch::Binaries(bin_dir),
+            requests: 5000,
+            concurrency: 16,
+            database_url: None,
+            redis_url: None,
+        },
+        build: true,
+        out: workspace_root().join("target").join("bench"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--backend" => args.opts.backend = value("--backend")?.parse()?,
+            "--requests" => {
+                args.opts.requests = value("--requests")?
+                    .parse()
+                    .map_err(|e| format!("--requests: {e}"))?
+            }
+            "--concurrency" => {
+                args.opts.concurrency = value("--concurrency")?
+                    .parse()
+                    .map_err(|e| format!("--concurrency: {e}"))?
+            }
+            "--in-process" => args.opts.launch = Launch::InProcess,
+            "--no-build" => args.build = false,
+            "--out" => args.out = PathBuf::from(value("--out")?),
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+/// `cargo build` of the three binaries in the profile this bench was built in
+/// (its binaries sit beside ours).
+fn build_services(bin_dir: &Path) -> Result<(), String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace_root()).arg("build");
+    if bin_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    for kind in Kind::ALL {
+        cmd.args(["-p", kind.binary()]);
+    }
+    let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    status
+        .success()
+        .then_some(())
+        .ok_or_else(|| format!("cargo build failed: {status}"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("bench: {e}");
+            }
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if let (true, Launch::Binaries(dir)) = (args.build, &args.opts.launch)
+        && let Err(e) = build_services(dir)
+    {
+        eprintln!("bench: {e}");
+        return ExitCode::FAILURE;
+    }
+    let report = match bench::run(&args.opts).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("{}", report.table());
+    let path = args.out.join(format!("{}.json", report.backend));
+    let written = std::fs::create_dir_all(&args.out).and_then(|_| {
+        std::fs::write(
+            &path,
+            serde_json::to_vec_pretty(&report).expect("report serialises"),
+        )
+    });
+    match written {
+        Ok(()) => println!("figures written to {}", path.display()),
+        Err(e) => {
+            eprintln!("bench: cannot write {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,267 @@
+//! The endpoints under load and what counts as a success for each. Requests'
+//! inputs (codes, tokens, signed notifications) are made before the clock
+//! starts, so only the service's work is timed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use shared::sign::{SignType, jssdk_signature, pay_sign, strip_fragment};
+use wechat_sandbox::{
+    OrderSnapshot, PayOptions, SANDBOX_MCH_KEY, SANDBOX_MP_APPID, SANDBOX_OA_APPID, Sandbox,
+};
+
+use crate::load::{LoadResult, drive};
+
+pub const TOKEN_PATHS: [&str; 2] = ["/cgi-bin/token", "/cgi-bin/stable_token"];
+pub const TICKET_PATH: &str = "/cgi-bin/ticket/getticket";
+pub const JSCODE_PATH: &str = "/sns/jscode2session";
+pub const UNIFIEDORDER_PATH: &str = "/pay/unifiedorder";
+
+/// Sandbox calls to WeChat endpoints, all paths together.
+pub fn upstream_total(sb: &Sandbox) -> u64 {
+    sb.state().call_counts().values().sum()
+}
+
+async fn json_of(res: reqwest::Result<reqwest::Response>) -> Option<Value> {
+    let res = res.ok()?;
+    if res.status() != 200 {
+        return None;
+    }
+    let body: Value = res.json().await.ok()?;
+    (body["code"] == 0).then_some(body)
+}
+
+pub async fn healthz(client: &reqwest::Client, base: &str, c: usize, n: usize) -> LoadResult {
+    let (client, url) = (client.clone(), format!("{base}/healthz"));
+    drive(c, n, move |_| {
+        let req = client.get(&url);
+        async move { req.send().await.is_ok_and(|r| r.status() == 200) }
+    })
+    .await
+}
+
+/// `wx.config` for a different page each time, each signature checked against
+/// the sandbox's current ticket.
+pub async fn jssdk_config(
+    client: &reqwest::Client,
+    base: &str,
+    sb: &Sandbox,
+    c: usize,
+    n: usize,
+) -> LoadResult {
+    let (client, base, state) = (client.clone(), base.to_owned(), sb.state());
+    drive(c, n, move |i| {
+        let page = format!("https://shop.example/bench/{i}?x=1#frag");
+        let req = client
+            .get(format!("{base}/api/wechat/jssdkConfig"))
+            .query(&[("url", page.as_str())]);
+        let state = state.clone();
+        async move {
+            let Some(body) = json_of(req.send().await).await else {
+                return false;
+            };
+            let Some(ticket) = state.current_jsapi_ticket(SANDBOX_OA_APPID) else {
+                return false;
+            };
+            let d = &body["data"];
+            let (Some(nonce), Some(ts)) = (d["nonceStr"].as_str(), d["timestamp"].as_i64()) else {
+                return false;
+            };
+            d["signature"] == jssdk_signature(&ticket, nonce, ts, strip_fragment(&page))
+        }
+    })
+    .await
+}
+
+/// Mini-program logins, each with a fresh `wx.login()` code; returns the
+/// session tokens handed out, in order.
+pub async fn get_session(
+    client: &reqwest::Client,
+    base: &str,
+    sb: &Sandbox,
+    c: usize,
+    n: usize,
+) -> (LoadResult, Vec<Option<String>>) {
+    let users = ["u1", "u2", "u3"];
+    let codes: Arc<Vec<String>> = Arc::new(
+        (0..n)
+            .map(|i| {
+                sb.state()
+                    .issue_js_code(SANDBOX_MP_APPID, users[i % users.len()])
+            })
+            .collect(),
+    );
+    let tokens = Arc::new(Mutex::new(vec![None; n]));
+    let (client, base, t) = (client.clone(), base.to_owned(), tokens.clone());
+    let result = drive(c, n, move |i| {
+        let req = client
+            .get(format!("{base}/api/mp/getSession"))
+            .query(&[("code", codes[i].as_str())]);
+        let t = t.clone();
+        async move {
+            let Some(body) = json_of(req.send().await).await else {
+                return false;
+            };
+            let token = body["data"]["token"].as_str().map(str::to_owned);
+            let ok = token.is_some();
+            t.lock().unwrap()[i] = token;
+            ok
+        }
+    })
+    .await;
+    let tokens = tokens.lock().unwrap().clone();
+    (result, tokens)
+}
+
+/// An order placed by `v2Pay`, with the token of its owner.
+#[derive(Debug, Clone)]
+pub struct Placed {
+    pub out_trade_no: String,
+    pub token: String,
+}
+
+/// `GET /api/mp/v2Pay?money=0.01` with the tokens of `get_session`.
+pub async fn v2pay(
+    client: &reqwest::Client,
+    base: &str,
+    tokens: &[String],
+    c: usize,
+    n: usize,
+) -> (LoadResult, Vec<Placed>) {
+    let tokens: Arc<Vec<String>> = Arc::new(tokens.to_vec());
+    let placed = Arc::new(Mutex::new(Vec::with_capacity(n)));
+    let (client, base, p) = (client.clone(), base.to_owned(), placed.clone());
+    let result = drive(c, n, move |i| {
+        let token = tokens[i % tokens.len()].clone();
+        let req = client
+            .get(format!("{base}/api/mp/v2Pay"))
+            .query(&[("money", "0.01")])
+            .bearer_auth(&token);
+        let p = p.clone();
+        async move {
+            let Some(body) = json_of(req.send().await).await else {
+                return false;
+            };
+            let d = &body["data"];
+            let Some(no) = d["outTradeNo"].as_str() else {
+                return false;
+            };
+            let ok = d["package"]
+                .as_str()
+                .is_some_and(|p| p.starts_with("prepay_id="))
+                && d["paySign"].as_str().is_some_and(|s| !s.is_empty());
+            p.lock().unwrap().push(Placed {
+                out_trade_no: no.to_owned(),
+                token,
+            });
+            ok
+        }
+    })
+    .await;
+    let placed = placed.lock().unwrap().clone();
+    (result, placed)
+}
+
+/// A payment notification for a paid sandbox order, signed as WeChat signs it.
+pub fn notification_xml(order: &OrderSnapshot, key: &str) -> String {
+    let mut f: BTreeMap<String, String> = BTreeMap::new();
+    let fee = order.total_fee.to_string();
+    for (k, v) in [
+        ("return_code", "SUCCESS"),
+        ("result_code", "SUCCESS"),
+        ("appid", order.appid.as_str()),
+        ("mch_id", order.mch_id.as_str()),
+        ("nonce_str", &shared::random::nonce()),
+        ("openid", order.payer_openid.as_deref().unwrap_or("oPAYER")),
+        ("is_subscribe", "N"),
+        ("trade_type", order.trade_type.as_str()),
+        ("bank_type", "OTHERS"),
+        ("total_fee", &fee),
+        ("fee_type", "CNY"),
+        ("cash_fee", &fee),
+        (
+            "transaction_id",
+            order
+                .transaction_id
+                .as_deref()
+                .unwrap_or("4200000000202601010000000000"),
+        ),
+        ("out_trade_no", order.out_trade_no.as_str()),
+        (
+            "time_end",
+            order.time_end.as_deref().unwrap_or("20260101120000"),
+        ),
+    ] {
+        f.insert(k.to_owned(), v.to_owned());
+    }
+    let sign = pay_sign(&f, key, SignType::Md5);
+    f.insert("sign".into(), sign);
+    shared::xml::map_to_xml(&f)
+}
+
+/// Pays every order in the sandbox without its own delivery, then POSTs each
+/// order's signed notification to `/api/pay/notify`; success is WeChat's
+/// `return_code` SUCCESS.
+pub async fn notifications(
+    client: &reqwest::Client,
+    base: &str,
+    sb: &Sandbox,
+    placed: &[Placed],
+    c: usize,
+) -> anyhow::Result<LoadResult> {
+    let quiet = PayOptions {
+        notify: false,
+        fail_first_deliveries: 0,
+    };
+    let mut bodies = Vec::with_capacity(placed.len());
+    for p in placed {
+        sb.state()
+            .pay_order(&p.out_trade_no, quiet)
+            .map_err(|e| anyhow::anyhow!("sandbox cannot pay {}: {e}", p.out_trade_no))?;
+        let order = sb
+            .state()
+            .order(&p.out_trade_no)
+            .ok_or_else(|| anyhow::anyhow!("sandbox lost {}", p.out_trade_no))?;
+        bodies.push(notification_xml(&order, SANDBOX_MCH_KEY));
+    }
+    let bodies = Arc::new(bodies);
+    let (client, url) = (client.clone(), format!("{base}/api/pay/notify"));
+    Ok(drive(c, placed.len(), move |i| {
+        let req = client
+            .post(&url)
+            .header("content-type", "text/xml")
+            .body(bodies[i].clone());
+        async move {
+            let Ok(res) = req.send().await else {
+                return false;
+            };
+            let status = res.status();
+            let Ok(text) = res.text().await else {
+                return false;
+            };
+            status == 200
+                && shared::xml::parse(text.as_bytes(), 4096)
+                    .is_ok_and(|f| f.get("return_code").map(String::as_str) == Some("SUCCESS"))
+        }
+    })
+    .await)
+}
+
+/// How many of the orders their owners now see PAID.
+pub async fn count_paid(client: &reqwest::Client, base: &str, placed: &[Placed]) -> usize {
+    let mut paid = 0;
+    for p in placed {
+        let res = client
+            .get(format!("{base}/api/pay/orders/{}", p.out_trade_no))
+            .bearer_auth(&p.token)
+            .send()
+            .await;
+        if let Some(body) = json_of(res).await
+            && body["data"]["status"] == "PAID"
+        {
+            paid += 1;
+        }
+    }
+    paid
+}

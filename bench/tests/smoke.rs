@@ -1,0 +1,116 @@
+//! The bench's whole path with tiny counts and the services in this process,
+//! so that it keeps working; figures are not judged here, only that every
+//! request succeeded and WeChat was called exactly as often as it must be.
+
+use bench::report::Report;
+use bench::{Backend, Launch, Options};
+
+const N: usize = 12;
+
+fn row<'a>(report: &'a Report, endpoint: &str) -> &'a bench::report::Row {
+    report
+        .rows
+        .iter()
+        .find(|r| r.endpoint == endpoint)
+        .unwrap_or_else(|| panic!("no row {endpoint}"))
+}
+
+fn check(report: &Report) {
+    let table = report.table();
+    for r in &report.rows {
+        assert_eq!((r.errors, r.requests), (0, N), "{table}");
+        assert!(r.requests_per_second > 0.0, "{table}");
+        assert!(r.p99_ms >= r.p50_ms, "{table}");
+    }
+    assert_eq!(
+        report
+            .rows
+            .iter()
+            .filter(|r| r.endpoint == "/healthz")
+            .count(),
+        3
+    );
+    for r in report.rows.iter().filter(|r| r.endpoint == "/healthz") {
+        assert_eq!((r.upstream_calls, r.ratio_to_healthz), (0, 1.0), "{table}");
+    }
+    // Warm: the token and ticket were fetched before the load, never during it.
+    assert_eq!(
+        row(report, "jssdkConfig (warm)").upstream_calls,
+        0,
+        "{table}"
+    );
+    assert_eq!(
+        row(report, "getSession").upstream_calls,
+        N as u64,
+        "{table}"
+    );
+    assert_eq!(
+        row(report, "v2Pay (sandbox 0 ms)").upstream_calls,
+        N as u64,
+        "{table}"
+    );
+    assert_eq!(
+        row(report, "notify (signed, applied)").upstream_calls,
+        0,
+        "{table}"
+    );
+    assert_eq!(report.notifications_applied, N, "{table}");
+    assert_eq!(report.processes.len(), 3);
+    for p in &report.processes {
+        assert!(
+            p.rss_idle_kib > 0 && p.rss_load_kib >= p.rss_idle_kib,
+            "{table}"
+        );
+        assert!(p.ready_ms > 0.0, "{table}");
+    }
+    let json = serde_json::to_value(report).unwrap();
+    assert_eq!(json["rows"].as_array().unwrap().len(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_runs_on_sqlite() {
+    let report = bench::run(&Options {
+        backend: Backend::Sqlite,
+        launch: Launch::InProcess,
+        requests: N,
+        concurrency: 3,
+        database_url: None,
+        redis_url: None,
+    })
+    .await
+    .expect("bench runs");
+    assert_eq!(
+        (report.backend.as_str(), report.launch.as_str()),
+        ("sqlite", "in-process")
+    );
+    check(&report);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_runs_on_postgres_and_redis() {
+    // The bench's own variable, from the tests' one; skipped outside CI when unset.
+    let Some(url) = shared::testing::service_url("TEST_DATABASE_URL") else {
+        return;
+    };
+    if !bench::redis_server::RedisServer::installed() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "redis-server must be installed in CI"
+        );
+        eprintln!("skipping: redis-server is not installed");
+        return;
+    }
+    // Redis: a redis-server of the run's own (BENCH_REDIS_URL unset).
+    let report = bench::run(&Options {
+        backend: Backend::Postgres,
+        launch: Launch::InProcess,
+        requests: N,
+        concurrency: 3,
+        database_url: Some(url),
+        redis_url: None,
+    })
+    .await
+    .expect("bench runs");
+    assert_eq!(report.backend, "postgres");
+    check(&report);
+}
