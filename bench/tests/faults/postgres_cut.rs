@@ -5,13 +5,28 @@
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
+use bench::scenarios::notification_xml;
 use pay_service::{Application, PayConfig, PayState};
 use shared::session::SessionKind;
 use shared::testing::postgres_db;
 use url::Url;
-use wechat_sandbox::{PayOptions, SANDBOX_MP_APPID};
+use wechat_sandbox::{PayOptions, SANDBOX_MCH_KEY, SANDBOX_MP_APPID};
 
 use crate::common::*;
+
+/// POSTs a notification; WeChat's `return_code` in the reply.
+async fn return_code(client: &reqwest::Client, base: &str, xml: &str) -> String {
+    let res = client
+        .post(format!("{base}/api/pay/notify"))
+        .header("content-type", "text/xml")
+        .body(xml.to_owned())
+        .send()
+        .await
+        .expect("an answer");
+    let text = res.text().await.unwrap();
+    let reply = shared::xml::parse(text.as_bytes(), 4096).expect("an XML reply");
+    reply["return_code"].clone()
+}
 
 /// Where the database listens.
 fn database_addr(database_url: &str) -> SocketAddr {
@@ -99,6 +114,9 @@ async fn a_notification_while_postgres_is_cut_is_refused_then_applied_once_on_re
         "answered SUCCESS without a database: {first:?}"
     );
     assert!(first.http_status.is_some(), "no answer at all: {first:?}");
+    // The same notification, by hand, to read the answer: FAIL.
+    let xml = notification_xml(&sb.state().order(&no).unwrap(), SANDBOX_MCH_KEY);
+    assert_eq!(return_code(&client, &base, &xml).await, "FAIL");
 
     proxy.restore();
     assert!(
@@ -129,5 +147,11 @@ async fn a_notification_while_postgres_is_cut_is_refused_then_applied_once_on_re
         .unwrap();
     assert_eq!(transitions.len(), 1, "applied exactly once");
     assert_eq!(transitions[0].to_status, "PAID");
+    // A late duplicate is acknowledged and changes nothing.
+    assert_eq!(return_code(&client, &base, &xml).await, "SUCCESS");
+    let transitions = pay_service::store::transitions(state.db(), &no)
+        .await
+        .unwrap();
+    assert_eq!(transitions.len(), 1);
     wait_status(&client, &readyz, 200, Duration::from_secs(20)).await;
 }
