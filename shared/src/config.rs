@@ -410,6 +410,7 @@ mod tests {
         assert_eq!(cfg.wechat.api, "https://api.weixin.qq.com");
         assert_eq!(cfg.wechat.pay, "https://api.mch.weixin.qq.com");
         assert!(cfg.redis_url.is_none());
+        assert_eq!(cfg.body_timeout, Duration::from_secs(10));
         assert_eq!(
             cfg.public_url("/api/pay/notify"),
             "http://127.0.0.1:8080/api/pay/notify"

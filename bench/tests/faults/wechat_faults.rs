@@ -111,3 +111,47 @@ async fn other_routes_answer_while_a_wechat_call_hangs() {
     assert_eq!((s, body["code"].as_i64()), (504, Some(10009)), "{body}");
     assert_eq!(app.sandbox.calls(JSCODE) - before, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_wechat_pay_is_tried_one_plus_retries_times_then_reported() {
+    const UNIFIEDORDER: &str = "/pay/unifiedorder";
+    let app = start_stack(&[("WECHAT_TIMEOUT_MS", "300"), ("WECHAT_RETRIES", "2")]).await;
+    let client = client();
+    let (s, body) = get_json(get_session(&client, &app)).await;
+    assert_eq!(s, 200, "{body}");
+    let token = body["data"]["token"].as_str().unwrap().to_owned();
+    let v2pay = || {
+        client
+            .get(format!("{}/api/mp/v2Pay", app.base))
+            .query(&[("money", "0.01")])
+            .bearer_auth(&token)
+    };
+    let cases = [
+        ("HTTP 500", FaultKind::Http500, 502),
+        (
+            "no answer in time",
+            FaultKind::Delay(Duration::from_millis(1500)),
+            504,
+        ),
+    ];
+    for (what, fault, status) in cases {
+        let before = app.sandbox.calls(UNIFIEDORDER);
+        app.sandbox.inject_fault(UNIFIEDORDER, fault, 4);
+        let (s, body) = get_json(v2pay()).await;
+        assert_eq!(
+            (s, body["code"].as_i64()),
+            (status, Some(10009)),
+            "{what}: {body}"
+        );
+        assert_eq!(
+            app.sandbox.calls(UNIFIEDORDER) - before,
+            3,
+            "{what}: 1 + WECHAT_RETRIES calls"
+        );
+        app.sandbox.clear_faults();
+    }
+    let before = app.sandbox.calls(UNIFIEDORDER);
+    let (s, body) = get_json(v2pay()).await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(app.sandbox.calls(UNIFIEDORDER) - before, 1);
+}
