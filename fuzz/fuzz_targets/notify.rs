@@ -24,6 +24,9 @@ fuzz_target!(|data: &[u8]| {
     let sign = pay_sign(&fields, KEY, sign_type);
     fields.insert("sign".into(), sign.to_ascii_lowercase());
     assert!(verify_pay_sign(&fields, KEY), "lowercase hex verifies too");
-    fields.insert("sign".into(), pay_sign(&fields, "another-key-0000000000000000000000", sign_type));
+    fields.insert(
+        "sign".into(),
+        pay_sign(&fields, "another-key-0000000000000000000000", sign_type),
+    );
     assert!(!verify_pay_sign(&fields, KEY));
 });
