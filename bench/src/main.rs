@@ -100,11 +100,12 @@ fn build_services(bin_dir: &Path) -> Result<(), String> {
 async fn main() -> ExitCode {
     let args = match parse_args() {
         Ok(a) => a,
+        Err(e) if e.is_empty() => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(e) => {
-            if !e.is_empty() {
-                eprintln!("bench: {e}");
-            }
-            eprintln!("{USAGE}");
+            eprintln!("bench: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
