@@ -2,6 +2,7 @@
 //! (any number of replicas). Holds tokens, OAuth states, locks and rate counters.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -67,7 +68,7 @@ impl Cache {
     pub async fn get(&self, key: &str) -> Result<Option<String>, CacheError> {
         match self {
             Cache::Memory(m) => Ok(m.get(key)),
-            Cache::Redis(r) => Ok(r.conn().get(r.key(key)).await?),
+            Cache::Redis(r) => r.exec(r.conn().get(r.key(key))).await,
         }
     }
 
@@ -78,8 +79,8 @@ impl Cache {
                 Ok(())
             }
             Cache::Redis(r) => {
-                let _: () = r.conn().pset_ex(r.key(key), value, millis(ttl)).await?;
-                Ok(())
+                r.exec(r.conn().pset_ex::<_, _, ()>(r.key(key), value, millis(ttl)))
+                    .await
             }
         }
     }
@@ -90,14 +91,13 @@ impl Cache {
         match self {
             Cache::Memory(m) => Ok(m.set_nx(key, value, ttl)),
             Cache::Redis(r) => {
-                let reply: Option<String> = redis::cmd("SET")
-                    .arg(r.key(key))
+                let mut set = redis::cmd("SET");
+                set.arg(r.key(key))
                     .arg(value)
                     .arg("NX")
                     .arg("PX")
-                    .arg(millis(ttl))
-                    .query_async(&mut r.conn())
-                    .await?;
+                    .arg(millis(ttl));
+                let reply: Option<String> = r.exec(set.query_async(&mut r.conn())).await?;
                 Ok(reply.is_some())
             }
         }
@@ -107,7 +107,7 @@ impl Cache {
         match self {
             Cache::Memory(m) => Ok(m.take(key).is_some()),
             Cache::Redis(r) => {
-                let n: i64 = r.conn().del(r.key(key)).await?;
+                let n: i64 = r.exec(r.conn().del(r.key(key))).await?;
                 Ok(n > 0)
             }
         }
@@ -118,10 +118,14 @@ impl Cache {
     pub async fn take(&self, key: &str) -> Result<Option<String>, CacheError> {
         match self {
             Cache::Memory(m) => Ok(m.take(key)),
-            Cache::Redis(r) => Ok(redis::cmd("GETDEL")
-                .arg(r.key(key))
-                .query_async(&mut r.conn())
-                .await?),
+            Cache::Redis(r) => {
+                r.exec(
+                    redis::cmd("GETDEL")
+                        .arg(r.key(key))
+                        .query_async(&mut r.conn()),
+                )
+                .await
+            }
         }
     }
 
@@ -134,10 +138,13 @@ impl Cache {
                 let script = redis::Script::new(
                     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end",
                 );
-                let n: i64 = script
-                    .key(r.key(key))
-                    .arg(expected)
-                    .invoke_async(&mut r.conn())
+                let n: i64 = r
+                    .exec(
+                        script
+                            .key(r.key(key))
+                            .arg(expected)
+                            .invoke_async(&mut r.conn()),
+                    )
                     .await?;
                 Ok(n > 0)
             }
@@ -153,12 +160,13 @@ impl Cache {
                 let script = redis::Script::new(
                     "local n = redis.call('INCR', KEYS[1]) if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end return n",
                 );
-                let n: i64 = script
-                    .key(r.key(key))
-                    .arg(millis(ttl))
-                    .invoke_async(&mut r.conn())
-                    .await?;
-                Ok(n)
+                r.exec(
+                    script
+                        .key(r.key(key))
+                        .arg(millis(ttl))
+                        .invoke_async(&mut r.conn()),
+                )
+                .await
             }
         }
     }
@@ -168,7 +176,7 @@ impl Cache {
         match self {
             Cache::Memory(m) => Ok(m.ttl(key)),
             Cache::Redis(r) => {
-                let ms: i64 = r.conn().pttl(r.key(key)).await?;
+                let ms: i64 = r.exec(r.conn().pttl(r.key(key))).await?;
                 Ok((ms > 0).then(|| Duration::from_millis(ms as u64)))
             }
         }
@@ -178,7 +186,9 @@ impl Cache {
         match self {
             Cache::Memory(_) => Ok(()),
             Cache::Redis(r) => {
-                let _: String = redis::cmd("PING").query_async(&mut r.conn()).await?;
+                let _: String = r
+                    .exec(redis::cmd("PING").query_async(&mut r.conn()))
+                    .await?;
                 Ok(())
             }
         }
@@ -191,11 +201,19 @@ fn millis(ttl: Duration) -> u64 {
 
 /// Redis through one `ConnectionManager` built at start and cloned per call; it
 /// reconnects by itself when Redis comes back.
-#[derive(Clone)]
 pub struct RedisCache {
     manager: ConnectionManager,
     prefix: Arc<str>,
+    started: Instant,
+    /// Milliseconds after `started` before which calls fail at once: after a
+    /// connection failure, every caller would otherwise wait out the client's
+    /// reconnect attempts in turn, and a Redis outage would stall each request
+    /// for seconds instead of letting it fall back (to a local copy, or 503).
+    down_until_ms: AtomicU64,
 }
+
+/// How long a connection failure makes calls fail fast.
+const FAIL_FAST: Duration = Duration::from_secs(1);
 
 impl RedisCache {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, CacheError> {
@@ -212,6 +230,34 @@ impl RedisCache {
         Ok(RedisCache {
             manager,
             prefix: Arc::from(prefix),
+            started: Instant::now(),
+            down_until_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// Runs one command, or fails at once while a recent connection failure
+    /// says Redis is down.
+    async fn exec<T>(
+        &self,
+        command: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, CacheError> {
+        let now_ms = self.started.elapsed().as_millis() as u64;
+        if now_ms < self.down_until_ms.load(Ordering::Relaxed) {
+            return Err(CacheError::Unavailable(
+                "Redis failed moments ago; not tried again yet".to_owned(),
+            ));
+        }
+        command.await.map_err(|e| {
+            if e.is_io_error()
+                || e.is_timeout()
+                || e.is_connection_dropped()
+                || e.is_connection_refusal()
+            {
+                let until = self.started.elapsed() + FAIL_FAST;
+                self.down_until_ms
+                    .store(until.as_millis() as u64, Ordering::Relaxed);
+            }
+            e.into()
         })
     }
 
