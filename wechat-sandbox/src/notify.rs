@@ -86,11 +86,20 @@ impl PayRefusal {
     }
 }
 
-struct Delivery {
-    out_trade_no: String,
-    url: String,
-    xml: String,
-    lost_first: u32,
+/// What a notification is about: where its attempts are recorded and how
+/// they are logged.
+pub(crate) enum Subject {
+    Payment { out_trade_no: String },
+    Refund { out_refund_no: String },
+}
+
+/// One notification to deliver on WeChat's schedule (payment or refund).
+pub(crate) struct Delivery {
+    pub subject: Subject,
+    pub url: String,
+    pub xml: String,
+    /// Attempts simulated lost: recorded, but the merchant is never contacted.
+    pub lost_first: u32,
 }
 
 impl SandboxState {
@@ -139,14 +148,16 @@ impl SandboxState {
         order.time_end = Some(ids::pay_time(now));
         order.payer_openid = Some(payer_openid);
         let delivery = opts.notify.then(|| Delivery {
-            out_trade_no: order.out_trade_no.clone(),
+            subject: Subject::Payment {
+                out_trade_no: order.out_trade_no.clone(),
+            },
             url: order.notify_url.clone(),
             xml: self.notification_xml(order),
             lost_first: opts.fail_first_deliveries,
         });
         drop(store);
-        if let (Some(delivery), Some(sandbox)) = (delivery, self.arc()) {
-            self.runtime.spawn(deliver(sandbox, delivery));
+        if let Some(delivery) = delivery {
+            self.start_delivery(delivery);
         }
         tracing::info!(out_trade_no, %transaction_id, "sandbox order paid");
         Ok(transaction_id)
@@ -199,10 +210,25 @@ impl SandboxState {
             .unwrap_or_default()
     }
 
-    fn record_delivery(&self, out_trade_no: &str, attempt: DeliveryAttempt, finished: bool) {
-        if let Some(order) = lock(&self.orders).orders.get_mut(out_trade_no) {
-            order.deliveries.push(attempt);
-            order.delivery_finished |= finished;
+    /// Delivers the notification in the background (until acknowledged, the
+    /// schedule ends or the sandbox stops).
+    pub(crate) fn start_delivery(&self, delivery: Delivery) {
+        if let Some(sandbox) = self.arc() {
+            self.runtime.spawn(deliver(sandbox, delivery));
+        }
+    }
+
+    fn record_attempt(&self, subject: &Subject, attempt: DeliveryAttempt, finished: bool) {
+        match subject {
+            Subject::Payment { out_trade_no } => {
+                if let Some(order) = lock(&self.orders).orders.get_mut(out_trade_no) {
+                    order.deliveries.push(attempt);
+                    order.delivery_finished |= finished;
+                }
+            }
+            Subject::Refund { out_refund_no } => {
+                self.record_refund_delivery(out_refund_no, attempt, finished)
+            }
         }
         self.delivery_events.send_modify(|n| *n = n.wrapping_add(1));
     }
@@ -241,15 +267,27 @@ impl SandboxState {
         timeout: Duration,
         done: impl Fn(&Order) -> bool,
     ) -> bool {
+        self.wait_for_delivery(timeout, || {
+            lock(&self.orders)
+                .orders
+                .get(out_trade_no)
+                .is_some_and(&done)
+        })
+        .await
+    }
+
+    /// True once `done` holds, looked at again after every delivery attempt;
+    /// false if not within `timeout` (real time).
+    pub(crate) async fn wait_for_delivery(
+        &self,
+        timeout: Duration,
+        done: impl Fn() -> bool,
+    ) -> bool {
         // Subscribe before the first look so an event in between is not missed.
         let mut events = self.delivery_events.subscribe();
         let wait = async {
             loop {
-                let ok = lock(&self.orders)
-                    .orders
-                    .get(out_trade_no)
-                    .is_some_and(&done);
-                if ok {
+                if done() {
                     return true;
                 }
                 if events.changed().await.is_err() {
@@ -261,6 +299,8 @@ impl SandboxState {
     }
 }
 
+/// Posts the notification until the merchant acknowledges it, on WeChat's
+/// schedule, recording every attempt; ends early when the sandbox stops.
 async fn deliver(sandbox: Arc<SandboxState>, job: Delivery) {
     let mut shutdown = sandbox.shutdown.subscribe();
     for attempt in 1..=MAX_DELIVERY_ATTEMPTS {
@@ -273,15 +313,24 @@ async fn deliver(sandbox: Arc<SandboxState>, job: Delivery) {
             }
         };
         let last = acknowledged || attempt == MAX_DELIVERY_ATTEMPTS;
-        tracing::info!(
-            out_trade_no = %job.out_trade_no,
-            attempt,
-            ?http_status,
-            acknowledged,
-            "payment notification attempt"
-        );
-        sandbox.record_delivery(
-            &job.out_trade_no,
+        match &job.subject {
+            Subject::Payment { out_trade_no } => tracing::info!(
+                %out_trade_no,
+                attempt,
+                ?http_status,
+                acknowledged,
+                "payment notification attempt"
+            ),
+            Subject::Refund { out_refund_no } => tracing::info!(
+                %out_refund_no,
+                attempt,
+                ?http_status,
+                acknowledged,
+                "refund notification attempt"
+            ),
+        }
+        sandbox.record_attempt(
+            &job.subject,
             DeliveryAttempt {
                 attempt,
                 http_status,
@@ -316,7 +365,14 @@ async fn post(http: &reqwest::Client, job: &Delivery) -> (Option<u16>, bool) {
     {
         Ok(res) => res,
         Err(e) => {
-            tracing::info!(out_trade_no = %job.out_trade_no, error = %e, "notification not delivered");
+            match &job.subject {
+                Subject::Payment { out_trade_no } => {
+                    tracing::info!(%out_trade_no, error = %e, "notification not delivered")
+                }
+                Subject::Refund { out_refund_no } => {
+                    tracing::info!(%out_refund_no, error = %e, "refund notification not delivered")
+                }
+            }
             return (None, false);
         }
     };

@@ -8,7 +8,6 @@
 //! [`SandboxState::complete_refund`].
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -19,12 +18,11 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
 use serde::Serialize;
-use shared::xml::{DEFAULT_MAX_XML_BYTES, map_to_xml, to_xml};
-use tokio::sync::watch;
+use shared::xml::{map_to_xml, to_xml};
 
 use crate::clock::lock;
 use crate::ids;
-use crate::notify::{DeliveryAttempt, MAX_DELIVERY_ATTEMPTS, RETRY_SCHEDULE};
+use crate::notify::{Delivery, DeliveryAttempt, Subject};
 use crate::pay::{PayFailure, TradeState};
 use crate::state::SandboxState;
 
@@ -191,13 +189,6 @@ fn refund_reply(r: &Refund) -> BTreeMap<String, String> {
         ("cash_refund_fee".to_owned(), r.refund_fee.to_string()),
         ("refund_channel".to_owned(), "ORIGINAL".to_owned()),
     ])
-}
-
-/// What a refund notification says, before encryption.
-struct RefundDelivery {
-    out_refund_no: String,
-    url: String,
-    xml: String,
 }
 
 impl SandboxState {
@@ -391,14 +382,17 @@ impl SandboxState {
         if status == RefundStatus::Success {
             refund.success_time = Some(refund_time(now));
         }
-        let delivery = notify.then(|| RefundDelivery {
-            out_refund_no: refund.out_refund_no.clone(),
+        let delivery = notify.then(|| Delivery {
+            subject: Subject::Refund {
+                out_refund_no: refund.out_refund_no.clone(),
+            },
             url: refund.notify_url.clone(),
             xml: self.refund_notification_of(refund),
+            lost_first: 0,
         });
         drop(refunds);
-        if let (Some(delivery), Some(sandbox)) = (delivery, self.arc()) {
-            self.runtime.spawn(deliver(sandbox, delivery));
+        if let Some(delivery) = delivery {
+            self.start_delivery(delivery);
         }
         Ok(())
     }
@@ -472,24 +466,20 @@ impl SandboxState {
     /// True once the merchant acknowledged the refund's notification; false
     /// if not within `timeout` (real time).
     pub async fn wait_refund_acknowledged(&self, out_refund_no: &str, timeout: Duration) -> bool {
-        let mut events = self.delivery_events.subscribe();
-        let wait = async {
-            loop {
-                let done = lock(&self.refunds).refunds.iter().any(|r| {
-                    r.out_refund_no == out_refund_no && r.deliveries.iter().any(|d| d.acknowledged)
-                });
-                if done {
-                    return true;
-                }
-                if events.changed().await.is_err() {
-                    return false;
-                }
-            }
-        };
-        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+        self.wait_for_delivery(timeout, || {
+            lock(&self.refunds).refunds.iter().any(|r| {
+                r.out_refund_no == out_refund_no && r.deliveries.iter().any(|d| d.acknowledged)
+            })
+        })
+        .await
     }
 
-    fn record_refund_delivery(&self, out_refund_no: &str, attempt: DeliveryAttempt, last: bool) {
+    pub(crate) fn record_refund_delivery(
+        &self,
+        out_refund_no: &str,
+        attempt: DeliveryAttempt,
+        last: bool,
+    ) {
         if let Some(r) = lock(&self.refunds)
             .refunds
             .iter_mut()
@@ -498,64 +488,7 @@ impl SandboxState {
             r.deliveries.push(attempt);
             r.delivery_finished |= last;
         }
-        self.delivery_events.send_modify(|n| *n = n.wrapping_add(1));
     }
-}
-
-async fn deliver(sandbox: Arc<SandboxState>, job: RefundDelivery) {
-    let mut shutdown = sandbox.shutdown.subscribe();
-    for attempt in 1..=MAX_DELIVERY_ATTEMPTS {
-        let (http_status, acknowledged) = tokio::select! {
-            r = post(&sandbox.http, &job) => r,
-            _ = stopped(&mut shutdown) => return,
-        };
-        let last = acknowledged || attempt == MAX_DELIVERY_ATTEMPTS;
-        tracing::info!(out_refund_no = %job.out_refund_no, attempt, ?http_status, acknowledged, "refund notification attempt");
-        sandbox.record_refund_delivery(
-            &job.out_refund_no,
-            DeliveryAttempt {
-                attempt,
-                http_status,
-                acknowledged,
-            },
-            last,
-        );
-        if last {
-            return;
-        }
-        let deadline = sandbox.clock.elapsed() + RETRY_SCHEDULE[attempt as usize - 1];
-        tokio::select! {
-            _ = sandbox.clock.sleep_until(deadline) => {}
-            _ = stopped(&mut shutdown) => return,
-        }
-    }
-}
-
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|stop| *stop).await;
-}
-
-/// Acknowledged only by HTTP 200 whose XML says `return_code` SUCCESS.
-async fn post(http: &reqwest::Client, job: &RefundDelivery) -> (Option<u16>, bool) {
-    let res = match http
-        .post(&job.url)
-        .header(reqwest::header::CONTENT_TYPE, "text/xml")
-        .body(job.xml.clone())
-        .send()
-        .await
-    {
-        Ok(res) => res,
-        Err(e) => {
-            tracing::info!(out_refund_no = %job.out_refund_no, error = %e, "refund notification not delivered");
-            return (None, false);
-        }
-    };
-    let status = res.status().as_u16();
-    let body = res.bytes().await.unwrap_or_default();
-    let acknowledged = status == 200
-        && shared::xml::parse(&body, DEFAULT_MAX_XML_BYTES)
-            .is_ok_and(|m| m.get("return_code").is_some_and(|c| c == "SUCCESS"));
-    (Some(status), acknowledged)
 }
 
 pub(crate) async fn refund(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
