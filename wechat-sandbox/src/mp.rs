@@ -2,9 +2,7 @@
 //! encrypted open data a mini program hands its backend.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, web};
 use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -13,24 +11,16 @@ use serde_json::json;
 
 use crate::clock::lock;
 use crate::config::AppKind;
-use crate::errors::{self, WxError, json_response};
+use crate::errors::WxError;
 use crate::ids;
-use crate::oauth::CODE_TTL;
+use crate::oauth::{Codes, authorization_code, check_app};
 use crate::params::Params;
 use crate::state::SandboxState;
 
-const CODE_MEMORY: Duration = Duration::from_secs(3600);
-
-struct JsCode {
-    appid: String,
-    user_key: String,
-    issued: Duration,
-    used: bool,
-}
-
 #[derive(Default)]
 pub(crate) struct MpStore {
-    codes: HashMap<String, JsCode>,
+    /// A code gives the user key.
+    codes: Codes<String>,
     /// (appid, user key) → the session_key of the user's latest login.
     session_keys: HashMap<(String, String), [u8; 16]>,
 }
@@ -39,21 +29,7 @@ impl SandboxState {
     /// What `wx.login()` gives the mini program: a code for jscode2session.
     pub fn issue_js_code(&self, appid: &str, user_key: &str) -> String {
         let now = self.clock.elapsed();
-        let code = ids::alnum(32);
-        let mut store = lock(&self.mp);
-        store
-            .codes
-            .retain(|_, c| now.saturating_sub(c.issued) < CODE_MEMORY);
-        store.codes.insert(
-            code.clone(),
-            JsCode {
-                appid: appid.to_owned(),
-                user_key: user_key.to_owned(),
-                issued: now,
-                used: false,
-            },
-        );
-        code
+        lock(&self.mp).codes.issue(appid, user_key.to_owned(), now)
     }
 
     /// The user's current session_key in that mini program (base64), if they
@@ -93,34 +69,12 @@ impl SandboxState {
         (STANDARD.encode(cipher), STANDARD.encode(iv))
     }
 
-    fn jscode2session(&self, q: &Params) -> Result<serde_json::Value, WxError> {
-        let appid = q.get("appid").ok_or(errors::APPID_MISSING)?;
-        let app = self
-            .app_of_kind(appid, AppKind::Mp)
-            .ok_or(errors::INVALID_APPID)?;
-        let secret = q.get("secret").ok_or(errors::APPSECRET_MISSING)?;
-        if !shared::sign::constant_time_eq(secret.as_bytes(), app.secret.as_bytes()) {
-            return Err(errors::INVALID_APPSECRET);
-        }
-        if q.str("grant_type") != "authorization_code" {
-            return Err(errors::INVALID_GRANT_TYPE);
-        }
-        let code = q.get("js_code").ok_or(errors::CODE_MISSING)?;
+    pub(crate) fn jscode2session(&self, q: &Params) -> Result<serde_json::Value, WxError> {
+        let app = check_app(self, q, AppKind::Mp)?;
+        let code = authorization_code(q, "js_code")?;
         let now = self.clock.elapsed();
         let mut store = lock(&self.mp);
-        let entry = store
-            .codes
-            .get_mut(code)
-            .filter(|c| c.appid == app.appid)
-            .ok_or(errors::INVALID_CODE)?;
-        if entry.used {
-            return Err(errors::CODE_BEEN_USED);
-        }
-        if now >= entry.issued + CODE_TTL {
-            return Err(errors::INVALID_CODE);
-        }
-        entry.used = true;
-        let user_key = entry.user_key.clone();
+        let user_key = store.codes.redeem(code, &app.appid, now)?.clone();
         // Every login rotates the session_key; older encrypted data stops decrypting.
         let key = random_key();
         store
@@ -139,12 +93,4 @@ fn random_key() -> [u8; 16] {
     let mut k = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut k);
     k
-}
-
-pub(crate) async fn jscode2session(
-    sandbox: web::Data<SandboxState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, WxError> {
-    let body = sandbox.jscode2session(&Params::from_query(&req))?;
-    Ok(json_response(&body))
 }

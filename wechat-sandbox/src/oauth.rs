@@ -55,10 +55,69 @@ struct Grant {
     scope: Scope,
 }
 
-struct OauthCode {
-    grant: Grant,
+/// One-time login codes (web OAuth's and `wx.login`'s): each for one app,
+/// redeemable once within [`CODE_TTL`]. `G` is what redeeming gives.
+pub(crate) struct Codes<G> {
+    codes: HashMap<String, IssuedCode<G>>,
+}
+
+struct IssuedCode<G> {
+    appid: String,
+    grant: G,
     issued: Duration,
     used: bool,
+}
+
+impl<G> Default for Codes<G> {
+    fn default() -> Self {
+        Codes {
+            codes: HashMap::new(),
+        }
+    }
+}
+
+impl<G> Codes<G> {
+    pub fn issue(&mut self, appid: &str, grant: G, now: Duration) -> String {
+        let code = ids::alnum(32);
+        self.codes
+            .retain(|_, c| now.saturating_sub(c.issued) < CODE_MEMORY);
+        self.codes.insert(
+            code.clone(),
+            IssuedCode {
+                appid: appid.to_owned(),
+                grant,
+                issued: now,
+                used: false,
+            },
+        );
+        code
+    }
+
+    /// What `code` was issued for, once: 40029 for an unknown, another app's
+    /// or expired code, 40163 for one already redeemed.
+    pub fn redeem(&mut self, code: &str, appid: &str, now: Duration) -> Result<&G, WxError> {
+        let entry = self
+            .codes
+            .get_mut(code)
+            .filter(|c| c.appid == appid)
+            .ok_or(errors::INVALID_CODE)?;
+        if entry.used {
+            return Err(errors::CODE_BEEN_USED);
+        }
+        if now >= entry.issued + CODE_TTL {
+            return Err(errors::INVALID_CODE);
+        }
+        entry.used = true;
+        Ok(&entry.grant)
+    }
+}
+
+/// The code of an `authorization_code` grant, checked in WeChat's order.
+pub(crate) fn authorization_code<'a>(q: &'a Params, param: &str) -> Result<&'a str, WxError> {
+    if q.str("grant_type") != "authorization_code" {
+        return Err(errors::INVALID_GRANT_TYPE);
+    }
+    q.get(param).ok_or(errors::CODE_MISSING)
 }
 
 struct UserToken {
@@ -68,7 +127,8 @@ struct UserToken {
 
 #[derive(Default)]
 pub(crate) struct OauthStore {
-    codes: HashMap<String, OauthCode>,
+    /// A code gives the user key and scope the user agreed to.
+    codes: Codes<(String, Scope)>,
     access_tokens: HashMap<String, UserToken>,
     refresh_tokens: HashMap<String, UserToken>,
 }
@@ -79,47 +139,17 @@ impl SandboxState {
     pub fn issue_oauth_code(&self, appid: &str, user_key: &str, scope: &str) -> String {
         let scope = Scope::parse(scope).unwrap_or(Scope::Base);
         let now = self.clock.elapsed();
-        let code = ids::alnum(32);
-        let mut store = lock(&self.oauth);
-        store
+        lock(&self.oauth)
             .codes
-            .retain(|_, c| now.saturating_sub(c.issued) < CODE_MEMORY);
-        store.codes.insert(
-            code.clone(),
-            OauthCode {
-                grant: Grant {
-                    appid: appid.to_owned(),
-                    user_key: user_key.to_owned(),
-                    scope,
-                },
-                issued: now,
-                used: false,
-            },
-        );
-        code
+            .issue(appid, (user_key.to_owned(), scope), now)
     }
 
-    fn exchange_oauth_code(&self, q: &Params) -> Result<serde_json::Value, WxError> {
-        let app = check_app(self, q)?;
-        if q.str("grant_type") != "authorization_code" {
-            return Err(errors::INVALID_GRANT_TYPE);
-        }
-        let code = q.get("code").ok_or(errors::CODE_MISSING)?;
+    pub(crate) fn exchange_oauth_code(&self, q: &Params) -> Result<serde_json::Value, WxError> {
+        let app = check_app(self, q, AppKind::Oa)?;
+        let code = authorization_code(q, "code")?;
         let now = self.clock.elapsed();
         let mut store = lock(&self.oauth);
-        let entry = store
-            .codes
-            .get_mut(code)
-            .filter(|c| c.grant.appid == app.appid)
-            .ok_or(errors::INVALID_CODE)?;
-        if entry.used {
-            return Err(errors::CODE_BEEN_USED);
-        }
-        if now >= entry.issued + CODE_TTL {
-            return Err(errors::INVALID_CODE);
-        }
-        entry.used = true;
-        let (user_key, scope) = (entry.grant.user_key.clone(), entry.grant.scope);
+        let (user_key, scope) = store.codes.redeem(code, &app.appid, now)?.clone();
         let access_token = ids::token(96);
         let refresh_token = ids::token(96);
         let grant = || Grant {
@@ -152,7 +182,7 @@ impl SandboxState {
         }))
     }
 
-    fn refresh_user_token(&self, q: &Params) -> Result<serde_json::Value, WxError> {
+    pub(crate) fn refresh_user_token(&self, q: &Params) -> Result<serde_json::Value, WxError> {
         let appid = q.get("appid").ok_or(errors::APPID_MISSING)?;
         let app = self
             .app_of_kind(appid, AppKind::Oa)
@@ -218,7 +248,7 @@ impl SandboxState {
         Ok((user, appid, scope))
     }
 
-    fn oauth_userinfo(&self, q: &Params) -> Result<serde_json::Value, WxError> {
+    pub(crate) fn oauth_userinfo(&self, q: &Params) -> Result<serde_json::Value, WxError> {
         let (user, appid, scope) = self.user_token_owner(q)?;
         if scope != Scope::UserInfo {
             return Err(errors::API_UNAUTHORIZED);
@@ -237,10 +267,15 @@ impl SandboxState {
     }
 }
 
-fn check_app<'a>(state: &'a SandboxState, q: &Params) -> Result<&'a SandboxApp, WxError> {
+/// The app of `appid` and `secret`, which must be an app of `kind`.
+pub(crate) fn check_app<'a>(
+    state: &'a SandboxState,
+    q: &Params,
+    kind: AppKind,
+) -> Result<&'a SandboxApp, WxError> {
     let appid = q.get("appid").ok_or(errors::APPID_MISSING)?;
     let app = state
-        .app_of_kind(appid, AppKind::Oa)
+        .app_of_kind(appid, kind)
         .ok_or(errors::INVALID_APPID)?;
     let secret = q.get("secret").ok_or(errors::APPSECRET_MISSING)?;
     if !shared::sign::constant_time_eq(secret.as_bytes(), app.secret.as_bytes()) {
@@ -439,30 +474,6 @@ pub(crate) async fn deny(sandbox: web::Data<SandboxState>, req: HttpRequest) -> 
         return pages::error_page("appid 参数错误");
     }
     redirect(&append_query(redirect_uri, &[("state", q.str("state"))]))
-}
-
-pub(crate) async fn access_token(
-    sandbox: web::Data<SandboxState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, WxError> {
-    let body = sandbox.exchange_oauth_code(&Params::from_query(&req))?;
-    Ok(json_response(&body))
-}
-
-pub(crate) async fn refresh_token(
-    sandbox: web::Data<SandboxState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, WxError> {
-    let body = sandbox.refresh_user_token(&Params::from_query(&req))?;
-    Ok(json_response(&body))
-}
-
-pub(crate) async fn userinfo(
-    sandbox: web::Data<SandboxState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, WxError> {
-    let body = sandbox.oauth_userinfo(&Params::from_query(&req))?;
-    Ok(json_response(&body))
 }
 
 /// `/sns/auth`: is this web access token still good for this openid?

@@ -8,11 +8,13 @@ use actix_cors::Cors;
 use actix_web::dev::ServerHandle;
 use actix_web::http::header;
 use actix_web::middleware::from_fn;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpRequest, HttpServer, Route, web};
 
 use crate::config::SandboxConfig;
+use crate::errors::{WxError, json_response};
+use crate::params::Params;
 use crate::state::SandboxState;
-use crate::{control, faults, jssdk, mp, oauth, pay, refund, scan, tls, tokens};
+use crate::{control, faults, jssdk, oauth, pay, refund, scan, tls, tokens};
 
 /// A running sandbox. Dropping it leaves the server running until the
 /// runtime ends; call [`Sandbox::stop`] to end it and its pending deliveries.
@@ -126,23 +128,29 @@ fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/connect/oauth2/authorize", web::get().to(oauth::authorize))
         .route(
             "/sns/oauth2/access_token",
-            web::get().to(oauth::access_token),
+            query_api(SandboxState::exchange_oauth_code),
         )
         .route(
             "/sns/oauth2/refresh_token",
-            web::get().to(oauth::refresh_token),
+            query_api(SandboxState::refresh_user_token),
         )
-        .route("/sns/userinfo", web::get().to(oauth::userinfo))
+        .route("/sns/userinfo", query_api(SandboxState::oauth_userinfo))
         .route("/sns/auth", web::get().to(oauth::check_token))
-        .route("/sns/jscode2session", web::get().to(mp::jscode2session))
-        .route("/cgi-bin/token", web::get().to(tokens::token))
+        .route(
+            "/sns/jscode2session",
+            query_api(SandboxState::jscode2session),
+        )
+        .route(
+            "/cgi-bin/token",
+            query_api(SandboxState::client_credential_token),
+        )
         .route(
             "/cgi-bin/stable_token",
             web::post().to(tokens::stable_token),
         )
         .route(
             "/cgi-bin/ticket/getticket",
-            web::get().to(tokens::getticket),
+            query_api(SandboxState::get_ticket),
         )
         .service(
             web::resource("/pay/unifiedorder")
@@ -208,6 +216,16 @@ fn routes(cfg: &mut web::ServiceConfig) {
             "/sandbox/jsapi/cashier/cancel",
             web::post().to(jssdk::cancel),
         );
+}
+
+/// A WeChat GET API: `api` reads the query (leniently, as WeChat does) and
+/// its JSON or errcode is the answer.
+fn query_api(api: fn(&SandboxState, &Params) -> Result<serde_json::Value, WxError>) -> Route {
+    web::get().to(
+        move |sandbox: web::Data<SandboxState>, req: HttpRequest| async move {
+            api(&sandbox, &Params::from_query(&req)).map(|body| json_response(&body))
+        },
+    )
 }
 
 /// The JS-SDK stand-in calls these from the merchant's page, whatever its

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -108,7 +108,7 @@ impl SandboxState {
     }
 
     /// Each call issues a new token; the previous one lives 5 more minutes.
-    fn client_credential_token(&self, q: &Params) -> Result<serde_json::Value, WxError> {
+    pub(crate) fn client_credential_token(&self, q: &Params) -> Result<serde_json::Value, WxError> {
         if q.str("grant_type") != "client_credential" {
             return Err(errors::INVALID_GRANT_TYPE);
         }
@@ -145,7 +145,7 @@ impl SandboxState {
         Ok(json!({ "access_token": token, "expires_in": TOKEN_TTL.as_secs() }))
     }
 
-    fn get_ticket(&self, q: &Params) -> Result<serde_json::Value, WxError> {
+    pub(crate) fn get_ticket(&self, q: &Params) -> Result<serde_json::Value, WxError> {
         let now = self.clock.elapsed();
         let mut store = lock(&self.tokens);
         let (token, _) = store.check(q.str("access_token"), now)?;
@@ -190,26 +190,10 @@ fn new_ticket(now: Duration) -> Ticket {
     }
 }
 
-pub(crate) async fn token(
-    sandbox: web::Data<SandboxState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, WxError> {
-    let body = sandbox.client_credential_token(&Params::from_query(&req))?;
-    Ok(json_response(&body))
-}
-
 pub(crate) async fn stable_token(
     sandbox: web::Data<SandboxState>,
     body: web::Bytes,
 ) -> Result<HttpResponse, WxError> {
     let body = sandbox.stable_token(&body)?;
-    Ok(json_response(&body))
-}
-
-pub(crate) async fn getticket(
-    sandbox: web::Data<SandboxState>,
-    req: HttpRequest,
-) -> Result<HttpResponse, WxError> {
-    let body = sandbox.get_ticket(&Params::from_query(&req))?;
     Ok(json_response(&body))
 }
