@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
+use prometheus::IntCounterVec;
 use shared::db::now_unix;
 use shared::xml::notify_reply;
 
@@ -37,6 +38,20 @@ impl Outcome {
             Outcome::DbError => "db_error",
         }
     }
+}
+
+impl NotificationOutcome for Outcome {
+    const KIND: &str = "payment";
+    const TOO_LARGE: Self = Outcome::TooLarge;
+    const NOT_RECORDED: &str = "refused notification not recorded";
+
+    fn counter() -> &'static IntCounterVec {
+        &metrics::NOTIFICATIONS
+    }
+
+    fn label(&self) -> &'static str {
+        Outcome::label(self)
+    }
 
     fn acknowledged(&self) -> bool {
         matches!(
@@ -44,12 +59,44 @@ impl Outcome {
             Outcome::PaymentFailed | Outcome::Settled(Settled::Applied | Settled::AlreadyPaid)
         )
     }
+
+    fn detail(&self) -> String {
+        match self {
+            Outcome::Malformed(why) | Outcome::Settled(Settled::Mismatch(why)) => why.clone(),
+            Outcome::Settled(Settled::NotPayable(s)) => format!("order is {}", s.as_str()),
+            _ => String::new(),
+        }
+    }
+
+    fn log_detail(&self) -> String {
+        format!("{self:?}")
+    }
 }
 
-fn reply(outcome: &Outcome) -> HttpResponse {
-    metrics::NOTIFICATIONS
-        .with_label_values(&[outcome.label()])
-        .inc();
+/// What the payment and refund notification endpoints share: an outcome
+/// decides the metric, the reply, the log line and the `pay_notifications` row.
+pub(crate) trait NotificationOutcome: Sized {
+    /// The row's `kind`, and the first word of the log lines.
+    const KIND: &str;
+    /// A body beyond `max_xml_bytes`, or one that could not be read.
+    const TOO_LARGE: Self;
+    /// Logged when a refused notification's row could not be written.
+    const NOT_RECORDED: &str;
+    /// Counts notifications by `label`.
+    fn counter() -> &'static IntCounterVec;
+    fn label(&self) -> &'static str;
+    /// Answered SUCCESS, so WeChat stops retrying.
+    fn acknowledged(&self) -> bool;
+    /// The row's `detail`.
+    fn detail(&self) -> String;
+    /// What the warning about a refused notification says of it.
+    fn log_detail(&self) -> String;
+}
+
+/// Counts the outcome and answers WeChat: SUCCESS when acknowledged, else
+/// FAIL with the outcome's label (WeChat retries).
+fn reply<O: NotificationOutcome>(outcome: &O) -> HttpResponse {
+    O::counter().with_label_values(&[outcome.label()]).inc();
     let body = if outcome.acknowledged() {
         notify_reply(true, "OK")
     } else {
@@ -60,6 +107,30 @@ fn reply(outcome: &Outcome) -> HttpResponse {
         .body(body)
 }
 
+/// A notification handler's frame: `body` is an error when it exceeded
+/// `max_xml_bytes` (or could not be read), answered FAIL with nothing
+/// recorded or changed; otherwise `process` decides, and its outcome is
+/// logged, counted and answered.
+pub(crate) async fn answer<O: NotificationOutcome>(
+    body: Result<web::Bytes, actix_web::Error>,
+    process: impl AsyncFnOnce(&[u8]) -> O,
+) -> HttpResponse {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "{} notification refused unread", O::KIND);
+            return reply(&O::TOO_LARGE);
+        }
+    };
+    let outcome = process(&body).await;
+    if outcome.acknowledged() {
+        tracing::info!(outcome = outcome.label(), "{} notification", O::KIND);
+    } else {
+        tracing::warn!(outcome = outcome.label(), detail = %outcome.log_detail(), "{} notification refused", O::KIND);
+    }
+    reply(&outcome)
+}
+
 /// The handler. `body` is an error when it exceeded `max_xml_bytes` (or could
 /// not be read): answered FAIL, nothing recorded or changed.
 pub async fn receive(
@@ -67,23 +138,10 @@ pub async fn receive(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(error = %e, "payment notification refused unread");
-            return reply(&Outcome::TooLarge);
-        }
-    };
-    let outcome = process(&state, &body, &Cause::request("notify", &req)).await;
-    match &outcome {
-        Outcome::Settled(Settled::Applied | Settled::AlreadyPaid) | Outcome::PaymentFailed => {
-            tracing::info!(outcome = outcome.label(), "payment notification")
-        }
-        other => {
-            tracing::warn!(outcome = other.label(), detail = ?other, "payment notification refused")
-        }
-    }
-    reply(&outcome)
+    answer(body, async |body| {
+        process(&state, body, &Cause::request("notify", &req)).await
+    })
+    .await
 }
 
 /// Parses, verifies and applies one notification.
@@ -93,7 +151,7 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
         Ok(f) => f,
         Err(e) => {
             let outcome = Outcome::Malformed(e.to_string());
-            record_refusal(state, None, raw, false, &outcome).await;
+            record(state, None, raw, false, &outcome).await;
             return outcome;
         }
     };
@@ -102,7 +160,7 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
         .filter(|n| !n.is_empty())
         .cloned();
     if !state.pay.verify(&fields) {
-        record_refusal(state, no, raw, false, &Outcome::BadSign).await;
+        record(state, no, raw, false, &Outcome::BadSign).await;
         return Outcome::BadSign;
     }
     let field = |k: &str| fields.get(k).map(String::as_str).unwrap_or("");
@@ -123,20 +181,20 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
                 Ok(Some(_)) => Outcome::PaymentFailed,
             },
         };
-        record_refusal(state, no, raw, true, &outcome).await;
+        record(state, no, raw, true, &outcome).await;
         return outcome;
     }
     let report = match paid_report(&fields) {
         Ok(r) => r,
         Err(why) => {
             let outcome = Outcome::Malformed(why);
-            record_refusal(state, no, raw, true, &outcome).await;
+            record(state, no, raw, true, &outcome).await;
             return outcome;
         }
     };
     let Some(no) = no else {
         let outcome = Outcome::Malformed("out_trade_no is missing".into());
-        record_refusal(state, None, raw, true, &outcome).await;
+        record(state, None, raw, true, &outcome).await;
         return outcome;
     };
     let mch_id = state.config.mch_id.clone();
@@ -145,23 +203,8 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
         .db
         .transaction(move |conn| {
             let settled = store::settle_paid(conn, &no, &report, &mch_id, &tx_cause)?;
-            let detail = match &settled {
-                Settled::Mismatch(why) => why.clone(),
-                Settled::NotPayable(s) => format!("order is {}", s.as_str()),
-                _ => String::new(),
-            };
-            store::insert_notification(
-                conn,
-                &NewNotification {
-                    out_trade_no: Some(no.clone()),
-                    raw_body: raw,
-                    sign_verified: true,
-                    outcome: settled.outcome().to_owned(),
-                    detail,
-                    received_at: now_unix(),
-                    kind: "payment".to_owned(),
-                },
-            )?;
+            let outcome = Outcome::Settled(settled.clone());
+            store::insert_notification(conn, &row(Some(no.clone()), raw, true, &outcome))?;
             Ok((no, settled))
         })
         .await;
@@ -200,33 +243,39 @@ fn paid_report(fields: &BTreeMap<String, String>) -> Result<PaidReport, String> 
     })
 }
 
-/// Keeps a refused notification for an operator. Best effort: the reply is
-/// FAIL whether or not this lands.
-async fn record_refusal(
-    state: &PayState,
-    no: Option<String>,
+/// The `pay_notifications` row of a notification read now.
+pub(crate) fn row<O: NotificationOutcome>(
+    out_trade_no: Option<String>,
     raw: String,
     sign_verified: bool,
-    outcome: &Outcome,
-) {
-    let detail = match outcome {
-        Outcome::Malformed(why) | Outcome::Settled(Settled::Mismatch(why)) => why.clone(),
-        _ => String::new(),
-    };
-    let row = NewNotification {
-        out_trade_no: no,
+    outcome: &O,
+) -> NewNotification {
+    NewNotification {
+        out_trade_no,
         raw_body: raw,
         sign_verified,
         outcome: outcome.label().to_owned(),
-        detail,
+        detail: outcome.detail(),
         received_at: now_unix(),
-        kind: "payment".to_owned(),
-    };
+        kind: O::KIND.to_owned(),
+    }
+}
+
+/// Keeps a refused (or unapplied) notification for an operator. Best effort:
+/// the reply is FAIL whether or not this lands.
+pub(crate) async fn record<O: NotificationOutcome>(
+    state: &PayState,
+    out_trade_no: Option<String>,
+    raw: String,
+    sign_verified: bool,
+    outcome: &O,
+) {
+    let row = row(out_trade_no, raw, sign_verified, outcome);
     if let Err(e) = state
         .db
         .run(move |conn| store::insert_notification(conn, &row))
         .await
     {
-        tracing::error!(error = %e, "refused notification not recorded");
+        tracing::error!(error = %e, "{}", O::NOT_RECORDED);
     }
 }

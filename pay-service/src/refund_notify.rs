@@ -8,18 +8,16 @@
 use std::collections::BTreeMap;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use shared::db::now_unix;
-use shared::xml::notify_reply;
+use prometheus::IntCounterVec;
 
 use crate::audit::{self, Cause};
 use crate::metrics;
+use crate::notify::{NotificationOutcome, answer, record, row};
 use crate::refund_store::{self, RefundReport, RefundSettled};
 use crate::req_info;
 use crate::state::PayState;
-use crate::store::{self, NewNotification, Status};
+use crate::store::{self, Status};
 use crate::wxrefund::RefundState;
-
-const KIND: &str = "refund";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -53,6 +51,20 @@ impl Outcome {
             Outcome::DbError => "db_error",
         }
     }
+}
+
+impl NotificationOutcome for Outcome {
+    const KIND: &str = "refund";
+    const TOO_LARGE: Self = Outcome::TooLarge;
+    const NOT_RECORDED: &str = "refund notification not recorded";
+
+    fn counter() -> &'static IntCounterVec {
+        &metrics::REFUND_NOTIFICATIONS
+    }
+
+    fn label(&self) -> &'static str {
+        Outcome::label(self)
+    }
 
     fn acknowledged(&self) -> bool {
         matches!(
@@ -72,20 +84,10 @@ impl Outcome {
             _ => String::new(),
         }
     }
-}
 
-fn reply(outcome: &Outcome) -> HttpResponse {
-    metrics::REFUND_NOTIFICATIONS
-        .with_label_values(&[outcome.label()])
-        .inc();
-    let body = if outcome.acknowledged() {
-        notify_reply(true, "OK")
-    } else {
-        notify_reply(false, outcome.label())
-    };
-    HttpResponse::Ok()
-        .content_type("text/xml; charset=utf-8")
-        .body(body)
+    fn log_detail(&self) -> String {
+        self.detail()
+    }
 }
 
 /// The handler; `body` is an error beyond `max_xml_bytes`.
@@ -94,21 +96,10 @@ pub async fn receive(
     req: HttpRequest,
     body: Result<web::Bytes, actix_web::Error>,
 ) -> HttpResponse {
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => {
-            tracing::warn!(error = %e, "refund notification refused unread");
-            return reply(&Outcome::TooLarge);
-        }
-    };
-    let cause = Cause::request("refund_notify", &req);
-    let outcome = process(&state, &body, &cause).await;
-    if outcome.acknowledged() {
-        tracing::info!(outcome = outcome.label(), "refund notification");
-    } else {
-        tracing::warn!(outcome = outcome.label(), detail = %outcome.detail(), "refund notification refused");
-    }
-    reply(&outcome)
+    answer(body, async |body| {
+        process(&state, body, &Cause::request("refund_notify", &req)).await
+    })
+    .await
 }
 
 /// Reads, checks and applies one refund notification.
@@ -177,15 +168,7 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
         }
     };
     let out_refund_no = get("out_refund_no").to_owned();
-    let row = |outcome: &Outcome| NewNotification {
-        out_trade_no: out_trade_no.clone(),
-        raw_body: raw.clone(),
-        sign_verified: true,
-        outcome: outcome.label().to_owned(),
-        detail: outcome.detail(),
-        received_at: now_unix(),
-        kind: KIND.to_owned(),
-    };
+    let verified_row = |outcome: &Outcome| row(out_trade_no.clone(), raw.clone(), true, outcome);
     match state_reported {
         RefundState::Success {
             refund_id,
@@ -199,7 +182,7 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
                 succeeded_at,
             };
             let tx_cause = cause.clone();
-            let raw_row = row(&Outcome::StillProcessing);
+            let raw_row = verified_row(&Outcome::StillProcessing);
             let result = state
                 .db
                 .transaction(move |conn| {
@@ -229,7 +212,7 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
         RefundState::Failed { status } => {
             let why = format!("WeChat refund status {status}");
             let (tx_why, tx_no) = (why.clone(), out_refund_no.clone());
-            let n = row(&Outcome::Released);
+            let n = verified_row(&Outcome::Released);
             let result = state
                 .db
                 .transaction(move |conn| {
@@ -288,30 +271,4 @@ fn parse_state(inner: &BTreeMap<String, String>) -> Result<RefundState, String> 
         get("refund_fee").parse().ok(),
         inner.get("success_time").map(String::as_str),
     )
-}
-
-/// Keeps a refused or unapplied notification for an operator; best effort.
-async fn record(
-    state: &PayState,
-    out_trade_no: Option<String>,
-    raw: String,
-    decrypted: bool,
-    outcome: &Outcome,
-) {
-    let row = NewNotification {
-        out_trade_no,
-        raw_body: raw,
-        sign_verified: decrypted,
-        outcome: outcome.label().to_owned(),
-        detail: outcome.detail(),
-        received_at: now_unix(),
-        kind: KIND.to_owned(),
-    };
-    if let Err(e) = state
-        .db
-        .run(move |conn| store::insert_notification(conn, &row))
-        .await
-    {
-        tracing::error!(error = %e, "refund notification not recorded");
-    }
 }
