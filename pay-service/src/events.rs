@@ -20,7 +20,7 @@ use std::time::Duration;
 use diesel::dsl::{exists, not};
 use diesel::prelude::*;
 use serde::Serialize;
-use shared::db::{Backend, Database, DbConnection, DbError, now_unix};
+use shared::db::{Database, DbConnection, DbError, now_unix};
 
 use crate::audit::Cause;
 use crate::config::WebhookConfig;
@@ -29,9 +29,10 @@ use crate::metrics;
 use crate::schema::pay_events;
 use crate::state::PayState;
 use crate::store::{Order, Status};
+use crate::worker;
 
+/// SQLite has no row locks to skip: passes are serialised by this cache lock.
 const LOCK_KEY: &str = "pay:events:lock";
-const LOCK_TTL: Duration = Duration::from_secs(300);
 /// Claim rounds per pass: each round can release the next event of every
 /// order whose previous one was just acknowledged.
 const MAX_ROUNDS: usize = 32;
@@ -387,26 +388,12 @@ pub async fn dispatch_once(state: &PayState) -> Result<DispatchReport, PayError>
     let Some(webhook) = state.webhook.clone() else {
         return Ok(DispatchReport::default());
     };
-    let lock = match state.db.backend() {
-        Backend::Postgres => None,
-        Backend::Sqlite => {
-            let token = shared::random::nonce();
-            if !state.cache.set_nx(LOCK_KEY, &token, LOCK_TTL).await? {
-                return Ok(DispatchReport {
-                    skipped: true,
-                    ..Default::default()
-                });
-            }
-            Some(token)
-        }
-    };
-    let result = pass(state, &webhook.http, &webhook.config).await;
-    if let Some(token) = lock
-        && let Err(e) = state.cache.compare_and_delete(LOCK_KEY, &token).await
-    {
-        tracing::warn!(error = %e, "events lock not released; it expires by itself");
-    }
-    result
+    let pass = pass(state, &webhook.http, &webhook.config);
+    let report = worker::exclusive(state, LOCK_KEY, "events", pass).await?;
+    Ok(report.unwrap_or(DispatchReport {
+        skipped: true,
+        ..Default::default()
+    }))
 }
 
 async fn pass(
@@ -447,14 +434,10 @@ async fn pass(
 
 /// Runs passes every `interval` until the task is aborted.
 pub(crate) async fn run(state: PayState, interval: Duration) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(e) = dispatch_once(&state).await {
-            tracing::warn!(error = %e, "event dispatch pass failed");
-        }
-    }
+    worker::every(state, interval, "event dispatch", |state| async move {
+        dispatch_once(&state).await
+    })
+    .await
 }
 
 #[cfg(test)]

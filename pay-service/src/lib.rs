@@ -31,6 +31,7 @@ pub mod routes;
 pub mod schema;
 pub mod state;
 pub mod store;
+mod worker;
 pub mod wxpay;
 pub mod wxrefund;
 

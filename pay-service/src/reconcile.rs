@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use shared::db::{Backend, now_unix};
+use shared::db::now_unix;
 
 use crate::audit::Cause;
 use crate::error::PayError;
@@ -14,10 +14,10 @@ use crate::orders::{self, Applied};
 use crate::refunds;
 use crate::state::PayState;
 use crate::store;
+use crate::worker;
 
 /// SQLite has no row locks to skip: passes are serialised by this cache lock.
 const LOCK_KEY: &str = "pay:reconcile:lock";
-const LOCK_TTL: Duration = Duration::from_secs(300);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct ReconcileReport {
@@ -34,26 +34,11 @@ pub struct ReconcileReport {
 /// One pass over the orders whose check is due. Safe to run on many replicas
 /// at once: each order is claimed by one pass.
 pub async fn reconcile_once(state: &PayState) -> Result<ReconcileReport, PayError> {
-    let lock = match state.db.backend() {
-        Backend::Postgres => None,
-        Backend::Sqlite => {
-            let token = shared::random::nonce();
-            if !state.cache.set_nx(LOCK_KEY, &token, LOCK_TTL).await? {
-                return Ok(ReconcileReport {
-                    skipped: true,
-                    ..Default::default()
-                });
-            }
-            Some(token)
-        }
-    };
-    let result = pass(state).await;
-    if let Some(token) = lock
-        && let Err(e) = state.cache.compare_and_delete(LOCK_KEY, &token).await
-    {
-        tracing::warn!(error = %e, "reconcile lock not released; it expires by itself");
-    }
-    result
+    let report = worker::exclusive(state, LOCK_KEY, "reconcile", pass(state)).await?;
+    Ok(report.unwrap_or(ReconcileReport {
+        skipped: true,
+        ..Default::default()
+    }))
 }
 
 async fn pass(state: &PayState) -> Result<ReconcileReport, PayError> {
@@ -118,12 +103,8 @@ async fn pass(state: &PayState) -> Result<ReconcileReport, PayError> {
 
 /// Runs passes every `interval` until the task is aborted.
 pub(crate) async fn run(state: PayState, interval: Duration) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        if let Err(e) = reconcile_once(&state).await {
-            tracing::warn!(error = %e, "reconciliation pass failed");
-        }
-    }
+    worker::every(state, interval, "reconciliation", |state| async move {
+        reconcile_once(&state).await
+    })
+    .await
 }
