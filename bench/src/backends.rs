@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
 
-use crate::redis_server::RedisServer;
+use shared::testing::RedisServer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -10,7 +10,6 @@
 pub mod backends;
 pub mod load;
 pub mod memory;
-pub mod redis_server;
 pub mod report;
 pub mod scenarios;
 pub mod services;

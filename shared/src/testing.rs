@@ -1,6 +1,13 @@
 //! Helpers for tests across the workspace: per-test databases (a fresh SQLite
 //! file, or a fresh PostgreSQL schema as crates.io's tests do), per-test Redis
-//! key prefixes, and the rule that under `CI=true` nothing is skipped.
+//! key prefixes, waiting on a condition with a deadline, a `redis-server` of
+//! one's own (for outage tests and the bench), and the rule that under
+//! `CI=true` nothing is skipped.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
@@ -118,4 +125,116 @@ pub async fn all_caches() -> Vec<Cache> {
         caches.push(redis);
     }
     caches
+}
+
+/// Polls `cond` until it holds; panics naming `what` after `within`. For
+/// waiting on a condition in tests, never a fixed sleep.
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if cond().await {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A `redis-server` of the caller's own on a unix socket: nothing shared with
+/// other runs, no port to collide on, and it can be killed and started again
+/// mid-run (the outage tests do). Killed, and its socket removed, on drop.
+pub struct RedisServer {
+    socket: PathBuf,
+    child: Option<Child>,
+}
+
+impl RedisServer {
+    /// Whether `redis-server` can be run here. When it cannot: a printed skip
+    /// outside CI, a panic under `CI=true`, where every test must run.
+    pub fn available() -> bool {
+        let installed = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "redis-server must be installed when CI=true"
+            );
+            eprintln!("skipping: redis-server is not installed");
+        }
+        installed
+    }
+
+    /// Starts one with its socket in `dir` and waits until it answers PING.
+    pub async fn start(dir: &Path) -> io::Result<Self> {
+        let socket = dir.join(format!("redis-{}.sock", crate::random::alphanumeric(8)));
+        let mut server = RedisServer {
+            socket,
+            child: None,
+        };
+        server.restart().await?;
+        Ok(server)
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis+unix://{}", self.socket.display())
+    }
+
+    /// Starts the server (again, after `kill`) and waits until it answers.
+    pub async fn restart(&mut self) -> io::Result<()> {
+        if self.child.is_some() {
+            return Err(io::Error::other("redis-server is already running"));
+        }
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--unixsocket"])
+            .arg(&self.socket)
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot start redis-server: {e}")))?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(cache) = Cache::connect(Some(&self.url()), "probe:").await
+                && cache.ping().await.is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "redis-server did not answer",
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL, as a crash would, and reap it. Err when either failed (the
+    /// process is reaped even when the kill failed).
+    pub fn kill(&mut self) -> io::Result<()> {
+        match self.child.take() {
+            Some(mut child) => {
+                let killed = child.kill();
+                let reaped = child.wait();
+                killed.and(reaped.map(drop))
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.kill();
+        let _ = std::fs::remove_file(&self.socket);
+    }
 }

@@ -1,14 +1,14 @@
 //! What the fault tests share: the sandbox and services on port 0, polling
 //! with a deadline, and a TCP proxy that can cut a connection path.
 
-use std::future::Future;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 use shared::config::Env;
+use shared::testing::eventually;
 use wechat_sandbox::{
     SANDBOX_MCH_ID, SANDBOX_MCH_KEY, SANDBOX_MP_APPID, SANDBOX_MP_SECRET, SANDBOX_OA_APPID,
     SANDBOX_OA_SECRET, Sandbox, SandboxConfig,
@@ -63,22 +63,6 @@ pub fn bind() -> (TcpListener, String) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let base = format!("http://{}", listener.local_addr().unwrap());
     (listener, base)
-}
-
-/// Polls `cond` until it holds; panics naming `what` after `within`.
-pub async fn eventually<F, Fut>(what: &str, within: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if cond().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 pub async fn status_of(client: &reqwest::Client, url: &str) -> u16 {

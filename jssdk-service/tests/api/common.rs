@@ -1,16 +1,16 @@
 //! Test harness: the sandbox on port 0, service instances on port 0 following
 //! the sandbox's clock, and helpers to poll for conditions with a deadline.
 
-use std::future::Future;
 use std::net::TcpListener;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use jssdk_service::{Application, Clock, JssdkConfig, JssdkState};
 use serde_json::Value;
 use shared::cache::Cache;
 use shared::config::Env;
 use shared::sign::{jssdk_signature, strip_fragment};
+use shared::testing::eventually;
 use wechat_sandbox::{SANDBOX_OA_APPID, SANDBOX_OA_SECRET, Sandbox, SandboxConfig, SandboxState};
 
 pub const SESSION_SECRET: &str = "jssdk-tests-session-secret-0123456789";
@@ -124,22 +124,6 @@ pub fn current_ticket(sb: &Sandbox) -> String {
     sb.state()
         .current_jsapi_ticket(SANDBOX_OA_APPID)
         .expect("the sandbox issued a jsapi_ticket")
-}
-
-/// Polls `cond` until it holds; panics with `what` after `within`.
-pub async fn eventually<F, Fut>(what: &str, within: Duration, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if cond().await {
-            return;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 pub async fn wait_for_calls(sb: &Sandbox, path: &str, n: u64) {

@@ -1,3 +1,4 @@
+use shared::testing::eventually;
 use wechat_sandbox::FaultKind;
 
 use crate::common::*;

@@ -1,90 +1,8 @@
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use shared::cache::Cache;
+use shared::testing::{RedisServer, eventually};
 
 use crate::common::*;
-
-/// A redis-server of this test's own on a unix socket: no port to collide on,
-/// and it can be killed and restarted mid-test.
-struct OwnRedis {
-    socket: PathBuf,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    /// None (outside CI) when no redis-server is installed.
-    fn start() -> Option<Self> {
-        let found = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !found {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("redis-server must be installed when CI=true");
-            }
-            eprintln!("skipping: redis-server is not installed");
-            return None;
-        }
-        let socket = std::env::temp_dir().join(format!(
-            "jssdk-test-{}.sock",
-            shared::random::alphanumeric(12)
-        ));
-        let mut redis = OwnRedis {
-            socket,
-            child: None,
-        };
-        redis.spawn();
-        Some(redis)
-    }
-
-    fn url(&self) -> String {
-        format!("redis+unix://{}", self.socket.display())
-    }
-
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", "0", "--unixsocket"])
-            .arg(&self.socket)
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        self.child = Some(child);
-    }
-
-    /// Polls PING until it answers, with a deadline.
-    async fn wait_ready(&self) {
-        let url = self.url();
-        eventually("redis-server answers PING", Duration::from_secs(15), || {
-            let url = url.clone();
-            async move {
-                match Cache::connect(Some(&url), "probe:").await {
-                    Ok(c) => c.ping().await.is_ok(),
-                    Err(_) => false,
-                }
-            }
-        })
-        .await;
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().expect("kill our redis-server");
-            child.wait().expect("reap our redis-server");
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_file(&self.socket);
-    }
-}
 
 async fn readyz(client: &reqwest::Client, base: &str) -> u16 {
     client
@@ -97,10 +15,12 @@ async fn readyz(client: &reqwest::Client, base: &str) -> u16 {
 
 #[tokio::test]
 async fn redis_stopped_at_runtime_serves_the_local_copy_then_503_then_recovers() {
-    let Some(mut redis) = OwnRedis::start() else {
+    if !RedisServer::available() {
         return;
-    };
-    redis.wait_ready().await;
+    }
+    let mut redis = RedisServer::start(&std::env::temp_dir())
+        .await
+        .expect("redis-server starts");
     let sb = start_sandbox().await;
     let app = spawn_instance(&sb, &[("REDIS_URL", &redis.url())], None).await;
     let client = client();
@@ -112,7 +32,7 @@ async fn redis_stopped_at_runtime_serves_the_local_copy_then_503_then_recovers()
     let first = current_ticket(&sb);
     assert_signed_with(&body, &first, page);
 
-    redis.kill();
+    redis.kill().expect("kill and reap our redis-server");
     let base = app.base.clone();
     eventually(
         "readyz reports the cache down",
@@ -140,8 +60,7 @@ async fn redis_stopped_at_runtime_serves_the_local_copy_then_503_then_recovers()
     assert_eq!(sb.state().calls(TICKET_PATH), 1);
 
     // Redis back: ready again, and a new ticket is fetched once.
-    redis.spawn();
-    redis.wait_ready().await;
+    redis.restart().await.expect("redis-server starts again");
     eventually("readyz recovers", Duration::from_secs(20), || {
         let (client, base) = (client.clone(), base.clone());
         async move { readyz(&client, &base).await == 200 }
