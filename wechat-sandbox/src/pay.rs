@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, Resource, web};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Serialize;
 use shared::sign::{SignType, pay_sign, verify_pay_sign};
@@ -352,7 +352,10 @@ impl SandboxState {
         })
     }
 
-    fn unified_order(&self, req: &PayRequest) -> Result<BTreeMap<String, String>, PayFailure> {
+    pub(crate) fn unified_order(
+        &self,
+        req: &PayRequest,
+    ) -> Result<BTreeMap<String, String>, PayFailure> {
         for name in [
             "body",
             "out_trade_no",
@@ -495,7 +498,10 @@ impl SandboxState {
         Ok(reply)
     }
 
-    fn order_query(&self, req: &PayRequest) -> Result<BTreeMap<String, String>, PayFailure> {
+    pub(crate) fn order_query(
+        &self,
+        req: &PayRequest,
+    ) -> Result<BTreeMap<String, String>, PayFailure> {
         let store = lock(&self.orders);
         let order = match (req.get("transaction_id"), req.get("out_trade_no")) {
             (Some(id), _) => store.by_transaction_id(id),
@@ -533,7 +539,10 @@ impl SandboxState {
     }
 
     /// Closing twice succeeds both times; only a paid order refuses.
-    fn close_order(&self, req: &PayRequest) -> Result<BTreeMap<String, String>, PayFailure> {
+    pub(crate) fn close_order(
+        &self,
+        req: &PayRequest,
+    ) -> Result<BTreeMap<String, String>, PayFailure> {
         let out_trade_no = req.require("out_trade_no")?;
         let now = self.now();
         let mut store = lock(&self.orders);
@@ -579,33 +588,26 @@ fn prepay_reply(order: &Order) -> BTreeMap<String, String> {
     f
 }
 
-type PayOperation = fn(&SandboxState, &PayRequest) -> Result<BTreeMap<String, String>, PayFailure>;
+pub(crate) type PayOperation =
+    fn(&SandboxState, &PayRequest) -> Result<BTreeMap<String, String>, PayFailure>;
 
-pub(crate) fn serve(sandbox: &SandboxState, body: &[u8], op: PayOperation) -> HttpResponse {
+fn serve(sandbox: &SandboxState, body: &[u8], op: PayOperation) -> HttpResponse {
     match sandbox.authenticate_pay(body) {
         Ok(req) => req.reply(op(sandbox, &req)),
         Err(msg) => return_fail(&msg),
     }
 }
 
-pub(crate) async fn unifiedorder(
-    sandbox: web::Data<SandboxState>,
-    body: web::Bytes,
-) -> HttpResponse {
-    serve(&sandbox, &body, SandboxState::unified_order)
-}
-
-pub(crate) async fn orderquery(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
-    serve(&sandbox, &body, SandboxState::order_query)
-}
-
-pub(crate) async fn closeorder(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
-    serve(&sandbox, &body, SandboxState::close_order)
-}
-
-/// WeChat Pay only takes POST.
-pub(crate) async fn require_post() -> HttpResponse {
-    return_fail("请使用post方法")
+/// A WeChat Pay API at `path`: the signed XML body is authenticated, then
+/// `op` answers. WeChat Pay only takes POST; any other method is answered FAIL.
+pub(crate) fn api(path: &str, op: PayOperation) -> Resource {
+    web::resource(path)
+        .route(web::post().to(
+            move |sandbox: web::Data<SandboxState>, body: web::Bytes| async move {
+                serve(&sandbox, &body, op)
+            },
+        ))
+        .default_service(web::to(|| async { return_fail("请使用post方法") }))
 }
 
 #[cfg(test)]

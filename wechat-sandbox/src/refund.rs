@@ -23,7 +23,7 @@ use shared::xml::{map_to_xml, to_xml};
 use crate::clock::lock;
 use crate::ids;
 use crate::notify::{Delivery, DeliveryAttempt, Subject};
-use crate::pay::{PayFailure, TradeState};
+use crate::pay::{self, PayFailure, TradeState};
 use crate::state::SandboxState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -491,17 +491,6 @@ impl SandboxState {
     }
 }
 
-pub(crate) async fn refund(sandbox: web::Data<SandboxState>, body: web::Bytes) -> HttpResponse {
-    crate::pay::serve(&sandbox, &body, SandboxState::apply_refund)
-}
-
-pub(crate) async fn refundquery(
-    sandbox: web::Data<SandboxState>,
-    body: web::Bytes,
-) -> HttpResponse {
-    crate::pay::serve(&sandbox, &body, SandboxState::refund_query)
-}
-
 /// `/secapi/` over plain HTTP: WeChat refuses a request that brings no
 /// client certificate.
 async fn certificate_required() -> HttpResponse {
@@ -515,26 +504,14 @@ async fn certificate_required() -> HttpResponse {
 
 /// On the plain listener: refundquery, and `/secapi/` refused.
 pub(crate) fn plain_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/pay/refundquery")
-            .route(web::post().to(refundquery))
-            .default_service(web::to(crate::pay::require_post)),
-    )
-    .route("/secapi/pay/refund", web::to(certificate_required));
+    cfg.service(pay::api("/pay/refundquery", SandboxState::refund_query))
+        .route("/secapi/pay/refund", web::to(certificate_required));
 }
 
 /// On the TLS listener (client certificate checked by the handshake).
 pub(crate) fn tls_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/secapi/pay/refund")
-            .route(web::post().to(refund))
-            .default_service(web::to(crate::pay::require_post)),
-    )
-    .service(
-        web::resource("/pay/refundquery")
-            .route(web::post().to(refundquery))
-            .default_service(web::to(crate::pay::require_post)),
-    );
+    cfg.service(pay::api("/secapi/pay/refund", SandboxState::apply_refund))
+        .service(pay::api("/pay/refundquery", SandboxState::refund_query));
 }
 
 #[cfg(test)]

@@ -152,21 +152,9 @@ fn routes(cfg: &mut web::ServiceConfig) {
             "/cgi-bin/ticket/getticket",
             query_api(SandboxState::get_ticket),
         )
-        .service(
-            web::resource("/pay/unifiedorder")
-                .route(web::post().to(pay::unifiedorder))
-                .default_service(web::to(pay::require_post)),
-        )
-        .service(
-            web::resource("/pay/orderquery")
-                .route(web::post().to(pay::orderquery))
-                .default_service(web::to(pay::require_post)),
-        )
-        .service(
-            web::resource("/pay/closeorder")
-                .route(web::post().to(pay::closeorder))
-                .default_service(web::to(pay::require_post)),
-        )
+        .service(pay::api("/pay/unifiedorder", SandboxState::unified_order))
+        .service(pay::api("/pay/orderquery", SandboxState::order_query))
+        .service(pay::api("/pay/closeorder", SandboxState::close_order))
         .route("/sandbox", web::get().to(control::index))
         .route("/sandbox/", web::get().to(control::index))
         .route("/sandbox/users", web::get().to(control::users))
