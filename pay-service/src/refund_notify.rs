@@ -168,7 +168,6 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
         }
     };
     let out_refund_no = get("out_refund_no").to_owned();
-    let verified_row = |outcome: &Outcome| row(out_trade_no.clone(), raw.clone(), true, outcome);
     match state_reported {
         RefundState::Success {
             refund_id,
@@ -182,17 +181,13 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
                 succeeded_at,
             };
             let tx_cause = cause.clone();
-            let raw_row = verified_row(&Outcome::StillProcessing);
             let result = state
                 .db
                 .transaction(move |conn| {
                     let settled =
                         refund_store::settle_refunded(conn, &out_refund_no, &report, &tx_cause)?;
                     let outcome = Outcome::Settled(settled.clone());
-                    let mut n = raw_row;
-                    n.outcome = outcome.label().to_owned();
-                    n.detail = outcome.detail();
-                    store::insert_notification(conn, &n)?;
+                    store::insert_notification(conn, &row(out_trade_no, raw, true, &outcome))?;
                     Ok(settled)
                 })
                 .await;
@@ -212,7 +207,6 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
         RefundState::Failed { status } => {
             let why = format!("WeChat refund status {status}");
             let (tx_why, tx_no) = (why.clone(), out_refund_no.clone());
-            let n = verified_row(&Outcome::Released);
             let result = state
                 .db
                 .transaction(move |conn| {
@@ -232,10 +226,7 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
                             }
                         }
                     };
-                    let mut n = n;
-                    n.outcome = outcome.label().to_owned();
-                    n.detail = outcome.detail();
-                    store::insert_notification(conn, &n)?;
+                    store::insert_notification(conn, &row(out_trade_no, raw, true, &outcome))?;
                     Ok(outcome)
                 })
                 .await;
