@@ -34,28 +34,28 @@ pub fn alnum(len: usize) -> String {
     Alphanumeric.sample_string(&mut rand::thread_rng(), len)
 }
 
-pub fn digits(len: usize) -> String {
+/// `len` characters drawn uniformly from `chars` (ASCII).
+fn random_of(chars: &[u8], len: usize) -> String {
     let mut rng = rand::thread_rng();
     (0..len)
-        .map(|_| char::from(b'0' + rng.gen_range(0..10u8)))
+        .map(|_| char::from(chars[rng.gen_range(0..chars.len())]))
         .collect()
+}
+
+pub fn digits(len: usize) -> String {
+    random_of(b"0123456789", len)
 }
 
 /// Access tokens and tickets use `-` and `_` besides letters and digits.
 pub fn token(len: usize) -> String {
-    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| char::from(CHARS[rng.gen_range(0..CHARS.len())]))
-        .collect()
+    random_of(
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+        len,
+    )
 }
 
 pub fn lower_hex(len: usize) -> String {
-    const CHARS: &[u8] = b"0123456789abcdef";
-    let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| char::from(CHARS[rng.gen_range(0..CHARS.len())]))
-        .collect()
+    random_of(b"0123456789abcdef", len)
 }
 
 pub fn beijing() -> FixedOffset {
