@@ -16,10 +16,7 @@ pub mod services;
 
 use std::time::Duration;
 
-use wechat_sandbox::{
-    SANDBOX_MCH_ID, SANDBOX_MCH_KEY, SANDBOX_MP_APPID, SANDBOX_MP_SECRET, SANDBOX_OA_APPID,
-    SANDBOX_OA_SECRET, Sandbox, SandboxConfig,
-};
+use wechat_sandbox::{Sandbox, SandboxConfig};
 
 pub use backends::Backend;
 use backends::Storage;
@@ -49,15 +46,6 @@ const SESSION_SECRET: &str = "bench-session-secret-0123456789abcdefghij";
 fn service_vars(kind: Kind, sandbox: &str, storage: &Storage) -> Vec<(String, String)> {
     let mut vars: Vec<(&str, String)> = vec![
         ("SESSION_SECRET", SESSION_SECRET.into()),
-        ("WECHAT_API_BASE", sandbox.into()),
-        ("WECHAT_OPEN_BASE", sandbox.into()),
-        ("WECHATPAY_API_BASE", sandbox.into()),
-        ("WX_APP_ID", SANDBOX_OA_APPID.into()),
-        ("WX_APP_SECRET", SANDBOX_OA_SECRET.into()),
-        ("MP_APP_ID", SANDBOX_MP_APPID.into()),
-        ("MP_APP_SECRET", SANDBOX_MP_SECRET.into()),
-        ("MCH_ID", SANDBOX_MCH_ID.into()),
-        ("MCH_KEY", SANDBOX_MCH_KEY.into()),
         ("DATABASE_URL", storage.database_url(kind.short())),
         // Access logs would measure the terminal; warnings still show.
         ("RUST_LOG", "warn".into()),
@@ -66,6 +54,7 @@ fn service_vars(kind: Kind, sandbox: &str, storage: &Storage) -> Vec<(String, St
         // The reconciliation worker would add its own load to pay-service.
         ("RECONCILE_INTERVAL_SECONDS", "0".into()),
     ];
+    vars.extend(wechat_sandbox::service_env(sandbox));
     if let Some(url) = storage.redis_url() {
         vars.push(("REDIS_URL", url.into()));
     }

@@ -46,7 +46,10 @@ impl Stack {
             cfg.listen = sandbox_addr;
             cfg.time_scale = env.parse_or("SANDBOX_TIME_SCALE", 1.0)?;
             let sandbox = Sandbox::start(cfg).await?;
-            point_at_sandbox(&mut env, &sandbox.base_url());
+            // The sandbox replaces WeChat's three hosts and the credentials.
+            for (var, value) in sandbox.service_env() {
+                env.set(var, value);
+            }
             Some(sandbox)
         } else {
             None
@@ -129,19 +132,6 @@ impl Stack {
         }
         result
     }
-}
-
-/// The sandbox replaces WeChat's three hosts and the credentials.
-fn point_at_sandbox(env: &mut Env, base: &str) {
-    for var in ["WECHAT_API_BASE", "WECHAT_OPEN_BASE", "WECHATPAY_API_BASE"] {
-        env.set(var, base);
-    }
-    env.set("WX_APP_ID", wechat_sandbox::SANDBOX_OA_APPID);
-    env.set("WX_APP_SECRET", wechat_sandbox::SANDBOX_OA_SECRET);
-    env.set("MP_APP_ID", wechat_sandbox::SANDBOX_MP_APPID);
-    env.set("MP_APP_SECRET", wechat_sandbox::SANDBOX_MP_SECRET);
-    env.set("MCH_ID", wechat_sandbox::SANDBOX_MCH_ID);
-    env.set("MCH_KEY", wechat_sandbox::SANDBOX_MCH_KEY);
 }
 
 /// A wildcard listen address is reachable through loopback.

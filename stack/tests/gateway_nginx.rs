@@ -31,8 +31,7 @@ use deploy_support::{
 use serde_json::{Value, json};
 use shared::config::Env;
 use wechat_sandbox::{
-    PayOptions, SANDBOX_MCH_ID, SANDBOX_MCH_KEY, SANDBOX_MP_APPID, SANDBOX_MP_SECRET,
-    SANDBOX_OA_APPID, SANDBOX_OA_SECRET, Sandbox, SandboxConfig,
+    PayOptions, SANDBOX_MCH_ID, SANDBOX_MP_APPID, SANDBOX_OA_APPID, Sandbox, SandboxConfig,
 };
 
 // ------------------------------------------------------------------ nginx ----
@@ -677,16 +676,14 @@ fn service_env(public: &str, sandbox: &str, extra: &[(&str, &str)]) -> Env {
     let mut pairs: Vec<(String, String)> = [
         ("SESSION_SECRET", SESSION_SECRET),
         ("PUBLIC_BASE_URL", public),
-        ("WECHAT_API_BASE", sandbox),
-        ("WECHAT_OPEN_BASE", sandbox),
-        ("WECHATPAY_API_BASE", sandbox),
-        ("WX_APP_ID", SANDBOX_OA_APPID),
-        ("WX_APP_SECRET", SANDBOX_OA_SECRET),
-        ("MP_APP_ID", SANDBOX_MP_APPID),
-        ("MP_APP_SECRET", SANDBOX_MP_SECRET),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain(
+        wechat_sandbox::service_env(sandbox)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    )
     .collect();
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Env::from_pairs(pairs)
@@ -751,11 +748,7 @@ async fn the_seed_journeys_work_through_the_gateway() {
     let pay = pay_service::config::PayConfig::from_env(&service_env(
         &public,
         &sb,
-        &[
-            ("DATABASE_URL", &db.url),
-            ("MCH_ID", SANDBOX_MCH_ID),
-            ("MCH_KEY", SANDBOX_MCH_KEY),
-        ],
+        &[("DATABASE_URL", &db.url)],
     ))
     .expect("pay config");
     let auth = auth_service::Application::with_listener(auth, auth_l)

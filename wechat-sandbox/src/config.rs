@@ -17,6 +17,26 @@ pub const SANDBOX_MCH_KEY: &str = "5a1dbox0mch0key0for0tests0000032";
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
 
+/// The configuration variables that point a wxpay service at a sandbox served
+/// at `base` instead of WeChat: the three WeChat bases, and the sandbox's default
+/// apps and merchant as the service's credentials.
+pub fn service_env(base: &str) -> Vec<(&'static str, String)> {
+    let bases = ["WECHAT_API_BASE", "WECHAT_OPEN_BASE", "WECHATPAY_API_BASE"].map(|v| (v, base));
+    let credentials = [
+        ("WX_APP_ID", SANDBOX_OA_APPID),
+        ("WX_APP_SECRET", SANDBOX_OA_SECRET),
+        ("MP_APP_ID", SANDBOX_MP_APPID),
+        ("MP_APP_SECRET", SANDBOX_MP_SECRET),
+        ("MCH_ID", SANDBOX_MCH_ID),
+        ("MCH_KEY", SANDBOX_MCH_KEY),
+    ];
+    bases
+        .into_iter()
+        .chain(credentials)
+        .map(|(k, v)| (k, v.to_owned()))
+        .collect()
+}
+
 /// An official account (web OAuth, JS-SDK) or a mini program (`wx.login`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum AppKind {

@@ -37,7 +37,7 @@ mod tokens;
 pub use config::{
     AppKind, SANDBOX_MCH_ID, SANDBOX_MCH_KEY, SANDBOX_MP_APPID, SANDBOX_MP_SECRET,
     SANDBOX_OA_APPID, SANDBOX_OA_SECRET, SandboxApp, SandboxConfig, SandboxMerchant, SandboxUser,
-    default_apps, default_merchants, default_users,
+    default_apps, default_merchants, default_users, service_env,
 };
 pub use faults::FaultKind;
 pub use notify::{DeliveryAttempt, MAX_DELIVERY_ATTEMPTS, PayOptions, RETRY_SCHEDULE};

@@ -88,6 +88,12 @@ impl Sandbox {
         format!("http://{}", reachable(self.addr))
     }
 
+    /// The variables that point a wxpay service at this sandbox
+    /// ([`crate::service_env`]).
+    pub fn service_env(&self) -> Vec<(&'static str, String)> {
+        crate::service_env(&self.base_url())
+    }
+
     /// `https://127.0.0.1:PORT` of the TLS listener (client certificate
     /// required), when `SandboxConfig::tls` was set.
     pub fn tls_base_url(&self) -> Option<String> {

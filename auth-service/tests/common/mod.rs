@@ -11,10 +11,7 @@ use serde_json::Value;
 use shared::cache::Cache;
 use shared::config::Env;
 use shared::testing::TestDb;
-use wechat_sandbox::{
-    SANDBOX_MP_APPID, SANDBOX_MP_SECRET, SANDBOX_OA_APPID, SANDBOX_OA_SECRET, Sandbox,
-    SandboxConfig,
-};
+use wechat_sandbox::{SANDBOX_MP_APPID, SANDBOX_OA_APPID, Sandbox, SandboxConfig};
 
 pub const SESSION_SECRET: &str = "auth-service-tests-session-secret-0123456789";
 /// The shop's H5 pages live here; OAuth may send browsers back to it.
@@ -47,22 +44,20 @@ pub async fn spawn_app_full(db: &TestDb, vars: &[(&str, &str)], cache: Option<Ca
         .expect("sandbox starts");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let sb = sandbox.base_url();
     let mut pairs: Vec<(String, String)> = [
         ("SESSION_SECRET", SESSION_SECRET),
         ("PUBLIC_BASE_URL", base.as_str()),
         ("DATABASE_URL", db.url.as_str()),
-        ("WECHAT_API_BASE", sb.as_str()),
-        ("WECHAT_OPEN_BASE", sb.as_str()),
-        ("WECHATPAY_API_BASE", sb.as_str()),
-        ("WX_APP_ID", OA),
-        ("WX_APP_SECRET", SANDBOX_OA_SECRET),
-        ("MP_APP_ID", MP),
-        ("MP_APP_SECRET", SANDBOX_MP_SECRET),
         ("LOGIN_RATE_LIMIT", "10000"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain(
+        sandbox
+            .service_env()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    )
     .collect();
     pairs.push(("ALLOWED_REDIRECT_ORIGINS".into(), format!("{base},{SHOP}")));
     for (k, v) in vars {

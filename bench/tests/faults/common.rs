@@ -9,10 +9,7 @@ use std::time::Duration;
 use serde_json::Value;
 use shared::config::Env;
 use shared::testing::eventually;
-use wechat_sandbox::{
-    SANDBOX_MCH_ID, SANDBOX_MCH_KEY, SANDBOX_MP_APPID, SANDBOX_MP_SECRET, SANDBOX_OA_APPID,
-    SANDBOX_OA_SECRET, Sandbox, SandboxConfig,
-};
+use wechat_sandbox::{SANDBOX_MP_APPID, Sandbox, SandboxConfig};
 
 pub const SESSION_SECRET: &str = "bench-faults-session-secret-0123456789abc";
 
@@ -32,25 +29,16 @@ pub fn client() -> reqwest::Client {
 
 /// The variables a service needs to talk to `sb`, plus `extra` (which wins).
 pub fn env_for(sb: &Sandbox, base: &str, extra: &[(&str, &str)]) -> Env {
-    let sandbox = sb.base_url();
     let mut pairs: Vec<(String, String)> = [
         ("SESSION_SECRET", SESSION_SECRET),
         ("PUBLIC_BASE_URL", base),
-        ("WECHAT_API_BASE", &sandbox),
-        ("WECHAT_OPEN_BASE", &sandbox),
-        ("WECHATPAY_API_BASE", &sandbox),
-        ("WX_APP_ID", SANDBOX_OA_APPID),
-        ("WX_APP_SECRET", SANDBOX_OA_SECRET),
-        ("MP_APP_ID", SANDBOX_MP_APPID),
-        ("MP_APP_SECRET", SANDBOX_MP_SECRET),
-        ("MCH_ID", SANDBOX_MCH_ID),
-        ("MCH_KEY", SANDBOX_MCH_KEY),
         ("WECHAT_RETRY_BACKOFF_MS", "10"),
         ("RECONCILE_INTERVAL_SECONDS", "0"),
         ("LOGIN_RATE_LIMIT", "0"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain(sb.service_env().into_iter().map(|(k, v)| (k.to_owned(), v)))
     .collect();
     for (k, v) in extra {
         pairs.retain(|(name, _)| name != k);

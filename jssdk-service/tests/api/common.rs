@@ -11,7 +11,7 @@ use shared::cache::Cache;
 use shared::config::Env;
 use shared::sign::{jssdk_signature, strip_fragment};
 use shared::testing::eventually;
-use wechat_sandbox::{SANDBOX_OA_APPID, SANDBOX_OA_SECRET, Sandbox, SandboxConfig, SandboxState};
+use wechat_sandbox::{SANDBOX_OA_APPID, Sandbox, SandboxConfig, SandboxState};
 
 pub const SESSION_SECRET: &str = "jssdk-tests-session-secret-0123456789";
 pub const TOKEN_PATH: &str = "/cgi-bin/token";
@@ -48,20 +48,15 @@ pub async fn spawn_instance(
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let port = listener.local_addr().unwrap().port();
     let base = format!("http://127.0.0.1:{port}");
-    let sandbox_base = sb.base_url();
     let mut pairs: Vec<(String, String)> = [
         ("SESSION_SECRET", SESSION_SECRET),
-        ("WX_APP_ID", SANDBOX_OA_APPID),
-        ("WX_APP_SECRET", SANDBOX_OA_SECRET),
-        ("WECHAT_API_BASE", &sandbox_base),
-        ("WECHAT_OPEN_BASE", &sandbox_base),
-        ("WECHATPAY_API_BASE", &sandbox_base),
         ("PUBLIC_BASE_URL", &base),
         ("WECHAT_RETRY_BACKOFF_MS", "10"),
         ("JSSDK_BACKGROUND_REFRESH", "off"),
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain(sb.service_env().into_iter().map(|(k, v)| (k.to_owned(), v)))
     .collect();
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = JssdkConfig::from_env(&Env::from_pairs(pairs)).expect("test config");

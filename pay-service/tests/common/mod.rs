@@ -15,8 +15,7 @@ use shared::session::SessionKind;
 use shared::sign::{SignType, pay_sign};
 use shared::testing::TestDb;
 use wechat_sandbox::{
-    OrderSnapshot, SANDBOX_MCH_ID, SANDBOX_MCH_KEY, SANDBOX_MP_APPID, SANDBOX_OA_APPID, Sandbox,
-    SandboxConfig,
+    OrderSnapshot, SANDBOX_MCH_ID, SANDBOX_MP_APPID, SANDBOX_OA_APPID, Sandbox, SandboxConfig,
 };
 
 pub const SESSION_SECRET: &str = "pay-service-tests-session-secret-0123456789";
@@ -56,18 +55,10 @@ pub async fn start_sandbox(time_scale: f64) -> Sandbox {
 pub async fn spawn_service(db: &TestDb, sandbox: &Sandbox, vars: &[(&str, &str)]) -> Service {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let sb = sandbox.base_url();
     let mut pairs: Vec<(String, String)> = [
         ("SESSION_SECRET", SESSION_SECRET),
         ("PUBLIC_BASE_URL", base.as_str()),
         ("DATABASE_URL", db.url.as_str()),
-        ("WECHAT_API_BASE", sb.as_str()),
-        ("WECHAT_OPEN_BASE", sb.as_str()),
-        ("WECHATPAY_API_BASE", sb.as_str()),
-        ("MP_APP_ID", MP),
-        ("WX_APP_ID", OA),
-        ("MCH_ID", SANDBOX_MCH_ID),
-        ("MCH_KEY", SANDBOX_MCH_KEY),
         // Tests run reconciliation themselves, deterministically.
         ("RECONCILE_INTERVAL_SECONDS", "0"),
         ("RECONCILE_AFTER_SECONDS", "0"),
@@ -75,6 +66,12 @@ pub async fn spawn_service(db: &TestDb, sandbox: &Sandbox, vars: &[(&str, &str)]
     ]
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
+    .chain(
+        sandbox
+            .service_env()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v)),
+    )
     .collect();
     pairs.push(("ALLOWED_REDIRECT_ORIGINS".into(), format!("{base},{SHOP}")));
     for (k, v) in vars {
