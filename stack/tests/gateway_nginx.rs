@@ -111,15 +111,17 @@ impl Nginx {
         let dir = temp_dir("nginx");
         std::fs::write(dir.join("gateway.conf"), text).unwrap();
         let d = dir.display();
-        // As root, nginx's workers would switch to `nobody`, who may not enter
-        // the temporary folders; the test's own user is the right one.
+        // One process (`master_process off`), so that killing the child on drop
+        // leaves no orphaned worker behind. As root, nginx would switch to
+        // `nobody`, who may not enter the temporary folders; the test's own
+        // user is the right one.
         let user = if std::fs::metadata(&dir).unwrap().uid() == 0 {
             "user root;"
         } else {
             ""
         };
         let main = format!(
-            "daemon off;\nworker_processes 1;\n{user}\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
+            "daemon off;\nmaster_process off;\n{user}\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
              events {{ worker_connections 256; }}\n\
              http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/client_body;\n  \
              proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  \
