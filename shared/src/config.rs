@@ -127,6 +127,17 @@ impl Env {
         self.vars.insert(name.to_owned(), value.into());
     }
 
+    /// Sets each pair, replacing values present: later pairs win.
+    pub fn extend<I, K, V>(&mut self, pairs: I)
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        self.vars
+            .extend(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+    }
+
     /// A set, non-empty value.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.vars
@@ -471,6 +482,18 @@ mod tests {
         env.vars.insert("MCH_ID".into(), "2".into());
         assert_eq!(env.get("MCH_ID"), Some("2"));
         assert_eq!(env.get("PUBLIC_BASE_URL"), Some("https://shop.example"));
+    }
+
+    #[test]
+    fn extend_and_set_let_later_values_win() {
+        let mut env = Env::from_pairs([("A", "1"), ("B", "1")]);
+        env.extend([("B", "2"), ("C", "2")]);
+        env.set("C", "3");
+        env.set_default("A", "ignored");
+        assert_eq!(
+            (env.get("A"), env.get("B"), env.get("C")),
+            (Some("1"), Some("2"), Some("3"))
+        );
     }
 
     #[test]

@@ -44,27 +44,16 @@ pub async fn spawn_app_full(db: &TestDb, vars: &[(&str, &str)], cache: Option<Ca
         .expect("sandbox starts");
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut pairs: Vec<(String, String)> = [
+    let mut env = Env::from_pairs(sandbox.service_env());
+    env.extend([
         ("SESSION_SECRET", SESSION_SECRET),
         ("PUBLIC_BASE_URL", base.as_str()),
         ("DATABASE_URL", db.url.as_str()),
         ("LOGIN_RATE_LIMIT", "10000"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .chain(
-        sandbox
-            .service_env()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v)),
-    )
-    .collect();
-    pairs.push(("ALLOWED_REDIRECT_ORIGINS".into(), format!("{base},{SHOP}")));
-    for (k, v) in vars {
-        pairs.retain(|(name, _)| name != k);
-        pairs.push((k.to_string(), v.to_string()));
-    }
-    let config = AuthConfig::from_env(&Env::from_pairs(pairs)).expect("test config");
+    ]);
+    env.set("ALLOWED_REDIRECT_ORIGINS", format!("{base},{SHOP}"));
+    env.extend(vars.iter().copied());
+    let config = AuthConfig::from_env(&env).expect("test config");
     let state = AuthState::build(config, cache).await.expect("state builds");
     let users = state.users.clone();
     let app = Application::with_state(state, listener).expect("server starts");

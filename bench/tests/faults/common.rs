@@ -29,22 +29,16 @@ pub fn client() -> reqwest::Client {
 
 /// The variables a service needs to talk to `sb`, plus `extra` (which wins).
 pub fn env_for(sb: &Sandbox, base: &str, extra: &[(&str, &str)]) -> Env {
-    let mut pairs: Vec<(String, String)> = [
+    let mut env = Env::from_pairs(sb.service_env());
+    env.extend([
         ("SESSION_SECRET", SESSION_SECRET),
         ("PUBLIC_BASE_URL", base),
         ("WECHAT_RETRY_BACKOFF_MS", "10"),
         ("RECONCILE_INTERVAL_SECONDS", "0"),
         ("LOGIN_RATE_LIMIT", "0"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .chain(sb.service_env().into_iter().map(|(k, v)| (k.to_owned(), v)))
-    .collect();
-    for (k, v) in extra {
-        pairs.retain(|(name, _)| name != k);
-        pairs.push((k.to_string(), v.to_string()));
-    }
-    Env::from_pairs(pairs)
+    ]);
+    env.extend(extra.iter().copied());
+    env
 }
 
 pub fn bind() -> (TcpListener, String) {
@@ -169,7 +163,7 @@ pub async fn start_stack(extra: &[(&str, &str)]) -> StackUnderTest {
         shared::random::alphanumeric(12)
     ));
     let db_url = format!("sqlite://{}", db_file.display());
-    let mut pairs: Vec<(String, String)> = [
+    let mut env = Env::from_pairs([
         ("LISTEN_ADDR", "127.0.0.1:0"),
         ("SANDBOX_ADDR", "127.0.0.1:0"),
         ("SESSION_SECRET", SESSION_SECRET),
@@ -177,17 +171,9 @@ pub async fn start_stack(extra: &[(&str, &str)]) -> StackUnderTest {
         ("WECHAT_RETRY_BACKOFF_MS", "10"),
         ("RECONCILE_INTERVAL_SECONDS", "0"),
         ("LOGIN_RATE_LIMIT", "0"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    for (k, v) in extra {
-        pairs.retain(|(name, _)| name != k);
-        pairs.push((k.to_string(), v.to_string()));
-    }
-    let stack = stack::Stack::start(Env::from_pairs(pairs))
-        .await
-        .expect("stack starts");
+    ]);
+    env.extend(extra.iter().copied());
+    let stack = stack::Stack::start(env).await.expect("stack starts");
     let base = format!("http://{}", stack.addr());
     let sandbox = stack.sandbox().expect("the stack's sandbox").state();
     tokio::spawn(stack.run_until_stopped());

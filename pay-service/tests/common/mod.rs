@@ -55,7 +55,8 @@ pub async fn start_sandbox(time_scale: f64) -> Sandbox {
 pub async fn spawn_service(db: &TestDb, sandbox: &Sandbox, vars: &[(&str, &str)]) -> Service {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let mut pairs: Vec<(String, String)> = [
+    let mut env = Env::from_pairs(sandbox.service_env());
+    env.extend([
         ("SESSION_SECRET", SESSION_SECRET),
         ("PUBLIC_BASE_URL", base.as_str()),
         ("DATABASE_URL", db.url.as_str()),
@@ -63,22 +64,10 @@ pub async fn spawn_service(db: &TestDb, sandbox: &Sandbox, vars: &[(&str, &str)]
         ("RECONCILE_INTERVAL_SECONDS", "0"),
         ("RECONCILE_AFTER_SECONDS", "0"),
         ("WECHAT_RETRIES", "0"),
-    ]
-    .iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .chain(
-        sandbox
-            .service_env()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v)),
-    )
-    .collect();
-    pairs.push(("ALLOWED_REDIRECT_ORIGINS".into(), format!("{base},{SHOP}")));
-    for (k, v) in vars {
-        pairs.retain(|(name, _)| name != k);
-        pairs.push((k.to_string(), v.to_string()));
-    }
-    let config = PayConfig::from_env(&Env::from_pairs(pairs)).expect("test config");
+    ]);
+    env.set("ALLOWED_REDIRECT_ORIGINS", format!("{base},{SHOP}"));
+    env.extend(vars.iter().copied());
+    let config = PayConfig::from_env(&env).expect("test config");
     let state = PayState::build(config, None).await.expect("state builds");
     let app = Application::with_state(state.clone(), listener).expect("server starts");
     tokio::spawn(app.run_until_stopped());
