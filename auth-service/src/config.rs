@@ -66,7 +66,7 @@ mod tests {
         assert_eq!(cfg.mini_program.unwrap().app_id, "wxmp");
         assert_eq!(cfg.login_rate_limit, DEFAULT_LOGIN_RATE_LIMIT);
         assert_eq!(cfg.common.listen_addr.to_string(), "127.0.0.1:8081");
-        assert_eq!(cfg.common.database_url, "sqlite://data/auth.db");
+        assert_eq!(cfg.common.database_url.expose(), "sqlite://data/auth.db");
     }
 
     #[test]

@@ -1,16 +1,15 @@
-use auth_service::{Application, AuthConfig};
+use auth_service::AuthConfig;
 use shared::config::{Env, exit_on_error};
+use shared::startup::exit_on_startup_error;
 use shared::telemetry::init_tracing;
 
 #[actix_web::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::io::Result<()> {
     let env = exit_on_error(Env::from_process());
     let config = exit_on_error(AuthConfig::from_env(&env));
     init_tracing(config.common.log_format);
     tracing::info!(addr = %config.common.listen_addr, "auth-service starting");
-    Application::build(config)
-        .await?
-        .run_until_stopped()
-        .await?;
-    Ok(())
+    let app = exit_on_startup_error(auth_service::build(config).await);
+    tracing::info!(port = app.port(), "auth-service listening");
+    app.run_until_stopped().await
 }

@@ -2,17 +2,14 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{IntCounterVec, Opts};
-use shared::telemetry::register;
+use prometheus::IntCounterVec;
 
 /// Logins by kind (`oa`, `mp`) and outcome (`ok`, `error`).
 pub static LOGINS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(
-        IntCounterVec::new(
-            Opts::new("auth_logins_total", "Logins by kind and outcome"),
-            &["kind", "outcome"],
-        )
-        .expect("valid metric"),
+    shared::metrics::counter_vec(
+        "auth_logins_total",
+        "Logins by kind and outcome",
+        &["kind", "outcome"],
     )
 });
 

@@ -1,30 +1,30 @@
-//! Everything the handlers need, built once at start.
+//! Everything the handlers need, built once at start: the wiring of the
+//! domain's services onto the database, the cache and the WeChat client.
 
 use std::sync::Arc;
 
 use shared::cache::Cache;
-use shared::session::SessionKeys;
 use shared::startup::{Infra, StartupError};
 use shared::telemetry::Readiness;
 
 use crate::config::AuthConfig;
-use crate::cookies::CookiePolicy;
-use crate::error::AuthError;
-use crate::mp::MpLogin;
-use crate::oauth::OaLogin;
-use crate::rate_limit::LoginRateLimit;
-use crate::users::UserStore;
+use crate::domain::AuthError;
+use crate::domain::mp::MpLogin;
+use crate::domain::oauth::OaLogin;
+use crate::domain::rate_limit::LoginRateLimit;
+use crate::domain::sessions::Sessions;
+use crate::domain::users::Users;
 
 /// The path WeChat sends the browser back to after authorizing.
 pub const CALLBACK_PATH: &str = "/api/wechat/getOpenId";
 
+/// What auth-service's handlers share; cheap to clone.
 #[derive(Clone)]
 pub struct AuthState {
-    pub config: Arc<AuthConfig>,
-    pub users: UserStore,
-    pub sessions: SessionKeys,
-    pub limiter: LoginRateLimit,
-    pub cookies: CookiePolicy,
+    pub(crate) config: Arc<AuthConfig>,
+    pub(crate) users: Users,
+    pub(crate) sessions: Sessions,
+    pub(crate) limiter: LoginRateLimit,
     oa: Option<OaLogin>,
     mp: Option<MpLogin>,
     readiness: Readiness,
@@ -34,37 +34,34 @@ impl AuthState {
     /// Connects and migrates the database and connects the cache (`cache` lets
     /// `stack` and tests hand in theirs; otherwise `REDIS_URL` decides).
     pub async fn build(config: AuthConfig, cache: Option<Cache>) -> Result<Self, StartupError> {
-        let infra = Infra::build(&config.common, Some(crate::migrations()), cache).await?;
-        let db = infra.db.clone().expect("auth-service has a database");
-        let users = UserStore::new(db);
-        let callback_url = config.common.public_url(CALLBACK_PATH);
-        let oa = config.official_account.clone().map(|app| {
-            OaLogin::new(
-                app,
-                infra.wechat.clone(),
-                infra.cache.clone(),
-                users.clone(),
-                infra.sessions.clone(),
-                callback_url,
-                config.common.allowed_origins.clone(),
-            )
+        let infra = Infra::build(&config.common, Some(crate::db::migrations()), cache).await?;
+        let db = infra.db.clone().ok_or_else(|| {
+            StartupError::Config("auth-service was started without its database".to_owned())
+        })?;
+        let users = Users::new(db);
+        let sessions = Sessions::new(infra.sessions.clone());
+        let oa = config.official_account.clone().map(|app| OaLogin {
+            app,
+            wechat: infra.wechat.clone(),
+            cache: infra.cache.clone(),
+            users: users.clone(),
+            sessions: sessions.clone(),
+            callback_url: config.common.public_url(CALLBACK_PATH),
+            allowed_origins: config.common.allowed_origins.clone(),
         });
-        let mp = config.mini_program.clone().map(|app| {
-            MpLogin::new(
-                app,
-                infra.wechat.clone(),
-                infra.cache.clone(),
-                users.clone(),
-                infra.sessions.clone(),
-            )
+        let mp = config.mini_program.clone().map(|app| MpLogin {
+            app,
+            wechat: infra.wechat.clone(),
+            cache: infra.cache.clone(),
+            users: users.clone(),
+            sessions: sessions.clone(),
         });
         Ok(AuthState {
             limiter: LoginRateLimit::new(infra.cache.clone(), config.login_rate_limit),
-            cookies: CookiePolicy::for_config(&config.common),
             readiness: infra.readiness(),
-            sessions: infra.sessions,
             config: Arc::new(config),
             users,
+            sessions,
             oa,
             mp,
         })
@@ -74,15 +71,21 @@ impl AuthState {
         self.readiness.clone()
     }
 
+    /// How many users `appid` has with this openid: 0 or 1 (tests check that
+    /// the unique key holds under concurrent first logins).
+    pub async fn count_users(&self, appid: &str, openid: &str) -> Result<i64, AuthError> {
+        Ok(self.users.count_by_openid(appid, openid).await?)
+    }
+
     /// Official-account login, or a clear 404 when this deployment has no official account.
-    pub fn oa(&self) -> Result<&OaLogin, AuthError> {
+    pub(crate) fn oa(&self) -> Result<&OaLogin, AuthError> {
         self.oa
             .as_ref()
             .ok_or(AuthError::NotConfigured("official-account (WX_APP_ID)"))
     }
 
     /// Mini-program login, or a clear 404 when this deployment has no mini program.
-    pub fn mp(&self) -> Result<&MpLogin, AuthError> {
+    pub(crate) fn mp(&self) -> Result<&MpLogin, AuthError> {
         self.mp
             .as_ref()
             .ok_or(AuthError::NotConfigured("mini-program (MP_APP_ID)"))

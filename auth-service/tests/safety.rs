@@ -1,6 +1,12 @@
 //! Sessions that must not verify, the login rate limit, WeChat timeouts, an
 //! app that is not configured, and the health routes.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 mod common;
 
 use std::time::Duration;
@@ -8,8 +14,42 @@ use std::time::Duration;
 use common::*;
 use shared::config::Secret;
 use shared::session::{Claims, SessionKeys, SessionKind};
-use shared::testing::{all_backends, sqlite_db};
+use testkit::{all_backends, sqlite_db};
 use wechat_sandbox::FaultKind;
+
+/// Tokens that must not verify, made from a good one.
+struct BadTokens {
+    /// Another user's id under the original signature.
+    tampered: String,
+    /// Properly signed, expired a minute ago.
+    expired: String,
+    /// Signed with another deployment's secret.
+    foreign: String,
+}
+
+fn bad_tokens(keys: &SessionKeys, token: &str) -> BadTokens {
+    let claims = keys.verify(token).unwrap();
+    let forged = keys.encode(&Claims {
+        uid: claims.uid + 1,
+        ..claims.clone()
+    });
+    let (payload, _) = forged.rsplit_once('.').unwrap();
+    let (_, mac) = token.rsplit_once('.').unwrap();
+    let now = claims.iat;
+    BadTokens {
+        tampered: format!("{payload}.{mac}"),
+        expired: keys.encode(&Claims {
+            iat: now - 120,
+            exp: now - 60,
+            ..claims.clone()
+        }),
+        foreign: SessionKeys::new(
+            Secret::new("some-other-deployments-secret-000000000000"),
+            Duration::from_secs(60),
+        )
+        .encode(&claims),
+    }
+}
 
 #[tokio::test]
 async fn tampered_expired_and_foreign_tokens_are_401() {
@@ -21,25 +61,11 @@ async fn tampered_expired_and_foreign_tokens_are_401() {
 
         let keys = SessionKeys::new(Secret::new(SESSION_SECRET), Duration::from_secs(60));
         let claims = keys.verify(&token).unwrap();
-        // Another user's id under the original signature.
-        let forged = keys.encode(&Claims {
-            uid: claims.uid + 1,
-            ..claims.clone()
-        });
-        let (payload, _) = forged.rsplit_once('.').unwrap();
-        let (_, mac) = token.rsplit_once('.').unwrap();
-        let tampered = format!("{payload}.{mac}");
-        let now = claims.iat;
-        let expired = keys.encode(&Claims {
-            iat: now - 120,
-            exp: now - 60,
-            ..claims.clone()
-        });
-        let foreign = SessionKeys::new(
-            Secret::new("some-other-deployments-secret-000000000000"),
-            Duration::from_secs(60),
-        )
-        .encode(&claims);
+        let BadTokens {
+            tampered,
+            expired,
+            foreign,
+        } = bad_tokens(&keys, &token);
         for bad in [
             tampered.as_str(),
             expired.as_str(),
@@ -152,8 +178,8 @@ async fn wechat_timeouts_answer_504_10009() {
     .await;
     assert!(msg.starts_with("WeChat timed out"), "{msg}");
     assert_eq!(
-        app.users
-            .count_by_openid(MP, &sb.openid(MP, "u1"))
+        app.state
+            .count_users(MP, &sb.openid(MP, "u1"))
             .await
             .unwrap(),
         0

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use diesel::Connection;
 use diesel::connection::SimpleConnection;
 
-use shared::testing::RedisServer;
+use testkit::RedisServer;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -101,7 +101,7 @@ impl Storage {
     /// versions do not collide).
     pub fn database_url(&self, service: &str) -> String {
         match &self.schema {
-            Some((admin, schema)) => shared::testing::with_search_path(admin, schema),
+            Some((admin, schema)) => testkit::with_search_path(admin, schema),
             None => format!(
                 "sqlite://{}",
                 self.dir.join(format!("{service}.db")).display()

@@ -61,13 +61,12 @@ fn service_vars(kind: Kind, sandbox: &str, storage: &Storage) -> Vec<(String, St
     vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
-pub fn client(concurrency: usize) -> reqwest::Client {
+pub fn client(concurrency: usize) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(concurrency.max(1))
         .timeout(Duration::from_secs(30))
         .build()
-        .expect("HTTP client")
 }
 
 /// One whole run; the services and storage are gone when it returns.
@@ -79,7 +78,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let started_at = chrono::Utc::now().to_rfc3339();
     let sandbox = Sandbox::start(SandboxConfig::for_tests()).await?;
     let storage = Storage::prepare(opts).await?;
-    let client = client(opts.concurrency);
+    let client = client(opts.concurrency)?;
     let sb_base = sandbox.base_url();
 
     let mut services = Vec::new();

@@ -68,7 +68,11 @@ where
     let mut latencies = Vec::with_capacity(requests);
     let mut errors = 0;
     for w in workers {
-        let (l, e) = w.await.expect("load worker panicked");
+        // A worker ends only by finishing or by its job panicking (nothing
+        // aborts it): a panic is the job's bug, and goes on as that panic.
+        let (l, e) = w
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
         latencies.extend(l);
         errors += e;
     }

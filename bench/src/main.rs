@@ -28,10 +28,8 @@ struct Args {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("bench sits in the workspace")
-        .to_path_buf()
+    // bench sits one level below the workspace root.
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).to_path_buf()
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -124,12 +122,9 @@ async fn main() -> ExitCode {
     };
     println!("{}", report.table());
     let path = args.out.join(format!("{}.json", report.backend));
-    let written = std::fs::create_dir_all(&args.out).and_then(|_| {
-        std::fs::write(
-            &path,
-            serde_json::to_vec_pretty(&report).expect("report serialises"),
-        )
-    });
+    let written = std::fs::create_dir_all(&args.out)
+        .and_then(|_| serde_json::to_vec_pretty(&report).map_err(std::io::Error::other))
+        .and_then(|json| std::fs::write(&path, json));
     match written {
         Ok(()) => println!("figures written to {}", path.display()),
         Err(e) => {

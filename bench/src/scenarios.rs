@@ -3,7 +3,7 @@
 //! starts, so only the service's work is timed.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use serde_json::Value;
 use shared::sign::{SignType, jssdk_signature, pay_sign, strip_fragment};
@@ -105,13 +105,19 @@ pub async fn get_session(
             };
             let token = body["data"]["token"].as_str().map(str::to_owned);
             let ok = token.is_some();
-            t.lock().unwrap()[i] = token;
+            locked(&t)[i] = token;
             ok
         }
     })
     .await;
-    let tokens = tokens.lock().unwrap().clone();
+    let tokens = locked(&tokens).clone();
     (result, tokens)
+}
+
+/// The results collected so far. A poisoned lock means a job panicked; that
+/// panic reaches the caller through `drive`, and what the others wrote stands.
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// An order placed by `v2Pay`, with the token of its owner.
@@ -151,7 +157,7 @@ pub async fn v2pay(
                 .as_str()
                 .is_some_and(|p| p.starts_with("prepay_id="))
                 && d["paySign"].as_str().is_some_and(|s| !s.is_empty());
-            p.lock().unwrap().push(Placed {
+            locked(&p).push(Placed {
                 out_trade_no: no.to_owned(),
                 token,
             });
@@ -159,7 +165,7 @@ pub async fn v2pay(
         }
     })
     .await;
-    let placed = placed.lock().unwrap().clone();
+    let placed = locked(&placed).clone();
     (result, placed)
 }
 

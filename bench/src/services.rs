@@ -101,12 +101,12 @@ impl Service {
                 let task = match kind {
                     Kind::Auth => {
                         let cfg = auth_service::AuthConfig::from_env(&env)?;
-                        let app = auth_service::Application::with_listener(cfg, listener).await?;
+                        let app = auth_service::with_listener(cfg, listener).await?;
                         tokio::spawn(app.run_until_stopped())
                     }
                     Kind::Jssdk => {
                         let cfg = jssdk_service::JssdkConfig::from_env(&env)?;
-                        let app = jssdk_service::Application::with_listener(cfg, listener).await?;
+                        let app = jssdk_service::with_listener(cfg, listener).await?;
                         tokio::spawn(app.run_until_stopped())
                     }
                     Kind::Pay => {

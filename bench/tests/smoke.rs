@@ -2,6 +2,12 @@
 //! so that it keeps working; figures are not judged here, only that every
 //! request succeeded and WeChat was called exactly as often as it must be.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 use bench::report::Report;
 use bench::{Backend, Launch, Options};
 
@@ -89,10 +95,10 @@ async fn the_bench_runs_on_sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_bench_runs_on_postgres_and_redis() {
     // The bench's own variable, from the tests' one; skipped outside CI when unset.
-    let Some(url) = shared::testing::service_url("TEST_DATABASE_URL") else {
+    let Some(url) = testkit::service_url("TEST_DATABASE_URL") else {
         return;
     };
-    if !shared::testing::RedisServer::available() {
+    if !testkit::RedisServer::available() {
         return;
     }
     // Redis: a redis-server of the run's own (BENCH_REDIS_URL unset).

@@ -1,5 +1,6 @@
-use jssdk_service::{Application, JssdkConfig};
+use jssdk_service::JssdkConfig;
 use shared::config::{Env, exit_on_error};
+use shared::startup::exit_on_startup_error;
 use shared::telemetry::init_tracing;
 
 #[actix_web::main]
@@ -7,10 +8,7 @@ async fn main() -> std::io::Result<()> {
     let env = exit_on_error(Env::from_process());
     let config = exit_on_error(JssdkConfig::from_env(&env));
     init_tracing(config.common.log_format);
-    let app = Application::build(config).await.map_err(|e| {
-        eprintln!("startup error: {e}");
-        std::io::Error::other(e.to_string())
-    })?;
+    let app = exit_on_startup_error(jssdk_service::build(config).await);
     tracing::info!(port = app.port(), "jssdk-service listening");
     app.run_until_stopped().await
 }

@@ -247,6 +247,57 @@ impl WebhookConfig {
     }
 }
 
+/// `PAY_SIGN_TYPE`: `MD5` (default) or `HMAC-SHA256`.
+fn sign_type(env: &Env) -> Result<SignType, ConfigError> {
+    match env.get("PAY_SIGN_TYPE") {
+        None => Ok(SignType::Md5),
+        Some(s) => SignType::parse(s).ok_or_else(|| {
+            ConfigError::invalid("PAY_SIGN_TYPE", format!("{s:?}: use MD5 or HMAC-SHA256"))
+        }),
+    }
+}
+
+/// `ORDER_EXPIRE_MINUTES` (default 30).
+fn expire_minutes(env: &Env) -> Result<u64, ConfigError> {
+    let expire_minutes: u64 = env.parse_or("ORDER_EXPIRE_MINUTES", 30)?;
+    // WeChat refuses a time_expire under 5 minutes away.
+    if !(5..=60 * 24 * 15).contains(&expire_minutes) {
+        return Err(ConfigError::invalid(
+            "ORDER_EXPIRE_MINUTES",
+            "must be between 5 and 21600",
+        ));
+    }
+    Ok(expire_minutes)
+}
+
+/// `MIN_ORDER_FEN` and `MAX_ORDER_FEN`.
+fn order_bounds(env: &Env) -> Result<(i64, i64), ConfigError> {
+    let min_order_fen: i64 = env.parse_or("MIN_ORDER_FEN", 1)?;
+    let max_order_fen: i64 = env.parse_or("MAX_ORDER_FEN", DEFAULT_MAX_ORDER_FEN)?;
+    if min_order_fen < 1 {
+        return Err(ConfigError::invalid("MIN_ORDER_FEN", "must be at least 1"));
+    }
+    if max_order_fen < min_order_fen {
+        return Err(ConfigError::invalid(
+            "MAX_ORDER_FEN",
+            "must not be below MIN_ORDER_FEN",
+        ));
+    }
+    Ok((min_order_fen, max_order_fen))
+}
+
+/// `ADMIN_TOKEN`: unset or empty turns the admin routes off.
+fn admin_token(env: &Env) -> Result<Option<Secret>, ConfigError> {
+    match env.get("ADMIN_TOKEN").filter(|t| !t.is_empty()) {
+        None => Ok(None),
+        Some(t) if t.len() < 16 => Err(ConfigError::invalid(
+            "ADMIN_TOKEN",
+            "must be at least 16 characters",
+        )),
+        Some(t) => Ok(Some(Secret::new(t))),
+    }
+}
+
 impl PayConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let common = CommonConfig::from_env(env, SERVICE, DEFAULT_PORT)?;
@@ -257,31 +308,9 @@ impl PayConfig {
         if mp_app_id.is_none() && wx_app_id.is_none() {
             return Err(ConfigError::Missing("MP_APP_ID or WX_APP_ID".to_owned()));
         }
-        let sign_type = match env.get("PAY_SIGN_TYPE") {
-            None => SignType::Md5,
-            Some(s) => SignType::parse(s).ok_or_else(|| {
-                ConfigError::invalid("PAY_SIGN_TYPE", format!("{s:?}: use MD5 or HMAC-SHA256"))
-            })?,
-        };
-        let expire_minutes: u64 = env.parse_or("ORDER_EXPIRE_MINUTES", 30)?;
-        // WeChat refuses a time_expire under 5 minutes away.
-        if !(5..=60 * 24 * 15).contains(&expire_minutes) {
-            return Err(ConfigError::invalid(
-                "ORDER_EXPIRE_MINUTES",
-                "must be between 5 and 21600",
-            ));
-        }
-        let min_order_fen: i64 = env.parse_or("MIN_ORDER_FEN", 1)?;
-        let max_order_fen: i64 = env.parse_or("MAX_ORDER_FEN", DEFAULT_MAX_ORDER_FEN)?;
-        if min_order_fen < 1 {
-            return Err(ConfigError::invalid("MIN_ORDER_FEN", "must be at least 1"));
-        }
-        if max_order_fen < min_order_fen {
-            return Err(ConfigError::invalid(
-                "MAX_ORDER_FEN",
-                "must not be below MIN_ORDER_FEN",
-            ));
-        }
+        let sign_type = sign_type(env)?;
+        let expire_minutes = expire_minutes(env)?;
+        let (min_order_fen, max_order_fen) = order_bounds(env)?;
         let reconcile_batch: i64 = env.parse_or("RECONCILE_BATCH", 50)?;
         if reconcile_batch < 1 {
             return Err(ConfigError::invalid(
@@ -289,16 +318,7 @@ impl PayConfig {
                 "must be at least 1",
             ));
         }
-        let admin_token = match env.get("ADMIN_TOKEN").filter(|t| !t.is_empty()) {
-            None => None,
-            Some(t) if t.len() < 16 => {
-                return Err(ConfigError::invalid(
-                    "ADMIN_TOKEN",
-                    "must be at least 16 characters",
-                ));
-            }
-            Some(t) => Some(Secret::new(t)),
-        };
+        let admin_token = admin_token(env)?;
         let refunds = match admin_token {
             Some(_) => Some(RefundConfig::from_env(env, &common.wechat.pay)?),
             None => None,

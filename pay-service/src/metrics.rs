@@ -4,101 +4,69 @@
 
 use std::sync::LazyLock;
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts};
-use shared::telemetry::register;
+use prometheus::{IntCounterVec, IntGaugeVec};
+use shared::metrics::{counter_vec, gauge_vec};
 
 /// Orders created, by trade type.
 pub static ORDERS_CREATED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(
-        IntCounterVec::new(
-            Opts::new("pay_orders_created_total", "Orders created, by trade type"),
-            &["trade_type"],
-        )
-        .expect("valid metric"),
+    counter_vec(
+        "pay_orders_created_total",
+        "Orders created, by trade type",
+        &["trade_type"],
     )
 });
 
 /// Orders in the database by status, counted by each reconciliation pass.
 pub static ORDERS_BY_STATUS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
-    register(
-        IntGaugeVec::new(
-            Opts::new(
-                "pay_orders",
-                "Orders by status, as of the last reconciliation pass",
-            ),
-            &["status"],
-        )
-        .expect("valid metric"),
+    gauge_vec(
+        "pay_orders",
+        "Orders by status, as of the last reconciliation pass",
+        &["status"],
     )
 });
 
 /// Orders entering each status, by what moved them.
 pub static ORDER_TRANSITIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(
-        IntCounterVec::new(
-            Opts::new(
-                "pay_order_transitions_total",
-                "Orders entering a status, by status and source",
-            ),
-            &["status", "source"],
-        )
-        .expect("valid metric"),
+    counter_vec(
+        "pay_order_transitions_total",
+        "Orders entering a status, by status and source",
+        &["status", "source"],
     )
 });
 
 /// Payment notifications, by outcome.
 pub static NOTIFICATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(
-        IntCounterVec::new(
-            Opts::new(
-                "pay_notifications_total",
-                "Payment notifications by outcome",
-            ),
-            &["outcome"],
-        )
-        .expect("valid metric"),
+    counter_vec(
+        "pay_notifications_total",
+        "Payment notifications by outcome",
+        &["outcome"],
     )
 });
 
 /// Orders reconciliation looked at, by result.
 pub static RECONCILED: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(
-        IntCounterVec::new(
-            Opts::new(
-                "pay_reconcile_orders_total",
-                "Orders checked by reconciliation, by result",
-            ),
-            &["result"],
-        )
-        .expect("valid metric"),
+    counter_vec(
+        "pay_reconcile_orders_total",
+        "Orders checked by reconciliation, by result",
+        &["result"],
     )
 });
 
 /// Refund notifications, by outcome.
 pub static REFUND_NOTIFICATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(
-        IntCounterVec::new(
-            Opts::new(
-                "pay_refund_notifications_total",
-                "Refund notifications by outcome",
-            ),
-            &["outcome"],
-        )
-        .expect("valid metric"),
+    counter_vec(
+        "pay_refund_notifications_total",
+        "Refund notifications by outcome",
+        &["outcome"],
     )
 });
 
 /// Merchant event delivery attempts, by result (`delivered`, `failed`).
 pub static EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(
-        IntCounterVec::new(
-            Opts::new(
-                "pay_event_deliveries_total",
-                "Merchant event delivery attempts by result",
-            ),
-            &["result"],
-        )
-        .expect("valid metric"),
+    counter_vec(
+        "pay_event_deliveries_total",
+        "Merchant event delivery attempts by result",
+        &["result"],
     )
 });
 

@@ -11,7 +11,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use common::*;
 use pay_service::migrations;
 use serde_json::Value;
-use shared::testing::all_backends;
+use testkit::all_backends;
 use tokio::sync::watch;
 
 const SECRET: &str = "merchant-webhook-secret-for-tests";
@@ -322,7 +322,7 @@ async fn reconciliation_changes_carry_the_pass_id() {
             "{t:?}"
         );
         // Without a webhook the event waits in the outbox.
-        let events = pay_service::events::of_order(app.state.db(), &no)
+        let events = pay_service::inspect::events(app.state.db(), &no)
             .await
             .unwrap();
         assert_eq!((events.len(), events[0].delivered), (1, false));

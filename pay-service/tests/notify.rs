@@ -12,7 +12,7 @@ use pay_service::migrations;
 use pay_service::schema::pay_orders;
 use shared::db::now_unix;
 use shared::sign::SignType;
-use shared::testing::{TestDb, all_backends};
+use testkit::{TestDb, all_backends};
 use wechat_sandbox::{PayOptions, SANDBOX_MCH_KEY, TradeState};
 
 const SILENT: PayOptions = PayOptions {

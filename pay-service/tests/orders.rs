@@ -6,7 +6,7 @@ use common::*;
 use pay_service::migrations;
 use serde_json::json;
 use shared::sign::{SignType, pay_sign_pairs};
-use shared::testing::all_backends;
+use testkit::all_backends;
 use wechat_sandbox::{FaultKind, PayOptions, SANDBOX_MCH_KEY};
 
 fn check_pay_sign(data: &serde_json::Value, sign_type: SignType) {
@@ -631,10 +631,10 @@ async fn concurrent_requests_with_one_idempotency_key_make_one_order() {
         let no = nos.into_iter().next().unwrap();
         assert_eq!(app.sandbox_order(&no).total_fee, 700);
         assert_eq!(
-            pay_service::store::count_by_status(app.state.db())
+            pay_service::inspect::count_by_status(app.state.db())
                 .await
                 .unwrap(),
-            vec![("NOTPAY".to_owned(), 1)]
+            vec![(pay_service::Status::NotPay, 1)]
         );
     }
 }

@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 
 use common::*;
 use pay_service::migrations;
-use pay_service::{PayConfig, refund_store};
+use pay_service::{PayConfig, inspect};
 use serde_json::Value;
 use shared::config::Env;
-use shared::testing::all_backends;
+use testkit::all_backends;
 use wechat_sandbox::{RefundStatus, SANDBOX_MCH_ID, SANDBOX_MCH_KEY, encrypt_req_info};
 
 const NOTIFY: &str = "/api/pay/refund-notify";
@@ -34,11 +34,8 @@ async fn refunds_of(app: &TestApp, no: &str) -> Vec<Value> {
     body["data"].as_array().unwrap().clone()
 }
 
-async fn order_row(app: &TestApp, no: &str) -> pay_service::store::Order {
-    pay_service::store::get(app.state.db(), no)
-        .await
-        .unwrap()
-        .unwrap()
+async fn order_row(app: &TestApp, no: &str) -> inspect::Order {
+    inspect::order(app.state.db(), no).await.unwrap().unwrap()
 }
 
 #[tokio::test]
@@ -141,9 +138,7 @@ async fn full_and_partial_refunds_succeed_up_to_the_paid_amount() {
                 .is_some_and(|id| !id.is_empty() && id != "-")
         }));
         // One event per transition, in order, waiting in the outbox (no webhook).
-        let events = pay_service::events::of_order(app.state.db(), &no)
-            .await
-            .unwrap();
+        let events = inspect::events(app.state.db(), &no).await.unwrap();
         let kinds: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
         assert_eq!(kinds, vec!["order.paid", "order.refund", "order.refund"]);
     }
@@ -244,11 +239,8 @@ async fn a_refund_notification_is_applied_once() {
         }
         let order = order_row(&app, &no).await;
         assert_eq!((order.refunded_fen, order.status.as_str()), (150, "REFUND"));
-        let refund = refund_store::get(app.state.db(), &r)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(refund.status, "SUCCESS");
+        let refund = inspect::refund(app.state.db(), &r).await.unwrap().unwrap();
+        assert_eq!(refund.status.as_str(), "SUCCESS");
         assert_eq!(
             refund.refund_id.as_deref(),
             Some(sb.refund(&r).unwrap().refund_id.as_str())
@@ -270,9 +262,7 @@ async fn a_refund_notification_is_applied_once() {
                 ("duplicate".to_owned(), String::new())
             ]
         );
-        let events = pay_service::events::of_order(app.state.db(), &no)
-            .await
-            .unwrap();
+        let events = inspect::events(app.state.db(), &no).await.unwrap();
         assert_eq!(events.len(), 2);
     }
 }
@@ -404,11 +394,8 @@ async fn forged_or_undecryptable_refund_notifications_change_nothing() {
             ),
             (0, 150, "PAID")
         );
-        let refund = refund_store::get(app.state.db(), &r)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(refund.status, "PROCESSING");
+        let refund = inspect::refund(app.state.db(), &r).await.unwrap().unwrap();
+        assert_eq!(refund.status.as_str(), "PROCESSING");
         let kept = app
             .notifications(None)
             .await
@@ -440,10 +427,7 @@ async fn refundquery_settles_open_refunds_on_get_and_in_reconciliation() {
             .unwrap();
         let report = pay_service::reconcile_once(&app.state).await.unwrap();
         assert_eq!(report.refunds_settled, 1);
-        let refund = refund_store::get(app.state.db(), &r2)
-            .await
-            .unwrap()
-            .unwrap();
+        let refund = inspect::refund(app.state.db(), &r2).await.unwrap().unwrap();
         assert_eq!(
             (refund.status.as_str(), refund.error.as_deref()),
             ("FAILED", Some("WeChat refund status REFUNDCLOSE"))
@@ -511,7 +495,7 @@ async fn an_unusable_answer_keeps_the_amount_reserved_until_refundquery_tells() 
 
 #[tokio::test]
 async fn admin_routes_need_the_token_and_vanish_without_it() {
-    let db = shared::testing::sqlite_db(migrations());
+    let db = testkit::sqlite_db(migrations());
     let plain = spawn_app(&db).await;
     for path in ["/api/pay/admin/events", "/api/pay/admin/orders/X/refunds"] {
         let msg = expect_error(plain.admin_get(path).await, 404, 1004).await;
@@ -684,10 +668,7 @@ async fn a_closed_refund_notification_releases_the_amount_once() {
             .notify_raw(NOTIFY, sb.refund_notification_xml(&r).unwrap())
             .await;
         assert!(success(&reply), "{reply:?}");
-        let refund = refund_store::get(app.state.db(), &r)
-            .await
-            .unwrap()
-            .unwrap();
+        let refund = inspect::refund(app.state.db(), &r).await.unwrap().unwrap();
         assert_eq!(
             (refund.status.as_str(), refund.error.as_deref()),
             ("FAILED", Some("WeChat refund status CHANGE"))

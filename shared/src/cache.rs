@@ -1,7 +1,7 @@
 //! The cache: one interface over an in-process map (one replica) and Redis
 //! (any number of replicas). Holds tokens, OAuth states, locks and rate counters.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -46,14 +46,28 @@ impl std::fmt::Debug for Cache {
 const REDIS_TIMEOUT: Duration = Duration::from_millis(1500);
 
 impl Cache {
+    /// The in-process cache with the default `MemoryLimits`.
     pub fn memory() -> Self {
-        Cache::Memory(Arc::new(MemoryCache::default()))
+        Cache::memory_with(MemoryLimits::default())
+    }
+
+    pub fn memory_with(limits: MemoryLimits) -> Self {
+        Cache::Memory(Arc::new(MemoryCache::with_limits(limits)))
     }
 
     /// Redis when a URL is given, else the in-process cache.
     pub async fn connect(redis_url: Option<&str>, prefix: &str) -> Result<Self, CacheError> {
+        Self::connect_with(redis_url, prefix, MemoryLimits::default()).await
+    }
+
+    /// `connect`, with the in-process cache's bounds from the configuration.
+    pub async fn connect_with(
+        redis_url: Option<&str>,
+        prefix: &str,
+        limits: MemoryLimits,
+    ) -> Result<Self, CacheError> {
         match redis_url {
-            None => Ok(Cache::memory()),
+            None => Ok(Cache::memory_with(limits)),
             Some(url) => Ok(Cache::Redis(Arc::new(
                 RedisCache::connect(url, prefix).await?,
             ))),
@@ -270,89 +284,286 @@ impl RedisCache {
     }
 }
 
-/// The in-process cache: a map with expiry times, swept as it grows.
-#[derive(Default)]
-pub struct MemoryCache {
-    entries: Mutex<HashMap<String, (String, Instant)>>,
+/// How much the in-process cache may hold (`CACHE_MAX_ENTRIES`,
+/// `CACHE_MAX_BYTES`). Past either bound the entries closest to expiry go
+/// first: they are the ones a caller is about to lose anyway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryLimits {
+    pub max_entries: usize,
+    /// Keys and values, in bytes, plus a fixed overhead per entry.
+    pub max_bytes: usize,
 }
 
-const SWEEP_THRESHOLD: usize = 10_000;
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        MemoryLimits {
+            max_entries: 100_000,
+            max_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// What one entry costs besides its key and value: the map slot, the expiry
+/// index node and the two `String` headers, roughly.
+const ENTRY_OVERHEAD: usize = 96;
+
+/// Entries evicted to stay within `MemoryLimits` (expired ones are not counted).
+static EVICTIONS: std::sync::LazyLock<prometheus::IntCounter> = std::sync::LazyLock::new(|| {
+    crate::metrics::counter(
+        "cache_evictions_total",
+        "In-process cache entries evicted to stay within CACHE_MAX_ENTRIES / CACHE_MAX_BYTES",
+    )
+});
+
+/// The in-process cache: a map plus an index ordered by expiry, so that expired
+/// entries are dropped from the front of the index as they come due and a full
+/// cache evicts the soonest-to-expire entry, both in O(log n) per insert.
+///
+/// Hand-written rather than a caching crate (moka, quick_cache): the cache
+/// contract needs atomic set-if-absent, take and compare-and-delete under one
+/// lock, and eviction by expiry rather than by recency or frequency.
+#[derive(Default)]
+pub struct MemoryCache {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    limits: MemoryLimits,
+    entries: HashMap<String, MemoryEntry>,
+    /// (expiry, insertion number) → key; the number keeps equal expiries apart.
+    by_expiry: BTreeMap<(Instant, u64), String>,
+    bytes: usize,
+    next_seq: u64,
+}
+
+struct MemoryEntry {
+    value: String,
+    expires: Instant,
+    seq: u64,
+}
+
+fn entry_size(key: &str, value: &str) -> usize {
+    key.len() + value.len() + ENTRY_OVERHEAD
+}
+
+impl MemoryInner {
+    fn remove(&mut self, key: &str) -> Option<MemoryEntry> {
+        let entry = self.entries.remove(key)?;
+        self.by_expiry.remove(&(entry.expires, entry.seq));
+        self.bytes -= entry_size(key, &entry.value);
+        Some(entry)
+    }
+
+    /// Drops every entry whose time has come, oldest first.
+    fn purge_expired(&mut self, now: Instant) {
+        while let Some((&(expires, _), _)) = self.by_expiry.first_key_value() {
+            if expires > now {
+                break;
+            }
+            if let Some((_, key)) = self.by_expiry.pop_first() {
+                self.remove(&key);
+            }
+        }
+    }
+
+    /// Evicts the soonest-to-expire entries until one of `size` bytes fits.
+    fn make_room(&mut self, size: usize) {
+        while !self.entries.is_empty()
+            && (self.entries.len() + 1 > self.limits.max_entries
+                || self.bytes + size > self.limits.max_bytes)
+        {
+            let Some((_, key)) = self.by_expiry.pop_first() else {
+                break;
+            };
+            self.remove(&key);
+            EVICTIONS.inc();
+        }
+    }
+
+    fn live(&mut self, key: &str) -> Option<&mut MemoryEntry> {
+        let now = Instant::now();
+        if self.entries.get(key).is_some_and(|e| e.expires <= now) {
+            self.remove(key);
+        }
+        self.entries.get_mut(key)
+    }
+
+    fn insert(&mut self, key: &str, value: String, ttl: Duration) {
+        let now = Instant::now();
+        self.remove(key);
+        self.purge_expired(now);
+        let size = entry_size(key, &value);
+        self.make_room(size);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let expires = now + ttl;
+        self.by_expiry.insert((expires, seq), key.to_owned());
+        self.bytes += size;
+        self.entries.insert(
+            key.to_owned(),
+            MemoryEntry {
+                value,
+                expires,
+                seq,
+            },
+        );
+    }
+}
 
 impl MemoryCache {
-    fn live<'a>(
-        map: &'a mut HashMap<String, (String, Instant)>,
-        key: &str,
-    ) -> Option<&'a mut (String, Instant)> {
-        let now = Instant::now();
-        if map.get(key).is_some_and(|(_, exp)| *exp <= now) {
-            map.remove(key);
+    pub fn with_limits(limits: MemoryLimits) -> Self {
+        MemoryCache {
+            inner: Mutex::new(MemoryInner {
+                limits,
+                ..MemoryInner::default()
+            }),
         }
-        map.get_mut(key)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
+    /// How many entries it holds now (expired ones not yet dropped included).
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes counted against `max_bytes`.
+    pub fn bytes(&self) -> usize {
+        self.lock().bytes
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryInner> {
         // A panic while holding the lock cannot leave the map half-written.
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn insert(
-        map: &mut HashMap<String, (String, Instant)>,
-        key: &str,
-        value: String,
-        ttl: Duration,
-    ) {
-        if map.len() >= SWEEP_THRESHOLD {
-            let now = Instant::now();
-            map.retain(|_, (_, exp)| *exp > now);
-        }
-        map.insert(key.to_owned(), (value, Instant::now() + ttl));
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn get(&self, key: &str) -> Option<String> {
-        Self::live(&mut self.lock(), key).map(|(v, _)| v.clone())
+        self.lock().live(key).map(|e| e.value.clone())
     }
 
     fn set(&self, key: &str, value: &str, ttl: Duration) {
-        Self::insert(&mut self.lock(), key, value.to_owned(), ttl);
+        self.lock().insert(key, value.to_owned(), ttl);
     }
 
     fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> bool {
-        let mut map = self.lock();
-        if Self::live(&mut map, key).is_some() {
+        let mut inner = self.lock();
+        if inner.live(key).is_some() {
             return false;
         }
-        Self::insert(&mut map, key, value.to_owned(), ttl);
+        inner.insert(key, value.to_owned(), ttl);
         true
     }
 
     fn take(&self, key: &str) -> Option<String> {
-        let mut map = self.lock();
-        Self::live(&mut map, key)?;
-        map.remove(key).map(|(v, _)| v)
+        let mut inner = self.lock();
+        inner.live(key)?;
+        inner.remove(key).map(|e| e.value)
     }
 
     fn compare_and_delete(&self, key: &str, expected: &str) -> bool {
-        let mut map = self.lock();
-        if Self::live(&mut map, key).is_some_and(|(v, _)| v == expected) {
-            map.remove(key);
+        let mut inner = self.lock();
+        if inner.live(key).is_some_and(|e| e.value == expected) {
+            inner.remove(key);
             return true;
         }
         false
     }
 
     fn incr(&self, key: &str, ttl: Duration) -> i64 {
-        let mut map = self.lock();
-        if let Some((v, _)) = Self::live(&mut map, key) {
-            let n = v.parse::<i64>().unwrap_or(0) + 1;
-            *v = n.to_string();
+        let mut inner = self.lock();
+        if let Some(entry) = inner.live(key) {
+            let n = entry.value.parse::<i64>().unwrap_or(0) + 1;
+            let old_len = entry.value.len();
+            entry.value = n.to_string();
+            let new_len = entry.value.len();
+            inner.bytes = inner.bytes + new_len - old_len;
             return n;
         }
-        Self::insert(&mut map, key, "1".to_owned(), ttl);
+        inner.insert(key, "1".to_owned(), ttl);
         1
     }
 
     fn ttl(&self, key: &str) -> Option<Duration> {
-        Self::live(&mut self.lock(), key)
-            .map(|(_, exp)| exp.saturating_duration_since(Instant::now()))
+        self.lock()
+            .live(key)
+            .map(|e| e.expires.saturating_duration_since(Instant::now()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(max_entries: usize, max_bytes: usize) -> MemoryCache {
+        MemoryCache::with_limits(MemoryLimits {
+            max_entries,
+            max_bytes,
+        })
+    }
+
+    #[test]
+    fn a_full_cache_evicts_the_entries_closest_to_expiry() {
+        let cache = small(3, usize::MAX);
+        let before = EVICTIONS.get();
+        cache.set("long", "v", Duration::from_secs(300));
+        cache.set("soon", "v", Duration::from_secs(10));
+        cache.set("mid", "v", Duration::from_secs(100));
+        cache.set("new", "v", Duration::from_secs(200));
+        assert_eq!(cache.len(), 3);
+        assert_eq!(cache.get("soon"), None, "the soonest to expire goes first");
+        for kept in ["long", "mid", "new"] {
+            assert_eq!(cache.get(kept).as_deref(), Some("v"), "{kept}");
+        }
+        assert!(EVICTIONS.get() > before, "evictions are counted");
+    }
+
+    #[test]
+    fn the_byte_bound_holds_whatever_the_number_of_inserts() {
+        let value = "x".repeat(1000);
+        let limit = 10 * entry_size("key-00000", &value);
+        let cache = small(usize::MAX, limit);
+        for i in 0..1000 {
+            cache.set(&format!("key-{i:05}"), &value, Duration::from_secs(60 + i));
+            assert!(cache.bytes() <= limit, "{} > {limit}", cache.bytes());
+        }
+        assert_eq!(cache.len(), 10);
+        // The ten latest to expire are the ten last inserted.
+        assert!(cache.get("key-00999").is_some());
+        assert!(cache.get("key-00989").is_none());
+    }
+
+    #[test]
+    fn expired_entries_leave_without_counting_as_evictions() {
+        let cache = small(2, usize::MAX);
+        cache.set("gone", "v", Duration::from_millis(0));
+        cache.set("a", "v", Duration::from_secs(60));
+        // The expired entry makes room; nothing live is evicted.
+        cache.set("b", "v", Duration::from_secs(60));
+        assert_eq!(cache.get("a").as_deref(), Some("v"));
+        assert_eq!(cache.get("b").as_deref(), Some("v"));
+        assert_eq!(cache.len(), 2);
+    }
+
+    #[test]
+    fn replacing_and_counting_keep_the_byte_total_exact() {
+        let cache = small(10, usize::MAX);
+        cache.set("k", "short", Duration::from_secs(60));
+        cache.set("k", "a much longer value", Duration::from_secs(60));
+        assert_eq!(cache.bytes(), entry_size("k", "a much longer value"));
+        for _ in 0..12 {
+            cache.incr("n", Duration::from_secs(60));
+        }
+        assert_eq!(cache.get("n").as_deref(), Some("12"));
+        assert_eq!(
+            cache.bytes(),
+            entry_size("k", "a much longer value") + entry_size("n", "12")
+        );
+        assert_eq!(cache.take("k").as_deref(), Some("a much longer value"));
+        assert!(cache.compare_and_delete("n", "12"));
+        assert_eq!(cache.bytes(), 0);
+        assert!(cache.is_empty());
     }
 }

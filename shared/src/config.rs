@@ -37,6 +37,55 @@ impl fmt::Display for Secret {
     }
 }
 
+/// A database URL: Debug and Display hide its password
+/// (`postgres://wxpay:***@db/wxpay`), so printing a configuration never leaks
+/// it. Derefs to the full URL for the one place that connects.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn new(value: impl Into<String>) -> Self {
+        DatabaseUrl(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for DatabaseUrl {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url_password(&self.0))
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", redact_url_password(&self.0))
+    }
+}
+
+/// The URL with its password (if any) replaced by `***`; a value that does not
+/// parse as a URL is hidden whole, since where its password is cannot be told.
+pub fn redact_url_password(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut parsed) => {
+            if parsed.password().is_some() && parsed.set_password(Some("***")).is_err() {
+                return "***".to_owned();
+            }
+            parsed.to_string()
+        }
+        Err(_) if url.starts_with("sqlite:") => url.to_owned(),
+        Err(_) => "***".to_owned(),
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("missing required environment variable {0}")]
@@ -246,9 +295,18 @@ pub struct CommonConfig {
     pub service: &'static str,
     pub listen_addr: SocketAddr,
     pub public_base_url: Url,
-    pub database_url: String,
+    pub database_url: DatabaseUrl,
+    /// `DATABASE_POOL_SIZE`: connections this process may hold (each replica
+    /// holds this many: keep replicas × size under PostgreSQL's
+    /// `max_connections`). None: 16 on PostgreSQL, 8 on SQLite.
+    pub database_pool_size: Option<u32>,
     pub redis_url: Option<Secret>,
+    /// `CACHE_MAX_ENTRIES`, `CACHE_MAX_BYTES`: bounds of the in-process cache.
+    pub memory_cache: crate::cache::MemoryLimits,
     pub session_secret: Secret,
+    /// `SESSION_SECRET_PREVIOUS`: during a key rotation, tokens signed with it
+    /// still verify; nothing is signed with it.
+    pub session_secret_previous: Option<Secret>,
     pub session_ttl: Duration,
     pub allowed_origins: Vec<String>,
     pub wechat: WechatBases,
@@ -259,6 +317,9 @@ pub struct CommonConfig {
     /// How long a client may take to send a request body once its head has
     /// arrived (`BODY_TIMEOUT_MS`); actix's own timeout covers the head only.
     pub body_timeout: Duration,
+    /// The gateways whose `X-Real-IP` names the client (`TRUSTED_GATEWAYS`,
+    /// CIDRs; loopback when unset).
+    pub trusted_gateways: crate::http::TrustedGateways,
 }
 
 /// Session keys shorter than this are refused: the token's HMAC is only as
@@ -275,6 +336,10 @@ impl CommonConfig {
             "LISTEN_ADDR",
             SocketAddr::from(([127, 0, 0, 1], default_port)),
         )?;
+        #[allow(
+            clippy::expect_used,
+            reason = "a literal URL, checked by the defaults test"
+        )]
         let public_base_url: Url = env.parse_or(
             "PUBLIC_BASE_URL",
             Url::parse("http://127.0.0.1:8080").expect("literal URL"),
@@ -282,19 +347,26 @@ impl CommonConfig {
         if !matches!(public_base_url.scheme(), "http" | "https") {
             return Err(ConfigError::invalid("PUBLIC_BASE_URL", "must be http(s)"));
         }
-        let database_url = env
-            .get("DATABASE_URL")
-            .map(str::to_owned)
-            .unwrap_or_else(|| {
-                format!("sqlite://data/{}.db", service.trim_end_matches("-service"))
-            });
-        let session_secret = env.secret("SESSION_SECRET")?;
-        if session_secret.expose().len() < MIN_SESSION_SECRET_LEN {
+        let database_url = DatabaseUrl(env.get("DATABASE_URL").map(str::to_owned).unwrap_or_else(
+            || format!("sqlite://data/{}.db", service.trim_end_matches("-service")),
+        ));
+        let database_pool_size: Option<u32> = env
+            .get("DATABASE_POOL_SIZE")
+            .map(|_| env.parse_or("DATABASE_POOL_SIZE", 0))
+            .transpose()?;
+        if database_pool_size.is_some_and(|n| !(1..=1000).contains(&n)) {
             return Err(ConfigError::invalid(
-                "SESSION_SECRET",
-                format!("must be at least {MIN_SESSION_SECRET_LEN} characters"),
+                "DATABASE_POOL_SIZE",
+                "must be 1 to 1000",
             ));
         }
+        let memory_cache = memory_limits(env)?;
+        let insecure_bases = env.bool_or("ALLOW_INSECURE_WECHAT_BASES", false)?;
+        let session_secret = session_key("SESSION_SECRET", env.secret("SESSION_SECRET")?)?;
+        let session_secret_previous = env
+            .optional_secret("SESSION_SECRET_PREVIOUS")
+            .map(|s| session_key("SESSION_SECRET_PREVIOUS", s))
+            .transpose()?;
         let allowed_origins = match env.get("ALLOWED_REDIRECT_ORIGINS") {
             Some(list) => list
                 .split(',')
@@ -326,14 +398,32 @@ impl CommonConfig {
             listen_addr,
             public_base_url,
             database_url,
+            database_pool_size,
             redis_url: env.optional_secret("REDIS_URL"),
+            memory_cache,
             session_secret,
+            session_secret_previous,
             session_ttl: Duration::from_secs(env.parse_or("SESSION_TTL_SECONDS", 7 * 24 * 3600)?),
             allowed_origins,
             wechat: WechatBases {
-                api: base(env, "WECHAT_API_BASE", "https://api.weixin.qq.com")?,
-                open: base(env, "WECHAT_OPEN_BASE", "https://open.weixin.qq.com")?,
-                pay: base(env, "WECHATPAY_API_BASE", "https://api.mch.weixin.qq.com")?,
+                api: base(
+                    env,
+                    "WECHAT_API_BASE",
+                    "https://api.weixin.qq.com",
+                    insecure_bases,
+                )?,
+                open: base(
+                    env,
+                    "WECHAT_OPEN_BASE",
+                    "https://open.weixin.qq.com",
+                    insecure_bases,
+                )?,
+                pay: base(
+                    env,
+                    "WECHATPAY_API_BASE",
+                    "https://api.mch.weixin.qq.com",
+                    insecure_bases,
+                )?,
             },
             http: HttpClientConfig {
                 connect_timeout: env.millis_or("WECHAT_CONNECT_TIMEOUT_MS", 2_000)?,
@@ -345,6 +435,11 @@ impl CommonConfig {
             max_json_bytes: env.parse_or("MAX_JSON_BYTES", 64 * 1024)?,
             max_xml_bytes: env.parse_or("MAX_XML_BYTES", crate::xml::DEFAULT_MAX_XML_BYTES)?,
             body_timeout: env.millis_or("BODY_TIMEOUT_MS", 10_000)?,
+            trusted_gateways: match env.get("TRUSTED_GATEWAYS").map(str::trim) {
+                Some(list) if !list.is_empty() => crate::http::TrustedGateways::parse(list)
+                    .map_err(|e| ConfigError::invalid("TRUSTED_GATEWAYS", e))?,
+                _ => crate::http::TrustedGateways::default(),
+            },
         })
     }
 
@@ -362,13 +457,56 @@ impl CommonConfig {
     }
 }
 
-fn base(env: &Env, name: &str, default: &str) -> Result<String, ConfigError> {
+/// A session key, refused when too short to make a strong HMAC key.
+fn session_key(name: &str, secret: Secret) -> Result<Secret, ConfigError> {
+    if secret.expose().len() < MIN_SESSION_SECRET_LEN {
+        return Err(ConfigError::invalid(
+            name,
+            format!("must be at least {MIN_SESSION_SECRET_LEN} characters"),
+        ));
+    }
+    Ok(secret)
+}
+
+/// A WeChat base URL. Plain http would send app secrets, codes and signed
+/// payment requests in the clear, so it is refused unless
+/// `ALLOW_INSECURE_WECHAT_BASES=on` says this is a sandbox setup.
+fn base(env: &Env, name: &str, default: &str, allow_http: bool) -> Result<String, ConfigError> {
     let value = env.get(name).unwrap_or(default);
     let url = Url::parse(value).map_err(|e| ConfigError::invalid(name, e.to_string()))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(ConfigError::invalid(name, "must be http(s)"));
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        "http" => {
+            return Err(ConfigError::invalid(
+                name,
+                "must be https (set ALLOW_INSECURE_WECHAT_BASES=on for a local sandbox)",
+            ));
+        }
+        _ => return Err(ConfigError::invalid(name, "must be https")),
     }
     Ok(value.trim_end_matches('/').to_owned())
+}
+
+fn memory_limits(env: &Env) -> Result<crate::cache::MemoryLimits, ConfigError> {
+    let default = crate::cache::MemoryLimits::default();
+    let limits = crate::cache::MemoryLimits {
+        max_entries: env.parse_or("CACHE_MAX_ENTRIES", default.max_entries)?,
+        max_bytes: env.parse_or("CACHE_MAX_BYTES", default.max_bytes)?,
+    };
+    if limits.max_entries == 0 {
+        return Err(ConfigError::invalid(
+            "CACHE_MAX_ENTRIES",
+            "must be at least 1",
+        ));
+    }
+    if limits.max_bytes < 64 * 1024 {
+        return Err(ConfigError::invalid(
+            "CACHE_MAX_BYTES",
+            "must be at least 65536",
+        ));
+    }
+    Ok(limits)
 }
 
 /// `scheme://host[:port]` of an absolute http(s) URL, or None.
@@ -398,6 +536,83 @@ mod tests {
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
 
     #[test]
+    fn database_passwords_never_print() {
+        let env = Env::from_pairs([
+            ("SESSION_SECRET", SECRET),
+            ("DATABASE_URL", "postgres://wxpay:pg-pass-42@db:5432/wxpay"),
+            ("REDIS_URL", "redis://:redis-pass-42@redis:6379"),
+        ]);
+        let cfg = CommonConfig::from_env(&env, "pay-service", 8083).unwrap();
+        let printed = format!("{cfg:?} {}", cfg.database_url);
+        assert!(!printed.contains("pg-pass-42"), "{printed}");
+        assert!(!printed.contains("redis-pass-42"), "{printed}");
+        assert!(
+            printed.contains("postgres://wxpay:***@db:5432/wxpay"),
+            "{printed}"
+        );
+        assert_eq!(
+            cfg.database_url.expose(),
+            "postgres://wxpay:pg-pass-42@db:5432/wxpay"
+        );
+        assert_eq!(
+            redact_url_password("sqlite://data/pay.db"),
+            "sqlite://data/pay.db"
+        );
+        assert_eq!(redact_url_password("not a url :pw@"), "***");
+    }
+
+    #[test]
+    fn plain_http_wechat_bases_need_the_sandbox_switch() {
+        for name in ["WECHAT_API_BASE", "WECHAT_OPEN_BASE", "WECHATPAY_API_BASE"] {
+            let env =
+                Env::from_pairs([("SESSION_SECRET", SECRET), (name, "http://127.0.0.1:8090")]);
+            let err = CommonConfig::from_env(&env, "a", 1)
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(name) && err.contains("ALLOW_INSECURE_WECHAT_BASES"),
+                "{err}"
+            );
+            let env = Env::from_pairs([
+                ("SESSION_SECRET", SECRET),
+                (name, "http://127.0.0.1:8090"),
+                ("ALLOW_INSECURE_WECHAT_BASES", "on"),
+            ]);
+            assert!(CommonConfig::from_env(&env, "a", 1).is_ok(), "{name}");
+        }
+        let env = Env::from_pairs([("SESSION_SECRET", SECRET), ("WECHAT_API_BASE", "ftp://x")]);
+        assert!(CommonConfig::from_env(&env, "a", 1).is_err());
+    }
+
+    #[test]
+    fn pool_size_and_cache_bounds_are_checked() {
+        let with = |k: &str, v: &str| {
+            CommonConfig::from_env(
+                &Env::from_pairs([("SESSION_SECRET", SECRET), (k, v)]),
+                "a",
+                1,
+            )
+        };
+        assert_eq!(
+            with("DATABASE_POOL_SIZE", "4").unwrap().database_pool_size,
+            Some(4)
+        );
+        for bad in ["0", "1001", "many"] {
+            let err = with("DATABASE_POOL_SIZE", bad).unwrap_err().to_string();
+            assert!(err.contains("DATABASE_POOL_SIZE"), "{err}");
+        }
+        assert_eq!(
+            with("CACHE_MAX_ENTRIES", "500")
+                .unwrap()
+                .memory_cache
+                .max_entries,
+            500
+        );
+        assert!(with("CACHE_MAX_ENTRIES", "0").is_err());
+        assert!(with("CACHE_MAX_BYTES", "10").is_err());
+    }
+
+    #[test]
     fn secrets_never_print() {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s}"), "***");
@@ -413,7 +628,7 @@ mod tests {
         let env = Env::from_pairs([("SESSION_SECRET", SECRET)]);
         let cfg = CommonConfig::from_env(&env, "pay-service", 8083).unwrap();
         assert_eq!(cfg.listen_addr.to_string(), "127.0.0.1:8083");
-        assert_eq!(cfg.database_url, "sqlite://data/pay.db");
+        assert_eq!(cfg.database_url.expose(), "sqlite://data/pay.db");
         assert_eq!(
             cfg.allowed_origins,
             vec!["http://127.0.0.1:8080".to_string()]
@@ -441,6 +656,16 @@ mod tests {
                 .unwrap_err()
                 .to_string()
                 .contains("SESSION_SECRET")
+        );
+        let env = Env::from_pairs([
+            ("SESSION_SECRET", SECRET),
+            ("SESSION_SECRET_PREVIOUS", "short"),
+        ]);
+        assert!(
+            CommonConfig::from_env(&env, "a", 1)
+                .unwrap_err()
+                .to_string()
+                .contains("SESSION_SECRET_PREVIOUS")
         );
         let env = Env::from_pairs([("SESSION_SECRET", SECRET), ("LISTEN_ADDR", "nope")]);
         assert!(

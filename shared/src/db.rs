@@ -181,6 +181,17 @@ impl Database {
     /// Connects, creates the SQLite file's folder if needed, and runs the pending
     /// migrations. Blocking: call it at start, before serving.
     pub fn connect(url: &str, migrations: Migrations) -> Result<Self, DbError> {
+        Self::connect_with_pool_size(url, migrations, None)
+    }
+
+    /// `connect` with `DATABASE_POOL_SIZE` (None: 16 on PostgreSQL, 8 on a
+    /// SQLite file; an in-memory SQLite database always gets one connection,
+    /// since each connection would be a database of its own).
+    pub fn connect_with_pool_size(
+        url: &str,
+        migrations: Migrations,
+        pool_size: Option<u32>,
+    ) -> Result<Self, DbError> {
         let (backend, target) = parse_url(url)?;
         let folder = std::path::Path::new(&target)
             .parent()
@@ -191,16 +202,16 @@ impl Database {
             std::fs::create_dir_all(dir)
                 .map_err(|e| DbError::Setup(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let max_size = match (backend, target.as_str()) {
-            // Every in-memory connection is its own database: keep one.
-            (Backend::Sqlite, ":memory:") => 1,
-            (Backend::Sqlite, _) => 8,
-            (Backend::Postgres, _) => 16,
+        let max_size = match (backend, target.as_str(), pool_size) {
+            (Backend::Sqlite, ":memory:", _) => 1,
+            (_, _, Some(n)) => n,
+            (Backend::Sqlite, _, None) => 8,
+            (Backend::Postgres, _, None) => 16,
         };
         let pool = Pool::builder()
             .max_size(max_size)
-            .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(3))
+            .min_idle(Some(1.min(max_size)))
             .build(Manager { backend, target })
             .map_err(|e| DbError::Unavailable(e.to_string()))?;
         let db = Database { pool, backend };

@@ -2,7 +2,7 @@
 //! CORS, body limits with envelope errors, the client's address, and the server.
 
 use std::future::Future;
-use std::net::{IpAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, TcpListener};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +19,7 @@ use actix_web::middleware::{Next, from_fn};
 use actix_web::web::Bytes;
 use actix_web::{App, HttpMessage, HttpRequest, HttpResponse, HttpServer, web};
 use futures_util::Stream;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use tracing::Instrument;
 
 use crate::error::ApiError;
@@ -203,6 +204,8 @@ pub struct ServerSettings {
     pub workers: Option<usize>,
     /// See [`body_deadline`].
     pub body_timeout: Duration,
+    /// Whose `X-Real-IP` [`client_ip`] believes.
+    pub trusted_gateways: TrustedGateways,
 }
 
 /// Builds an actix server on `listener` (bind port 0 in tests and read it back)
@@ -219,6 +222,7 @@ where
     let mut server = HttpServer::new(move || {
         App::new()
             .app_data(BodyTimeout(s.body_timeout))
+            .app_data(s.trusted_gateways.clone())
             .wrap(cors(&s.allowed_origins))
             .wrap(from_fn(body_deadline))
             .wrap(from_fn(observe))
@@ -236,33 +240,168 @@ where
     Ok(server.run())
 }
 
-/// The client's address. `X-Real-IP` (set by the gateway) is believed only when
-/// the connection comes from a proxy on loopback or a private network; anyone
-/// else could write it.
+/// The gateways in front of a service (`TRUSTED_GATEWAYS`): the peers whose
+/// `X-Real-IP` header names the client. Anyone else could write that header,
+/// and a private address is not a gateway just for being private (another
+/// container, pod or compromised host on the same network is private too).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrustedGateways(Vec<IpNet>);
+
+impl Default for TrustedGateways {
+    /// Loopback only: a gateway on the same host (and the tests).
+    fn default() -> Self {
+        TrustedGateways(vec![
+            IpNet::V4(Ipv4Net::new_assert(Ipv4Addr::LOCALHOST, 8)),
+            IpNet::V6(Ipv6Net::new_assert(Ipv6Addr::LOCALHOST, 128)),
+        ])
+    }
+}
+
+impl TrustedGateways {
+    /// A list of CIDRs or single addresses, separated by commas or spaces.
+    /// Err says which entry is neither.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        list.split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<IpNet>()
+                    .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| format!("{s:?} is not an IP address or CIDR"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(TrustedGateways)
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// The client's address: `X-Real-IP` when the connection comes from one of
+/// the [`TrustedGateways`] the server was given (loopback when none were),
+/// else the connection's own peer.
 pub fn client_ip(req: &HttpRequest) -> Option<IpAddr> {
-    let peer = req.peer_addr().map(|a| a.ip());
-    let trusted_proxy = peer.is_some_and(is_internal);
-    if trusted_proxy {
+    let peer = req.peer_addr().map(|a| a.ip().to_canonical());
+    let from_gateway = peer.is_some_and(|ip| match req.app_data::<TrustedGateways>() {
+        Some(gateways) => gateways.contains(ip),
+        None => TrustedGateways::default().contains(ip),
+    });
+    if from_gateway {
         let forwarded = req
             .headers()
             .get("x-real-ip")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok());
-        if forwarded.is_some() {
-            return forwarded;
+            .and_then(|v| v.trim().parse::<IpAddr>().ok());
+        if let Some(ip) = forwarded {
+            return Some(ip.to_canonical());
         }
     }
     peer
 }
 
-fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
-        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+/// The key a per-client rate limit counts under: an IPv4 address as it is,
+/// an IPv6 address by its /64. One IPv6 subscriber is usually given a whole
+/// /64 (or more) and may use any address in it, so counting single IPv6
+/// addresses would hand each client 2^64 budgets.
+pub fn rate_limit_key(ip: IpAddr) -> String {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => Ipv6Net::new_assert(v6, 64).trunc().to_string(),
     }
 }
 
 /// The request id of a request, for replies that need to name it.
 pub fn request_id(req: &HttpRequest) -> Option<String> {
     req.extensions().get::<RequestId>().map(|r| r.0.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_clients_are_counted_per_64_and_ipv4_per_address() {
+        assert_eq!(rate_limit_key(ip("203.0.113.7")), "203.0.113.7");
+        assert_ne!(
+            rate_limit_key(ip("203.0.113.7")),
+            rate_limit_key(ip("203.0.113.8"))
+        );
+        let a = rate_limit_key(ip("2001:db8:1:2:aaaa::1"));
+        assert_eq!(a, "2001:db8:1:2::/64");
+        assert_eq!(a, rate_limit_key(ip("2001:db8:1:2:ffff:ffff:ffff:ffff")));
+        assert_ne!(a, rate_limit_key(ip("2001:db8:1:3::1")));
+        // An IPv4 client on a dual-stack socket is still an IPv4 client.
+        assert_eq!(rate_limit_key(ip("::ffff:203.0.113.7")), "203.0.113.7");
+    }
+
+    #[test]
+    fn trusted_gateways_parse_cidrs_and_addresses_and_name_a_bad_entry() {
+        let g = TrustedGateways::parse("10.1.0.0/16, 192.0.2.5 fd00::/8").unwrap();
+        assert!(g.contains(ip("10.1.200.3")));
+        assert!(!g.contains(ip("10.2.0.1")));
+        assert!(g.contains(ip("192.0.2.5")));
+        assert!(!g.contains(ip("192.0.2.6")));
+        assert!(g.contains(ip("fd12::1")));
+        assert!(g.contains(ip("::ffff:10.1.0.9")), "IPv4-mapped peers");
+        assert!(
+            !g.contains(ip("127.0.0.1")),
+            "an explicit list replaces loopback"
+        );
+        let err = TrustedGateways::parse("10.0.0.0/8,private").unwrap_err();
+        assert!(err.contains("\"private\""), "{err}");
+        assert!(TrustedGateways::parse("10.0.0.0/33").is_err());
+        let default = TrustedGateways::default();
+        assert!(default.contains(ip("127.0.0.1")) && default.contains(ip("::1")));
+        assert!(!default.contains(ip("10.0.0.1")), "private is not trusted");
+    }
+
+    fn request(peer: &str, real_ip: Option<&str>, gateways: Option<&str>) -> HttpRequest {
+        let mut t = TestRequest::default().peer_addr(format!("{peer}:40000").parse().unwrap());
+        if let Some(r) = real_ip {
+            t = t.insert_header(("x-real-ip", r));
+        }
+        if let Some(g) = gateways {
+            t = t.app_data(TrustedGateways::parse(g).unwrap());
+        }
+        t.to_http_request()
+    }
+
+    #[test]
+    fn x_real_ip_is_believed_from_the_configured_gateways_only() {
+        let gw = Some("10.0.0.5/32");
+        assert_eq!(
+            client_ip(&request("10.0.0.5", Some("203.0.113.7"), gw)),
+            Some(ip("203.0.113.7"))
+        );
+        // Another private peer is not the gateway: its header is ignored.
+        assert_eq!(
+            client_ip(&request("10.0.0.6", Some("203.0.113.7"), gw)),
+            Some(ip("10.0.0.6"))
+        );
+        assert_eq!(
+            client_ip(&request("192.168.1.9", Some("203.0.113.7"), None)),
+            Some(ip("192.168.1.9")),
+            "by default only loopback is a gateway"
+        );
+        assert_eq!(
+            client_ip(&request("127.0.0.1", Some("203.0.113.7"), None)),
+            Some(ip("203.0.113.7"))
+        );
+        // From the gateway, garbage or no header: the peer itself.
+        assert_eq!(
+            client_ip(&request("10.0.0.5", Some("not an ip"), gw)),
+            Some(ip("10.0.0.5"))
+        );
+        assert_eq!(
+            client_ip(&request("10.0.0.5", None, gw)),
+            Some(ip("10.0.0.5"))
+        );
+    }
 }

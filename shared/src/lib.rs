@@ -1,6 +1,8 @@
 //! What every wxpay service shares: configuration, the response envelope and
 //! errors, WeChat signing, the Pay XML codec, money, the WeChat HTTP client,
-//! database and cache access, sessions and telemetry.
+//! database and cache access, sessions, telemetry and metrics, and how a
+//! service starts. The module map is in README.md; test helpers live in the
+//! dev-only `testkit` crate.
 
 pub mod cache;
 pub mod config;
@@ -8,12 +10,13 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod money;
 pub mod random;
 pub mod session;
 pub mod sign;
 pub mod startup;
 pub mod telemetry;
-pub mod testing;
 pub mod wechat;
+pub mod wechatpay_v3;
 pub mod xml;

@@ -86,6 +86,10 @@ where
     match sign_type {
         SignType::Md5 => hex::encode_upper(Md5::digest(plain.as_bytes())),
         SignType::HmacSha256 => {
+            #[allow(
+                clippy::expect_used,
+                reason = "HMAC takes keys of any length: new_from_slice never fails for it"
+            )]
             let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes())
                 .expect("HMAC accepts keys of any length");
             mac.update(plain.as_bytes());
@@ -124,6 +128,10 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 
 /// Lowercase hex HMAC-SHA256, used for merchant webhooks and session tokens.
 pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    #[allow(
+        clippy::expect_used,
+        reason = "HMAC takes keys of any length: new_from_slice never fails for it"
+    )]
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length");
     mac.update(data);
     mac.finalize().into_bytes().to_vec()

@@ -4,13 +4,12 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, TextEncoder,
-};
+use prometheus::{Encoder, HistogramVec, IntCounterVec, IntGauge, TextEncoder};
 
 use crate::cache::Cache;
 use crate::config::LogFormat;
 use crate::db::Database;
+use crate::metrics;
 
 /// Installs the global subscriber once; later calls (tests, `stack`) are no-ops.
 pub fn init_tracing(format: LogFormat) {
@@ -29,58 +28,39 @@ pub fn init_tracing(format: LogFormat) {
     };
 }
 
-/// Registers a metric in the default registry; metrics are process-wide statics
-/// so that `stack`, which hosts every service in one process, registers each once.
-pub fn register<M: prometheus::core::Collector + Clone + 'static>(metric: M) -> M {
-    prometheus::register(Box::new(metric.clone())).expect("metric registered twice");
-    metric
-}
-
+/// Requests by method, matched route and status.
 pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register(
-        IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route and status"),
-            &["method", "route", "status"],
-        )
-        .expect("valid metric"),
+    metrics::counter_vec(
+        "http_requests_total",
+        "HTTP requests by route and status",
+        &["method", "route", "status"],
     )
 });
 
 pub static HTTP_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
-    register(
-        HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency").buckets(
-                vec![
-                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-                ],
-            ),
-            &["route"],
-        )
-        .expect("valid metric"),
+    metrics::histogram_vec(
+        "http_request_duration_seconds",
+        "HTTP request latency",
+        &["route"],
+        &[
+            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ],
     )
 });
 
 pub static WECHAT_CALLS: LazyLock<HistogramVec> = LazyLock::new(|| {
-    register(
-        HistogramVec::new(
-            HistogramOpts::new(
-                "wechat_call_duration_seconds",
-                "Calls to WeChat by path and outcome",
-            )
-            .buckets(vec![
-                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-            ]),
-            &["path", "outcome"],
-        )
-        .expect("valid metric"),
+    metrics::histogram_vec(
+        "wechat_call_duration_seconds",
+        "Calls to WeChat by path and outcome",
+        &["path", "outcome"],
+        &[
+            0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+        ],
     )
 });
 
-static RESIDENT_MEMORY: LazyLock<IntGauge> = LazyLock::new(|| {
-    register(
-        IntGauge::new("process_resident_memory_bytes", "Resident memory").expect("valid metric"),
-    )
-});
+static RESIDENT_MEMORY: LazyLock<IntGauge> =
+    LazyLock::new(|| metrics::gauge("process_resident_memory_bytes", "Resident memory"));
 
 /// Resident set size of this process, from /proc (0 where there is none).
 pub fn resident_memory_bytes() -> u64 {

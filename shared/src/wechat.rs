@@ -91,6 +91,11 @@ pub enum Host {
 
 impl WechatClient {
     pub fn new(bases: WechatBases, cfg: &HttpClientConfig) -> Self {
+        #[allow(
+            clippy::expect_used,
+            reason = "the builder fails only when the compiled-in rustls backend cannot \
+                      initialise, once at startup, where nothing else could run either"
+        )]
         let http = reqwest::Client::builder()
             .connect_timeout(cfg.connect_timeout)
             .timeout(cfg.timeout)

@@ -1,9 +1,14 @@
 //! The cache's contract, on the in-process map and on real Redis.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 use std::time::Duration;
 
 use shared::cache::Cache;
-use shared::testing;
 
 async fn check_contract(cache: &Cache) {
     let label = format!("{cache:?}");
@@ -62,14 +67,14 @@ async fn check_contract(cache: &Cache) {
 
 #[tokio::test]
 async fn contract_holds_on_every_cache() {
-    for cache in testing::all_caches().await {
+    for cache in testkit::all_caches().await {
         check_contract(&cache).await;
     }
 }
 
 #[tokio::test]
 async fn values_expire() {
-    for cache in testing::all_caches().await {
+    for cache in testkit::all_caches().await {
         cache
             .set("short", "v", Duration::from_millis(30))
             .await
@@ -95,7 +100,7 @@ async fn values_expire() {
 
 #[tokio::test]
 async fn only_one_of_many_concurrent_set_nx_wins() {
-    for cache in testing::all_caches().await {
+    for cache in testkit::all_caches().await {
         let tasks: Vec<_> = (0..50)
             .map(|i| {
                 let c = cache.clone();
@@ -116,10 +121,10 @@ async fn only_one_of_many_concurrent_set_nx_wins() {
 
 #[tokio::test]
 async fn prefixes_keep_tests_apart() {
-    let Some((a, _)) = testing::redis_cache().await else {
+    let Some((a, _)) = testkit::redis_cache().await else {
         return;
     };
-    let Some((b, _)) = testing::redis_cache().await else {
+    let Some((b, _)) = testkit::redis_cache().await else {
         return;
     };
     a.set("same", "a", Duration::from_secs(30)).await.unwrap();

@@ -1,11 +1,17 @@
 //! One code base on SQLite and PostgreSQL: migrations, the `db_run!` macro,
 //! transactions, and the error mapping (NotFound → 404, pool errors → 503).
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 use diesel::prelude::*;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use shared::db::{Database, DbError, Migrations};
+use shared::db_run;
 use shared::error::ApiError;
-use shared::{db_run, testing};
 
 diesel::table! {
     probe (id) {
@@ -43,7 +49,7 @@ async fn upsert(db: &Database, id: i64, name: &'static str) -> Result<i64, DbErr
 
 #[tokio::test]
 async fn same_code_on_every_backend() {
-    for t in testing::all_backends(migrations) {
+    for t in testkit::all_backends(migrations) {
         let db = &t.db;
         db.ping().await.unwrap();
         assert_eq!(upsert(db, 1, "one").await.unwrap(), 1, "{}", t.url);
@@ -81,7 +87,7 @@ async fn same_code_on_every_backend() {
 
 #[tokio::test]
 async fn migrations_are_idempotent() {
-    for t in testing::all_backends(migrations) {
+    for t in testkit::all_backends(migrations) {
         // Connecting again runs no migration twice.
         let again = Database::connect(&t.url, migrations()).unwrap();
         again.ping().await.unwrap();

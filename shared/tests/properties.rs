@@ -1,6 +1,12 @@
 //! Properties of the signing, XML and money code over generated inputs
 //! (proptest), beyond the examples in the unit tests.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;

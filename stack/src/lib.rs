@@ -5,21 +5,54 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use actix_web::dev::Server;
 use shared::cache::Cache;
 use shared::config::Env;
-use shared::startup::{listen, server_settings};
-use shared::telemetry::{Readiness, configure_health};
+use shared::startup::{Application, listen, server_settings};
+use shared::telemetry::Readiness;
 use wechat_sandbox::{Sandbox, SandboxConfig};
 
 pub struct Stack {
     addr: SocketAddr,
     public_url: String,
     sandbox: Option<Sandbox>,
-    server: Server,
+    app: Application,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// What the sandbox replaces. Someone who set one of these meant real WeChat:
+/// replacing it silently would run a "production" stack against the sandbox.
+const SANDBOX_REPLACES: [&str; 9] = [
+    "WX_APP_ID",
+    "WX_APP_SECRET",
+    "MP_APP_ID",
+    "MP_APP_SECRET",
+    "MCH_ID",
+    "MCH_KEY",
+    "WECHAT_API_BASE",
+    "WECHAT_OPEN_BASE",
+    "WECHATPAY_API_BASE",
+];
+
+/// With the sandbox on, any WeChat credential or base in the environment is a
+/// mistake worth stopping for: either unset it or set `WXPAY_SANDBOX=off`.
+pub fn refuse_real_wechat_settings(env: &Env) -> anyhow::Result<()> {
+    let set: Vec<&str> = SANDBOX_REPLACES
+        .into_iter()
+        .filter(|name| env.get(name).is_some())
+        .collect();
+    if set.is_empty() {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "WXPAY_SANDBOX is on (the default), but {} {} set: the sandbox would replace {}. \
+         Set WXPAY_SANDBOX=off to use real WeChat, or unset {}.",
+        set.join(", "),
+        if set.len() == 1 { "is" } else { "are" },
+        if set.len() == 1 { "it" } else { "them" },
+        if set.len() == 1 { "it" } else { "them" },
+    )
+}
 const DEFAULT_SANDBOX: &str = "127.0.0.1:8090";
 
 impl Stack {
@@ -39,6 +72,9 @@ impl Stack {
             tracing::info!("SESSION_SECRET not set: using a random one for this run");
         }
 
+        if sandbox_on {
+            refuse_real_wechat_settings(&env)?;
+        }
         let sandbox = if sandbox_on {
             let sandbox_addr: SocketAddr =
                 env.parse_or("SANDBOX_ADDR", DEFAULT_SANDBOX.parse()?)?;
@@ -56,15 +92,17 @@ impl Stack {
         };
 
         let cache = Cache::connect(env.get("REDIS_URL"), shared::startup::CACHE_PREFIX).await?;
-        let auth_config = auth_service::config::AuthConfig::from_env(&env)?;
-        let jssdk_config = jssdk_service::config::JssdkConfig::from_env(&env)?;
-        let pay_config = pay_service::config::PayConfig::from_env(&env)?;
+        let auth_config = auth_service::AuthConfig::from_env(&env)?;
+        let jssdk_config = jssdk_service::JssdkConfig::from_env(&env)?;
+        let pay_config = pay_service::PayConfig::from_env(&env)?;
         let settings = server_settings(&auth_config.common);
         let public_url = auth_config.common.public_base_url.to_string();
 
         let auth = auth_service::AuthState::build(auth_config, Some(cache.clone())).await?;
         let jssdk = jssdk_service::JssdkState::build(jssdk_config, Some(cache.clone())).await?;
         let pay = pay_service::PayState::build(pay_config, Some(cache.clone())).await?;
+        // Reconciliation and event dispatch, stopped with the server.
+        let pay_workers = pay_service::Workers::start(&pay);
 
         let mut readiness = Readiness::default();
         for r in [auth.readiness(), jssdk.readiness(), pay.readiness()] {
@@ -82,8 +120,7 @@ impl Stack {
             jssdk_service::configure(jssdk),
             pay_service::configure(pay),
         );
-        let server = shared::http::serve(listener, settings, move |cfg| {
-            configure_health(cfg, readiness.clone());
+        let app = Application::serve(listener, settings, readiness, move |cfg| {
             auth_routes(cfg);
             jssdk_routes(cfg);
             pay_routes(cfg);
@@ -103,12 +140,13 @@ impl Stack {
             if let Some(root) = &web_root {
                 cfg.service(actix_files::Files::new("/", root).index_file("index.html"));
             }
-        })?;
+        })?
+        .keep_alive(pay_workers);
         Ok(Stack {
             addr,
             public_url,
             sandbox,
-            server,
+            app,
         })
     }
 
@@ -126,7 +164,7 @@ impl Stack {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let result = self.server.await;
+        let result = self.app.run_until_stopped().await;
         if let Some(sandbox) = self.sandbox {
             sandbox.stop().await;
         }

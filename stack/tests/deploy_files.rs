@@ -7,6 +7,12 @@
 //!
 //! gateway_nginx.rs runs gateway.conf in real nginx.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 mod deploy_support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -34,8 +40,8 @@ const SANDBOX: (&str, u16) = ("wechat-sandbox", 8090);
 fn service_config(service: &str, env: &Env) -> Result<CommonConfig, ConfigError> {
     match service {
         "auth-service" => auth_service::config::AuthConfig::from_env(env).map(|c| c.common),
-        "jssdk-service" => jssdk_service::config::JssdkConfig::from_env(env).map(|c| c.common),
-        "pay-service" => pay_service::config::PayConfig::from_env(env).map(|c| c.common),
+        "jssdk-service" => jssdk_service::JssdkConfig::from_env(env).map(|c| c.common),
+        "pay-service" => pay_service::PayConfig::from_env(env).map(|c| c.common),
         other => panic!("unknown service {other}"),
     }
 }
@@ -43,14 +49,20 @@ fn service_config(service: &str, env: &Env) -> Result<CommonConfig, ConfigError>
 /// Whether a service keeps tables (it exports its migrations); one that does
 /// not must not be handed the database's credentials.
 fn uses_database(service: &str) -> bool {
-    read_repo(&format!("{service}/src/lib.rs")).contains("pub fn migrations()")
+    read_repo(&format!("{service}/src/lib.rs"))
+        .lines()
+        .map(str::trim)
+        .any(|l| {
+            l.starts_with("pub fn migrations()")
+                || (l.starts_with("pub use ") && l.contains("migrations"))
+        })
 }
 
 #[test]
 fn default_ports_are_the_contracts() {
     assert_eq!(auth_service::config::DEFAULT_PORT, SERVICES[0].1);
-    assert_eq!(jssdk_service::config::DEFAULT_PORT, SERVICES[1].1);
-    assert_eq!(pay_service::config::DEFAULT_PORT, SERVICES[2].1);
+    assert_eq!(jssdk_service::DEFAULT_PORT, SERVICES[1].1);
+    assert_eq!(pay_service::DEFAULT_PORT, SERVICES[2].1);
     let telemetry = read_repo("shared/src/telemetry.rs");
     for path in ["\"/healthz\"", "\"/readyz\"", "\"/metrics\""] {
         assert!(telemetry.contains(path), "shared::telemetry mounts {path}");
@@ -466,6 +478,79 @@ fn compose_runs_the_tested_gateway_in_front_of_the_services() {
     for (name, _) in SERVICES {
         assert_eq!(s(&gw["depends_on"][name]["condition"]), "service_healthy");
     }
+}
+
+/// The variables deploy/nginx/wxpay-gateway-env.sh reads (`${NAME…}`).
+fn gateway_script_reads() -> BTreeSet<String> {
+    refs(&read_repo("deploy/nginx/wxpay-gateway-env.sh"))
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}
+
+/// The gateway container renders its address lists from its environment
+/// with the script gateway_nginx.rs runs, and the services believe
+/// X-Real-IP from the gateway's fixed address only.
+#[test]
+fn compose_gateway_reads_its_addresses_from_the_environment() {
+    let compose = yaml("docker-compose.yml");
+    let gw = compose_service(&compose, "gateway");
+    let script = "deploy/nginx/wxpay-gateway-env.sh";
+    let volumes = strings(&gw["volumes"]);
+    let mount = volumes
+        .iter()
+        .find(|v| v.starts_with(&format!("./{script}:")))
+        .unwrap_or_else(|| panic!("the gateway mounts {script}: {volumes:?}"));
+    let target = mount.trim_end_matches(":ro").rsplit(':').next().unwrap();
+    assert!(
+        target.starts_with("/docker-entrypoint.d/") && target.ends_with(".sh"),
+        "the nginx image runs /docker-entrypoint.d/*.sh before nginx: {mount}"
+    );
+    // The image skips a script that is not executable, and nginx would then
+    // fail on the missing includes.
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(repo_root().join(script))
+            .unwrap()
+            .permissions(),
+    );
+    assert!(mode & 0o111 != 0, "{script} is executable ({mode:o})");
+    assert!(
+        read_repo("deploy/nginx/gateway.conf").contains("include /etc/nginx/wxpay/"),
+        "gateway.conf includes what the script writes by default"
+    );
+
+    // Given exactly the variables the script reads (but its test-only
+    // WXPAY_NGINX_DIR), and nothing a service reads.
+    let given: BTreeSet<String> = gw["environment"]
+        .as_mapping()
+        .expect("gateway environment as a mapping")
+        .keys()
+        .map(|k| s(k).to_owned())
+        .collect();
+    let mut read = gateway_script_reads();
+    read.remove("WXPAY_NGINX_DIR");
+    assert_eq!(given, read, "the gateway's variables are its script's");
+    for name in ["TRUSTED_PROXIES", "ADMIN_ALLOW_FROM"] {
+        assert!(given.contains(name), "API.md §2: the gateway reads {name}");
+    }
+
+    // TRUSTED_GATEWAYS names the gateway's own fixed address.
+    let (example, _) = env_example();
+    let address = interpolate(s(&gw["networks"]["default"]["ipv4_address"]), &example).unwrap();
+    for (name, _) in SERVICES {
+        let env = compose_env(compose_service(&compose, name), &example).unwrap();
+        assert_eq!(env["TRUSTED_GATEWAYS"], format!("{address}/32"), "{name}");
+    }
+    let subnet = interpolate(
+        s(&compose["networks"]["default"]["ipam"]["config"][0]["subnet"]),
+        &example,
+    )
+    .unwrap();
+    let subnet = shared::http::TrustedGateways::parse(&subnet).unwrap();
+    assert!(
+        subnet.contains(address.parse().unwrap()),
+        "the gateway's address is in the subnet"
+    );
 }
 
 #[test]
@@ -1032,9 +1117,21 @@ fn k8s_deployments_match_the_services() {
 fn ingress_routes_exactly_as_the_gateway_does() {
     let k = K8s::load();
     let ingresses = k.kind("Ingress");
-    assert_eq!(ingresses.len(), 1);
-    let ing = ingresses[0];
-    assert_eq!(s(&ing["apiVersion"]), "networking.k8s.io/v1");
+    assert!(!ingresses.is_empty());
+    let mut ingress_routes = BTreeSet::new();
+    for ing in &ingresses {
+        assert_eq!(s(&ing["apiVersion"]), "networking.k8s.io/v1");
+        ingress_routes.extend(ingress_routes_of(&k, ing));
+    }
+    // The sandbox's JS-SDK stand-in is development-only: not in the cluster.
+    assert_eq!(ingress_routes, GatewayConf::load().production_routes());
+    for ing in ingresses {
+        ingress_serves_the_public_host_like_the_gateway(&k, ing);
+    }
+}
+
+/// (path, exact, service, port) of an Ingress's rules.
+fn ingress_routes_of(k: &K8s, ing: &Value) -> BTreeSet<(String, bool, String, u16)> {
     let mut ingress_routes = BTreeSet::new();
     for rule in ing["spec"]["rules"].as_sequence().unwrap() {
         for p in rule["http"]["paths"].as_sequence().unwrap() {
@@ -1053,9 +1150,10 @@ fn ingress_routes_exactly_as_the_gateway_does() {
             ingress_routes.insert((s(&p["path"]).to_owned(), exact, name, port));
         }
     }
-    // The sandbox's JS-SDK stand-in is development-only: not in the cluster.
-    assert_eq!(ingress_routes, GatewayConf::load().production_routes());
+    ingress_routes
+}
 
+fn ingress_serves_the_public_host_like_the_gateway(k: &K8s, ing: &Value) {
     // The host it serves is the one the services build URLs from, over TLS.
     let public = url::Url::parse(s(
         &k.one("ConfigMap", "wxpay-config")["data"]["PUBLIC_BASE_URL"],
@@ -1099,6 +1197,180 @@ fn ingress_routes_exactly_as_the_gateway_does() {
     ] {
         assert_eq!(format!("{}s", annotation(ann)), directive(dir), "{ann}");
     }
+}
+
+/// The value of `name` in an nginx statement of gateway.conf, e.g.
+/// `burst` in `limit_req zone=… burst=100 nodelay;`.
+fn nginx_param(statement_start: &str, name: &str) -> String {
+    let conf = read_repo("deploy/nginx/gateway.conf");
+    let line = conf
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(statement_start))
+        .unwrap_or_else(|| panic!("gateway.conf has `{statement_start}`"));
+    line.trim_end_matches(';')
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{name}=")))
+        .unwrap_or_else(|| panic!("{line}: no {name}="))
+        .to_owned()
+}
+
+/// The cluster limits WeChat's notification paths as the gateway does, and
+/// serves the admin routes to ADMIN_ALLOW_FROM only.
+#[test]
+fn ingress_limits_notifications_and_admin_routes_as_the_gateway_does() {
+    let k = K8s::load();
+    let conf = GatewayConf::load();
+    let routes_where = |pick: fn(&deploy_support::Location) -> bool| {
+        let chosen: BTreeSet<(String, bool)> = conf
+            .locations
+            .iter()
+            .filter(|l| pick(l))
+            .map(|l| (l.path.clone(), l.exact))
+            .collect();
+        conf.production_routes()
+            .into_iter()
+            .filter(|(p, e, _, _)| chosen.contains(&(p.clone(), *e)))
+            .collect::<BTreeSet<_>>()
+    };
+    let annotation = |ing: &Value, name: &str| {
+        s(&ing["metadata"]["annotations"][format!("nginx.ingress.kubernetes.io/{name}")]).to_owned()
+    };
+
+    let limited = routes_where(|l| l.rate_limited);
+    assert_eq!(
+        limited.len(),
+        5,
+        "WeChat's five notification paths: {limited:?}"
+    );
+    let notify = k.one("Ingress", "wxpay-notify");
+    assert_eq!(ingress_routes_of(&k, notify), limited);
+    let rate = nginx_param("limit_req_zone ", "rate");
+    let rps: u64 = annotation(notify, "limit-rps").parse().unwrap();
+    assert_eq!(format!("{rps}r/s"), rate, "the gateway's rate");
+    let burst: u64 = nginx_param("limit_req zone=wxpay_notify", "burst")
+        .parse()
+        .unwrap();
+    let multiplier: u64 = annotation(notify, "limit-burst-multiplier")
+        .parse()
+        .unwrap();
+    assert_eq!(rps * multiplier, burst, "the gateway's burst");
+
+    let admin_only = routes_where(|l| l.admin_only);
+    assert_eq!(
+        admin_only.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        ["/api/pay/admin/"]
+    );
+    let admin = k.one("Ingress", "wxpay-admin");
+    assert_eq!(ingress_routes_of(&k, admin), admin_only);
+    // kustomize copies ADMIN_ALLOW_FROM from the ConfigMap into the allow list.
+    let kustomization = yaml("deploy/k8s/kustomization.yaml");
+    let replacements = kustomization["replacements"].as_sequence().unwrap();
+    let from_config = replacements
+        .iter()
+        .find(|r| s(&r["source"]["fieldPath"]) == "data.ADMIN_ALLOW_FROM")
+        .expect("a replacement from ADMIN_ALLOW_FROM");
+    assert_eq!(
+        (
+            s(&from_config["source"]["kind"]),
+            s(&from_config["source"]["name"])
+        ),
+        ("ConfigMap", "wxpay-config")
+    );
+    let target = &from_config["targets"][0];
+    assert_eq!(
+        (s(&target["select"]["kind"]), s(&target["select"]["name"])),
+        ("Ingress", "wxpay-admin")
+    );
+    assert_eq!(
+        strings(&target["fieldPaths"]),
+        ["metadata.annotations.[nginx.ingress.kubernetes.io/whitelist-source-range]"]
+    );
+    let config = &k.one("ConfigMap", "wxpay-config")["data"];
+    let allowed = s(&config["ADMIN_ALLOW_FROM"]);
+    assert_eq!(annotation(admin, "whitelist-source-range"), allowed);
+    shared::http::TrustedGateways::parse(allowed)
+        .unwrap_or_else(|e| panic!("ADMIN_ALLOW_FROM: {e}"));
+    for key in ["TRUSTED_PROXIES", "TRUSTED_GATEWAYS"] {
+        assert!(config.get(key).is_some(), "configmap.yaml carries {key}");
+    }
+
+    // Every other Ingress route is neither.
+    let main = k.one("Ingress", "wxpay");
+    let others = ingress_routes_of(&k, main);
+    assert!(others.is_disjoint(&limited) && others.is_disjoint(&admin_only));
+    assert!(
+        main["metadata"]["annotations"]
+            .get("nginx.ingress.kubernetes.io/whitelist-source-range")
+            .is_none()
+    );
+}
+
+/// A policy's `ports` entries as (protocol, port).
+fn policy_ports(rule: &Value) -> BTreeSet<(String, u64)> {
+    rule["ports"]
+        .as_sequence()
+        .map(|ps| {
+            ps.iter()
+                .map(|p| (s(&p["protocol"]).to_owned(), p["port"].as_u64().unwrap()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn network_policies_admit_the_ingress_controller_and_let_out_only_backends() {
+    let k = K8s::load();
+    let deny = k.one("NetworkPolicy", "default-deny");
+    assert!(
+        deny["spec"]["podSelector"]
+            .as_mapping()
+            .is_some_and(|m| m.is_empty()),
+        "default-deny selects every pod"
+    );
+    assert_eq!(strings(&deny["spec"]["policyTypes"]), ["Ingress", "Egress"]);
+    assert!(deny["spec"].get("ingress").is_none() && deny["spec"].get("egress").is_none());
+
+    let tcp = |p: u64| ("TCP".to_owned(), p);
+    for (name, port) in SERVICES {
+        let pol = k.one("NetworkPolicy", name);
+        let dep = k.one("Deployment", name);
+        assert_eq!(
+            labels(&pol["spec"]["podSelector"]["matchLabels"]),
+            labels(&dep["spec"]["selector"]["matchLabels"]),
+            "{name}: the policy selects the service's pods"
+        );
+        assert_eq!(strings(&pol["spec"]["policyTypes"]), ["Ingress", "Egress"]);
+        let ingress = pol["spec"]["ingress"].as_sequence().unwrap();
+        assert_eq!(ingress.len(), 1, "{name}: one way in");
+        let from = ingress[0]["from"].as_sequence().unwrap();
+        assert_eq!(from.len(), 1);
+        assert_eq!(
+            labels(&from[0]["namespaceSelector"]["matchLabels"]),
+            BTreeMap::from([(
+                "kubernetes.io/metadata.name".to_owned(),
+                "ingress-nginx".to_owned()
+            )]),
+            "{name}: from the ingress controller's namespace"
+        );
+        assert!(from[0].get("podSelector").is_none() && from[0].get("ipBlock").is_none());
+        assert_eq!(
+            policy_ports(&ingress[0]),
+            BTreeSet::from([tcp(port.into())])
+        );
+
+        let mut out = BTreeSet::new();
+        for rule in pol["spec"]["egress"].as_sequence().unwrap() {
+            assert!(rule.get("to").is_none(), "{name}: egress by port");
+            out.extend(policy_ports(rule));
+        }
+        let mut expected = BTreeSet::from([("UDP".to_owned(), 53), tcp(53), tcp(6379), tcp(443)]);
+        if uses_database(name) {
+            expected.insert(tcp(5432));
+        }
+        assert_eq!(out, expected, "{name}: DNS, its backends and WeChat only");
+    }
+    assert_eq!(k.kind("NetworkPolicy").len(), SERVICES.len() + 1);
 }
 
 #[test]

@@ -8,6 +8,12 @@
 //! Needs `/usr/bin/chromium`, `node` and `e2e/node_modules` (`cd e2e && npm ci`);
 //! without them it is skipped with the reason, unless CI=true.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,424 +1,105 @@
 //! deploy/nginx/gateway.conf in real nginx (Debian's `/usr/sbin/nginx`), on
-//! loopback, in front of:
+//! loopback, with the address lists its own script (wxpay-gateway-env.sh)
+//! renders, and a TLS terminator's stand-in in front of it, in front of:
 //! - three recording upstreams, to check that every path API.md §4 names goes
 //!   to the right service with the forwarding headers, that connections are
-//!   reused, and that what the gateway answers itself is an API envelope;
+//!   reused, that what the gateway answers itself is an API envelope, whose
+//!   address the services are told (TRUSTED_PROXIES), who may reach the admin
+//!   routes (ADMIN_ALLOW_FROM), that notification floods are cut off and that
+//!   credentials in query strings stay out of the access log;
 //! - the real auth-, jssdk- and pay-service with the WeChat sandbox, walking
-//!   the seed's journeys through the gateway: OAuth through the consent page,
+//!   the seed's journeys through the gateway (OAuth through the consent page,
 //!   mini-program login, wx.config, v2Pay, WeChat's payment notification, the
-//!   order's status.
+//!   order's status), and counting login attempts per client behind the
+//!   terminator.
 //!
-//! The config is used as shipped; only its `server host:port` lines, its
-//! `listen` line and its web root are rewritten to loopback and a temporary
-//! folder. Without nginx the tests are skipped with a message, except under
-//! CI=true, where they fail.
+//! Each test walks named steps; the harness is in gateway_support/. The
+//! config is used as shipped; only its `server host:port` lines, its `listen`
+//! line, its web root, its access log and the folder of the rendered lists
+//! are rewritten to loopback and a temporary folder. Without nginx the tests
+//! are skipped with a message, except under CI=true, where they fail.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
 
 mod deploy_support;
+mod gateway_support;
 
-use std::collections::BTreeMap;
 use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use deploy_support::{
-    GatewayConf, SANDBOX_FROM_GATEWAY, api_md, api_paths, read_repo, skip_or_fail,
+use deploy_support::{ApiPath, SANDBOX_FROM_GATEWAY, api_md, api_paths, read_repo, skip_or_fail};
+use gateway_support::{
+    GatewayEnv, Nginx, RecordedGateway, assert_gateway_envelope, assert_no_route, client,
+    client_from, free_port, header, json_of, nginx_binary, render_env, temp_dir,
+    web_root_with_demo_page,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use shared::config::Env;
 use wechat_sandbox::{
     PayOptions, SANDBOX_MCH_ID, SANDBOX_MP_APPID, SANDBOX_OA_APPID, Sandbox, SandboxConfig,
+    SandboxState,
 };
 
-// ------------------------------------------------------------------ nginx ----
+/// Two clients and a third party, on loopback addresses of their own. The
+/// terminator's stand-in connects to the gateway from 127.0.0.1.
+const CLIENT_A: &str = "127.0.0.2";
+const CLIENT_B: &str = "127.0.0.3";
+const CLIENT_C: &str = "127.0.0.4";
+const TERMINATOR: &str = "127.0.0.1";
 
-fn nginx_binary() -> Option<PathBuf> {
-    let debian = PathBuf::from("/usr/sbin/nginx");
-    if debian.is_file() {
-        return Some(debian);
+/// The gateway behind the terminator: only the terminator is trusted with
+/// X-Forwarded-For, and only client A may reach the admin routes.
+fn behind_the_terminator() -> GatewayEnv {
+    GatewayEnv {
+        trusted_proxies: Some(format!("{TERMINATOR}/32")),
+        admin_allow_from: Some(format!("{CLIENT_A}/32")),
     }
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join("nginx"))
-        .find(|p| p.is_file())
 }
 
-/// A port that was free a moment ago. nginx binds it itself, so the listener
-/// is dropped first: another process could take the port in between. That
-/// race is tiny on a test machine and accepted; nginx then fails to start and
-/// the test says so with nginx's own error.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn temp_dir(label: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "wxpay-{label}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-/// nginx as a child process; killed, and its folder removed, on drop.
-struct Nginx {
-    child: Child,
-    dir: PathBuf,
-    port: u16,
-}
-
-impl Nginx {
-    /// Starts gateway.conf with each upstream server (`auth-service:8081`, …)
-    /// replaced by the loopback port `upstream(host, port)` gives and
-    /// `web_root` as the web root, and waits until it accepts connections.
-    async fn start(bin: &Path, upstream: impl Fn(&str, u16) -> u16, web_root: &Path) -> Nginx {
-        let conf = GatewayConf::load();
-        let mut text = read_repo("deploy/nginx/gateway.conf");
-        for servers in conf.upstreams.values() {
-            for (host, port) in servers {
-                let to = upstream(host, *port);
-                text = replace_once(
-                    &text,
-                    &format!("server {host}:{port}"),
-                    &format!("server 127.0.0.1:{to}"),
-                );
-            }
+macro_rules! nginx_or_skip {
+    () => {
+        match nginx_binary() {
+            Some(bin) => bin,
+            None => return skip_or_fail("nginx is not installed (apt-get install nginx)"),
         }
-        let port = free_port();
-        text = replace_once(
-            &text,
-            &format!("listen {} default_server", conf.listen_port),
-            &format!("listen 127.0.0.1:{port} default_server"),
-        );
-        text = replace_once(
-            &text,
-            &format!("root {};", conf.web_root),
-            &format!("root {};", web_root.display()),
-        );
-
-        let dir = temp_dir("nginx");
-        std::fs::write(dir.join("gateway.conf"), text).unwrap();
-        let d = dir.display();
-        // One process (`master_process off`), so that killing the child on drop
-        // leaves no orphaned worker behind. As root, nginx would switch to
-        // `nobody`, who may not enter the temporary folders; the test's own
-        // user is the right one.
-        let user = if std::fs::metadata(&dir).unwrap().uid() == 0 {
-            "user root;"
-        } else {
-            ""
-        };
-        let main = format!(
-            "daemon off;\nmaster_process off;\n{user}\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
-             events {{ worker_connections 256; }}\n\
-             http {{\n  access_log {d}/access.log;\n  client_body_temp_path {d}/client_body;\n  \
-             proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  \
-             scgi_temp_path {d}/scgi;\n  types {{ text/html html; application/javascript js; }}\n  \
-             default_type application/octet-stream;\n  include {d}/gateway.conf;\n}}\n"
-        );
-        let main_path = dir.join("nginx.conf");
-        std::fs::write(&main_path, main).unwrap();
-        let prefix = format!("{d}/");
-        let error_log = format!("{d}/error.log");
-
-        // A config error is reported as such, not as a start-up timeout.
-        let check = Command::new(bin)
-            .args(["-t", "-q", "-p", &prefix, "-e", &error_log, "-c"])
-            .arg(&main_path)
-            .output()
-            .unwrap();
-        assert!(
-            check.status.success(),
-            "nginx -t refuses gateway.conf:\n{}",
-            String::from_utf8_lossy(&check.stderr)
-        );
-
-        let child = Command::new(bin)
-            .args(["-p", &prefix, "-e", &error_log, "-c"])
-            .arg(&main_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-            .spawn()
-            .expect("spawn nginx");
-        let mut nginx = Nginx { child, dir, port };
-        nginx.wait_until_accepting().await;
-        nginx
-    }
-
-    async fn wait_until_accepting(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("nginx exited ({status}):\n{}", self.logs());
-            }
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "nginx did not listen within 10 s:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn logs(&self) -> String {
-        ["stderr.log", "error.log"]
-            .iter()
-            .map(|f| std::fs::read_to_string(self.dir.join(f)).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
+    };
 }
 
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn replace_once(text: &str, from: &str, to: &str) -> String {
-    assert_eq!(
-        text.matches(from).count(),
-        1,
-        "gateway.conf should contain `{from}` exactly once (the test rewrites it)"
-    );
-    text.replacen(from, to, 1)
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .cookie_store(true)
-        .no_proxy()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-async fn json_of(res: reqwest::Response) -> (u16, Value) {
-    let status = res.status().as_u16();
-    let text = res.text().await.unwrap();
-    let body =
-        serde_json::from_str(&text).unwrap_or_else(|_| panic!("HTTP {status}, not JSON: {text}"));
-    (status, body)
-}
-
-fn header(res: &reqwest::Response, name: &str) -> Option<String> {
-    res.headers()
-        .get(name)
-        .map(|v| v.to_str().unwrap().to_owned())
-}
-
-/// The gateway's own 404 for what it does not route: envelope and request id.
-async fn assert_no_route(res: reqwest::Response) {
-    let id = header(&res, "x-request-id").expect("the gateway's 404 names a request id");
-    assert!(!id.is_empty());
-    assert_eq!(
-        header(&res, "content-type").as_deref(),
-        Some("application/json")
-    );
-    let (status, body) = json_of(res).await;
-    assert_eq!(
-        (status, body),
-        (
-            404,
-            json!({"code": 1004, "data": null, "message": "no such route"})
-        )
-    );
-}
-
-// -------------------------------------------------- recording upstreams ----
-
-#[derive(Debug, Clone)]
-struct Seen {
-    uri: String,
-    peer_port: u16,
-}
-
-/// An HTTP server that answers every request with what it received, as JSON,
-/// and remembers it. `?echo_status=N` makes it answer status N.
-struct Recorder {
-    port: u16,
-    seen: Arc<Mutex<Vec<Seen>>>,
-    handle: actix_web::dev::ServerHandle,
-}
-
-#[derive(Clone)]
-struct RecorderState {
-    name: &'static str,
-    seen: Arc<Mutex<Vec<Seen>>>,
-}
-
-async fn record(req: HttpRequest, body: web::Bytes, st: web::Data<RecorderState>) -> HttpResponse {
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    for (k, v) in req.headers() {
-        let v = v.to_str().unwrap_or("<binary>").to_owned();
-        headers
-            .entry(k.as_str().to_owned())
-            .and_modify(|e| {
-                e.push_str(", ");
-                e.push_str(&v)
-            })
-            .or_insert(v);
-    }
-    let peer_port = req.peer_addr().map_or(0, |a| a.port());
-    st.seen.lock().unwrap().push(Seen {
-        uri: req.uri().to_string(),
-        peer_port,
-    });
-    let status = req
-        .query_string()
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("echo_status="))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
-    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(json!({
-        "upstream": st.name,
-        "method": req.method().as_str(),
-        "uri": req.uri().to_string(),
-        "version": format!("{:?}", req.version()),
-        "headers": headers,
-        "bodyLen": body.len(),
-        "peerPort": peer_port,
-    }))
-}
-
-impl Recorder {
-    async fn start(name: &'static str) -> Recorder {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let state = web::Data::new(RecorderState {
-            name,
-            seen: seen.clone(),
-        });
-        let server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
-                .default_service(web::to(record))
-        })
-        .workers(1)
-        .disable_signals()
-        .listen(listener)
-        .unwrap()
-        .run();
-        let handle = server.handle();
-        tokio::spawn(server);
-        Recorder { port, seen, handle }
-    }
-
-    fn count(&self) -> usize {
-        self.seen.lock().unwrap().len()
-    }
-
-    fn last(&self) -> Seen {
-        self.seen
-            .lock()
-            .unwrap()
-            .last()
-            .cloned()
-            .expect("a request arrived")
-    }
-}
-
-struct Recorders {
-    by_service: BTreeMap<String, Recorder>,
-}
-
-impl Recorders {
-    async fn start() -> Recorders {
-        let mut by_service = BTreeMap::new();
-        for name in [
-            "auth-service",
-            "jssdk-service",
-            "pay-service",
-            "wechat-sandbox",
-        ] {
-            by_service.insert(name.to_owned(), Recorder::start(name).await);
-        }
-        Recorders { by_service }
-    }
-
-    /// The recorder standing in for a gateway upstream server.
-    fn port_for(&self, host: &str, port: u16) -> u16 {
-        let name = if (host, port) == SANDBOX_FROM_GATEWAY {
-            "wechat-sandbox"
-        } else {
-            host
-        };
-        self.by_service
-            .get(name)
-            .unwrap_or_else(|| panic!("no recorder for upstream {host}:{port}"))
-            .port
-    }
-
-    fn total(&self) -> usize {
-        self.by_service.values().map(Recorder::count).sum()
-    }
-
-    async fn stop(self) {
-        for r in self.by_service.into_values() {
-            r.handle.stop(false).await;
-        }
-    }
-}
-
-fn web_root_with_demo_page() -> PathBuf {
-    let dir = temp_dir("web");
-    std::fs::write(
-        dir.join("index.html"),
-        "<!doctype html><title>wxpay demo</title>\n",
-    )
-    .unwrap();
-    std::fs::write(dir.join("app.js"), "console.log('wxpay');\n").unwrap();
-    std::fs::create_dir(dir.join("sub")).unwrap();
-    std::fs::write(dir.join("sub/page.html"), "<p>sub</p>\n").unwrap();
-    dir
-}
+// ================================================== recording upstreams ====
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
-    let Some(bin) = nginx_binary() else {
-        return skip_or_fail("nginx is not installed (apt-get install nginx)");
-    };
+    let bin = nginx_or_skip!();
     let Some(api) = api_md() else {
         return skip_or_fail("../shared/API.md is not beside the repository");
     };
-    let recorders = Recorders::start().await;
-    let web = web_root_with_demo_page();
-    let nginx = Nginx::start(&bin, |h, p| recorders.port_for(h, p), &web).await;
-    let base = nginx.base();
-    let http = client();
+    let gw = RecordedGateway::start(&bin, &GatewayEnv::default()).await;
+    step_every_api_path_reaches_its_service(&gw, &api_paths(&api)).await;
+    step_the_sandbox_stand_in_reaches_the_sandbox(&gw).await;
+    step_a_bare_client_gets_fresh_forwarding_headers(&gw).await;
+    step_an_untrusted_clients_forwarding_headers_are_extended_not_believed(&gw).await;
+    step_bodies_and_methods_pass(&gw).await;
+    step_upstream_connections_are_reused(&gw).await;
+    step_a_services_error_status_passes_through(&gw).await;
+    step_too_large_a_body_is_refused_at_the_gateway(&gw).await;
+    step_what_is_not_routed_is_a_404_envelope(&gw).await;
+    step_the_demo_page_is_served(&gw).await;
+    step_credentials_in_query_strings_stay_out_of_the_access_log(&gw).await;
+    gw.stop().await;
+}
 
-    let paths = api_paths(&api);
+async fn step_every_api_path_reaches_its_service(gw: &RecordedGateway, paths: &[ApiPath]) {
     assert!(paths.len() >= 20, "{paths:?}");
-    for p in &paths {
-        let res = http
-            .get(format!("{base}{}?a=1&b=%E4%B8%AD", p.path))
+    for p in paths {
+        let res = gw
+            .http
+            .get(format!("{}{}?a=1&b=%E4%B8%AD", gw.base, p.path))
             .send()
             .await
             .unwrap();
@@ -445,7 +126,8 @@ async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
         assert!(echo["headers"].get("connection").is_none(), "{echo}");
     }
     // `/internal/access-token` never reached jssdk-service.
-    let internal_seen = recorders.by_service["jssdk-service"]
+    let internal_seen = gw
+        .recorder("jssdk-service")
         .seen
         .lock()
         .unwrap()
@@ -453,10 +135,13 @@ async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
         .filter(|s| s.uri.starts_with("/internal/"))
         .count();
     assert_eq!(internal_seen, 0);
+}
 
-    // The one sandbox path (development only) goes to the sandbox.
+/// The one sandbox path (development only) goes to the sandbox.
+async fn step_the_sandbox_stand_in_reaches_the_sandbox(gw: &RecordedGateway) {
     let (status, echo) = json_of(
-        http.get(format!("{base}/sandbox/jweixin.js"))
+        gw.http
+            .get(format!("{}/sandbox/jweixin.js", gw.base))
             .send()
             .await
             .unwrap(),
@@ -466,14 +151,12 @@ async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
         (status, echo["upstream"].as_str()),
         (200, Some("wechat-sandbox"))
     );
+}
 
-    // Forwarding headers, as a bare client sends nothing of the sort.
-    let res = http
-        .get(format!("{base}/api/pay/orders/T1"))
-        .send()
-        .await
-        .unwrap();
-    let (_, echo) = json_of(res).await;
+/// Forwarding headers, as a bare client sends nothing of the sort.
+async fn step_a_bare_client_gets_fresh_forwarding_headers(gw: &RecordedGateway) {
+    let url = format!("{}/api/pay/orders/T1", gw.base);
+    let (_, echo) = json_of(gw.http.get(&url).send().await.unwrap()).await;
     let h = &echo["headers"];
     let generated = h["x-request-id"].as_str().unwrap();
     assert_eq!(generated.len(), 32, "nginx's $request_id: {generated}");
@@ -483,19 +166,19 @@ async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
     assert_eq!(h["x-forwarded-proto"], "http");
     assert_eq!(h["host"], "127.0.0.1");
     // A second request gets another id.
-    let (_, again) = json_of(
-        http.get(format!("{base}/api/pay/orders/T1"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, again) = json_of(gw.http.get(&url).send().await.unwrap()).await;
     assert_ne!(again["headers"]["x-request-id"], generated);
+}
 
-    // Behind a TLS terminator: its request id, its X-Forwarded-* are kept and
-    // extended; a client's X-Real-IP is never believed.
-    let res = http
-        .get(format!("{base}/api/wechat/jssdkConfig?url=x"))
+/// A client's request id and X-Forwarded-* are kept and extended (as a TLS
+/// terminator's would be); its X-Real-IP is never believed, and with no
+/// TRUSTED_PROXIES neither is its X-Forwarded-For.
+async fn step_an_untrusted_clients_forwarding_headers_are_extended_not_believed(
+    gw: &RecordedGateway,
+) {
+    let res = gw
+        .http
+        .get(format!("{}/api/wechat/jssdkConfig?url=x", gw.base))
         .header("x-request-id", "req-from-the-edge-1")
         .header("x-forwarded-for", "203.0.113.7")
         .header("x-forwarded-proto", "https")
@@ -510,11 +193,14 @@ async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
     assert_eq!(h["x-forwarded-for"], "203.0.113.7, 127.0.0.1");
     assert_eq!(h["x-forwarded-proto"], "https");
     assert_eq!(h["x-real-ip"], "127.0.0.1");
+}
 
-    // Bodies pass; POST is proxied as POST.
+/// Bodies pass; POST is proxied as POST.
+async fn step_bodies_and_methods_pass(gw: &RecordedGateway) {
     let xml = "<xml><return_code><![CDATA[SUCCESS]]></return_code></xml>";
-    let res = http
-        .post(format!("{base}/api/mp/payCallback"))
+    let res = gw
+        .http
+        .post(format!("{}/api/mp/payCallback", gw.base))
         .body(xml)
         .send()
         .await
@@ -525,13 +211,16 @@ async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
         (Some("pay-service"), Some("POST"))
     );
     assert_eq!(echo["bodyLen"].as_u64(), Some(xml.len() as u64));
+}
 
-    // Upstream connections are reused: one worker, sequential requests, the
-    // same connection (same client port at the upstream).
-    let pay = &recorders.by_service["pay-service"];
+/// Upstream connections are reused: one worker, sequential requests, the
+/// same connection (same client port at the upstream).
+async fn step_upstream_connections_are_reused(gw: &RecordedGateway) {
+    let pay = gw.recorder("pay-service");
     let mut ports = Vec::new();
     for _ in 0..3 {
-        http.get(format!("{base}/api/pay/orders/T2"))
+        gw.http
+            .get(format!("{}/api/pay/orders/T2", gw.base))
             .send()
             .await
             .unwrap()
@@ -544,11 +233,14 @@ async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
         ports.windows(2).all(|w| w[0] == w[1]),
         "upstream keepalive: client ports {ports:?}"
     );
+}
 
-    // A service's own error statuses pass through untouched (WeChat errors
-    // are 502 with WeChat's code; the gateway must not mask them).
-    let res = http
-        .get(format!("{base}/api/mp/getSession?echo_status=502"))
+/// A service's own error statuses pass through untouched (WeChat errors are
+/// 502 with WeChat's code; the gateway must not mask them).
+async fn step_a_services_error_status_passes_through(gw: &RecordedGateway) {
+    let res = gw
+        .http
+        .get(format!("{}/api/mp/getSession?echo_status=502", gw.base))
         .send()
         .await
         .unwrap();
@@ -557,12 +249,15 @@ async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
         (status, echo["upstream"].as_str()),
         (502, Some("auth-service"))
     );
+}
 
-    // Too large a body is refused by the gateway, in the envelope, and never
-    // reaches the service.
-    let before = recorders.total();
-    let res = http
-        .post(format!("{base}/api/pay/orders"))
+/// Too large a body is refused by the gateway, in the envelope, and never
+/// reaches the service.
+async fn step_too_large_a_body_is_refused_at_the_gateway(gw: &RecordedGateway) {
+    let before = gw.recorders.total();
+    let res = gw
+        .http
+        .post(format!("{}/api/pay/orders", gw.base))
         .header("content-type", "application/json")
         .body(vec![b' '; 300 * 1024])
         .send()
@@ -577,10 +272,12 @@ async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
             json!({"code": 1001, "data": null, "message": "request body is too large"})
         )
     );
-    assert_eq!(recorders.total(), before);
+    assert_eq!(gw.recorders.total(), before);
+}
 
-    // What the gateway does not route: 404 in the envelope, nothing proxied.
-    let before = recorders.total();
+/// What the gateway does not route: 404 in the envelope, nothing proxied.
+async fn step_what_is_not_routed_is_a_404_envelope(gw: &RecordedGateway) {
+    let before = gw.recorders.total();
     for path in [
         "/internal/access-token",
         "/internal/",
@@ -598,43 +295,117 @@ async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
         "/sub/",
         "/sub",
     ] {
-        let res = http.get(format!("{base}{path}")).send().await.unwrap();
+        let res = gw
+            .http
+            .get(format!("{}{path}", gw.base))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 404, "{path}");
         assert_no_route(res).await;
     }
-    assert_eq!(recorders.total(), before, "nothing unrouted was proxied");
+    assert_eq!(gw.recorders.total(), before, "nothing unrouted was proxied");
+}
 
-    // The demo page's files.
-    let res = http.get(format!("{base}/")).send().await.unwrap();
+/// The demo page's files.
+async fn step_the_demo_page_is_served(gw: &RecordedGateway) {
+    let res = gw.http.get(format!("{}/", gw.base)).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(header(&res, "content-type").as_deref(), Some("text/html"));
     assert_eq!(
         res.text().await.unwrap(),
         "<!doctype html><title>wxpay demo</title>\n"
     );
-    let res = http.get(format!("{base}/app.js")).send().await.unwrap();
+    let res = gw
+        .http
+        .get(format!("{}/app.js", gw.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.text().await.unwrap(), "console.log('wxpay');\n");
-    let res = http
-        .get(format!("{base}/sub/page.html"))
+    let res = gw
+        .http
+        .get(format!("{}/sub/page.html", gw.base))
         .send()
         .await
         .unwrap();
     assert_eq!(res.text().await.unwrap(), "<p>sub</p>\n");
+}
 
-    drop(nginx);
-    recorders.stop().await;
-    let _ = std::fs::remove_dir_all(web);
+/// OAuth codes and states, mini-program codes and profiles travel in query
+/// strings; the access log keeps only the path of those routes (however the
+/// path is spelt), and the query of every other route.
+async fn step_credentials_in_query_strings_stay_out_of_the_access_log(gw: &RecordedGateway) {
+    for path_and_query in [
+        "/api/wechat/getOpenId?code=SECRET-OAUTH-CODE&state=SECRET-STATE",
+        "/api/mp/getSession?code=SECRET-JS-CODE",
+        "/api/mp/login?userInfo=%7B%22nickName%22%3A%22SECRET-PROFILE%22%7D",
+        // Spelt otherwise, the same route (nginx matches the normalised path).
+        "/api/wechat//getOpenId?code=SECRET-SLASHED-CODE",
+        "/api/mp/getSessio%6E?code=SECRET-ENCODED-CODE",
+    ] {
+        let (status, echo) = json_of(
+            gw.http
+                .get(format!("{}{path_and_query}", gw.base))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, echo["upstream"].as_str()),
+            (200, Some("auth-service")),
+            "{path_and_query} reaches the service, query and all: {echo}"
+        );
+    }
+    // Last, so that once its line is there every line above is too (one
+    // nginx process logs each request before it reads the next).
+    let marker = "/api/pay/orders/T3?kept=in-the-log";
+    gw.http
+        .get(format!("{}{marker}", gw.base))
+        .send()
+        .await
+        .unwrap();
+    let log = wait_for_log_line(&gw.nginx, &format!("\"GET {marker} HTTP/1.1\"")).await;
+    assert!(!log.contains("SECRET"), "a credential was logged:\n{log}");
+    for logged in [
+        "\"GET /api/wechat/getOpenId HTTP/1.1\"",
+        "\"GET /api/mp/getSession HTTP/1.1\"",
+        "\"GET /api/mp/login HTTP/1.1\"",
+    ] {
+        assert!(log.contains(logged), "{logged} is logged:\n{log}");
+    }
+}
+
+/// The access log once it holds `line`; nginx writes a request's line just
+/// after its answer, so the test polls, with a deadline.
+async fn wait_for_log_line(nginx: &Nginx, line: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = nginx.access_log();
+        if log.contains(line) {
+            return log;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{line} not in the access log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_that_is_down_is_a_503_envelope_and_no_page_is_a_404() {
-    let Some(bin) = nginx_binary() else {
-        return skip_or_fail("nginx is not installed (apt-get install nginx)");
-    };
+    let bin = nginx_or_skip!();
     // Nothing listens on these ports; the web root does not exist.
     let missing = std::env::temp_dir().join("wxpay-no-such-web-root");
-    let nginx = Nginx::start(&bin, |_, _| free_port(), &missing).await;
+    let nginx = Nginx::start(&bin, |_, _| free_port(), &missing, &GatewayEnv::default()).await;
+    step_every_service_is_a_503_envelope(&nginx).await;
+    step_without_a_demo_page_root_is_not_a_route(&nginx).await;
+}
+
+async fn step_every_service_is_a_503_envelope(nginx: &Nginx) {
     let http = client();
     for path in [
         "/api/wechat/redirect",
@@ -659,11 +430,330 @@ async fn a_service_that_is_down_is_a_503_envelope_and_no_page_is_a_404() {
             "{path}"
         );
     }
-    // No demo page installed: `/` is simply not a route.
-    assert_no_route(http.get(format!("{}/", nginx.base())).send().await.unwrap()).await;
 }
 
-// ------------------------------------------------- the real services ----
+/// No demo page installed: `/` is simply not a route.
+async fn step_without_a_demo_page_root_is_not_a_route(nginx: &Nginx) {
+    let res = client()
+        .get(format!("{}/", nginx.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_no_route(res).await;
+}
+
+// ======================= client addresses: TRUSTED_PROXIES, ADMIN_ALLOW_FROM ====
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_client_is_told_apart_and_admin_is_allow_listed() {
+    let bin = nginx_or_skip!();
+    let gw = RecordedGateway::start(&bin, &behind_the_terminator()).await;
+    step_each_client_behind_the_terminator_is_its_own_x_real_ip(&gw).await;
+    step_a_forged_forwarded_for_changes_no_address(&gw).await;
+    step_admin_routes_answer_admin_allow_from_only(&gw).await;
+    gw.stop().await;
+}
+
+/// What the gateway told pay-service about a request from `ip` to `url`
+/// (one of the recorder's catch-all paths): (X-Real-IP, X-Forwarded-For).
+async fn forwarded_as(from: &str, url: &str, forged_xff: Option<&str>) -> (String, String) {
+    let mut req = client_from(from).get(url);
+    if let Some(xff) = forged_xff {
+        req = req.header("x-forwarded-for", xff);
+    }
+    let (status, echo) = json_of(req.send().await.unwrap()).await;
+    assert_eq!(status, 200, "{echo}");
+    assert_eq!(echo["upstream"], "pay-service");
+    let h = &echo["headers"];
+    (
+        h["x-real-ip"].as_str().unwrap().to_owned(),
+        h["x-forwarded-for"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn step_each_client_behind_the_terminator_is_its_own_x_real_ip(gw: &RecordedGateway) {
+    let url = format!("{}/api/pay/orders/T4", gw.nginx.terminator_base());
+    for who in [CLIENT_A, CLIENT_B] {
+        assert_eq!(
+            forwarded_as(who, &url, None).await,
+            (who.to_owned(), format!("{who}, {TERMINATOR}")),
+            "the terminator's X-Forwarded-For names {who}"
+        );
+    }
+}
+
+/// A client may write anything into X-Forwarded-For: sent straight to the
+/// gateway (from a peer that is not a trusted proxy) it is not believed at
+/// all; through the terminator, only the address the terminator itself saw
+/// is.
+async fn step_a_forged_forwarded_for_changes_no_address(gw: &RecordedGateway) {
+    let direct = format!("{}/api/pay/orders/T5", gw.base);
+    let (real_ip, xff) = forwarded_as(CLIENT_B, &direct, Some(CLIENT_A)).await;
+    assert_eq!(
+        real_ip, CLIENT_B,
+        "a forged X-Forwarded-For from {CLIENT_B}"
+    );
+    assert_eq!(
+        xff,
+        format!("{CLIENT_A}, {CLIENT_B}"),
+        "kept, for the record"
+    );
+    let through = format!("{}/api/pay/orders/T5", gw.nginx.terminator_base());
+    let (real_ip, _) = forwarded_as(CLIENT_B, &through, Some("203.0.113.9")).await;
+    assert_eq!(real_ip, CLIENT_B, "a forged hop left of the terminator's");
+}
+
+/// /api/pay/admin/ exists for ADMIN_ALLOW_FROM only (client A), judged by
+/// the client's own address; to everyone else it is an unrouted path.
+async fn step_admin_routes_answer_admin_allow_from_only(gw: &RecordedGateway) {
+    let path = "/api/pay/admin/events?status=PENDING";
+    let pay = gw.recorder("pay-service");
+    for base in [gw.base.clone(), gw.nginx.terminator_base()] {
+        let (status, echo) = json_of(
+            client_from(CLIENT_A)
+                .get(format!("{base}{path}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, echo["upstream"].as_str()),
+            (200, Some("pay-service"))
+        );
+        assert_eq!(pay.last().headers["x-real-ip"], CLIENT_A);
+    }
+    let before = gw.recorders.total();
+    for (base, forged) in [
+        (gw.base.clone(), None),
+        (gw.nginx.terminator_base(), None),
+        // Naming client A gains nothing, directly or through the terminator.
+        (gw.base.clone(), Some(CLIENT_A)),
+        (gw.nginx.terminator_base(), Some(CLIENT_A)),
+    ] {
+        let mut req = client_from(CLIENT_B).get(format!("{base}{path}"));
+        if let Some(xff) = forged {
+            req = req.header("x-forwarded-for", xff);
+        }
+        assert_no_route(req.send().await.unwrap()).await;
+    }
+    // The terminator's own address is not client A's either.
+    let res = client_from(TERMINATOR)
+        .get(format!("{}{path}", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_no_route(res).await;
+    assert_eq!(gw.recorders.total(), before, "no admin request was proxied");
+}
+
+#[test]
+fn the_gateway_script_renders_the_lists_and_refuses_what_is_not_an_address() {
+    let dir = temp_dir("gateway-env");
+    let out = dir.join("wxpay");
+    step_each_address_becomes_one_line(&out);
+    step_unset_means_no_proxy_and_loopback_and_private_admins(&out);
+    step_a_bad_value_stops_naming_its_variable_and_keeps_the_lists(&out);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The lines of a rendered list, without its comment.
+fn rendered(out: &std::path::Path, file: &str) -> Vec<String> {
+    std::fs::read_to_string(out.join(file))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+const DEFAULT_ADMINS: [&str; 6] = [
+    "127.0.0.0/8 1;",
+    "10.0.0.0/8 1;",
+    "172.16.0.0/12 1;",
+    "192.168.0.0/16 1;",
+    "::1/128 1;",
+    "fc00::/7 1;",
+];
+
+/// Commas and spaces both separate; addresses, CIDRs and IPv6 pass as given.
+fn step_each_address_becomes_one_line(out: &std::path::Path) {
+    let env = GatewayEnv {
+        trusted_proxies: Some("10.0.0.0/8, 192.0.2.7 2001:db8::/32".into()),
+        admin_allow_from: Some("203.0.113.0/24".into()),
+    };
+    assert!(render_env(&env, out).status.success());
+    assert_eq!(
+        rendered(out, "trusted_proxies.conf"),
+        [
+            "set_real_ip_from 10.0.0.0/8;",
+            "set_real_ip_from 192.0.2.7;",
+            "set_real_ip_from 2001:db8::/32;"
+        ]
+    );
+    assert_eq!(
+        rendered(out, "admin_allow_from.conf"),
+        ["203.0.113.0/24 1;"]
+    );
+}
+
+/// Unset (or empty, as compose passes an unset .env value): no trusted
+/// proxy, and the admin routes for loopback and the private ranges.
+fn step_unset_means_no_proxy_and_loopback_and_private_admins(out: &std::path::Path) {
+    let empty = GatewayEnv {
+        trusted_proxies: Some(String::new()),
+        admin_allow_from: Some(String::new()),
+    };
+    for env in [GatewayEnv::default(), empty] {
+        assert!(render_env(&env, out).status.success());
+        assert!(rendered(out, "trusted_proxies.conf").is_empty());
+        assert_eq!(rendered(out, "admin_allow_from.conf"), DEFAULT_ADMINS);
+    }
+}
+
+/// A value that is not a list of addresses stops the container, naming the
+/// variable, and leaves the previous lists as they were.
+fn step_a_bad_value_stops_naming_its_variable_and_keeps_the_lists(out: &std::path::Path) {
+    for (bad, var) in [
+        (
+            GatewayEnv {
+                trusted_proxies: Some("10.0.0.0/8;include /etc/passwd".into()),
+                ..GatewayEnv::default()
+            },
+            "TRUSTED_PROXIES",
+        ),
+        (
+            GatewayEnv {
+                admin_allow_from: Some("*".into()),
+                ..GatewayEnv::default()
+            },
+            "ADMIN_ALLOW_FROM",
+        ),
+    ] {
+        let run = render_env(&bad, out);
+        assert!(!run.status.success(), "{bad:?} was accepted");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(stderr.contains(var), "{stderr}");
+    }
+    assert!(rendered(out, "trusted_proxies.conf").is_empty());
+    assert_eq!(rendered(out, "admin_allow_from.conf"), DEFAULT_ADMINS);
+}
+
+// ================================================ notification floods ====
+
+/// The burst gateway.conf allows the notification paths (`burst=N`).
+fn notify_burst() -> usize {
+    let conf = read_repo("deploy/nginx/gateway.conf");
+    let bursts: Vec<usize> = conf
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("limit_req zone=wxpay_notify burst="))
+        .map(|rest| rest.split(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(
+        bursts.len(),
+        NOTIFY_PATHS.len(),
+        "one limit per notification path"
+    );
+    assert!(bursts.windows(2).all(|w| w[0] == w[1]), "{bursts:?}");
+    bursts[0]
+}
+
+const NOTIFY_PATHS: [&str; 5] = [
+    "/api/pay/notify",
+    "/api/mp/payCallback",
+    "/api/pay/refund-notify",
+    "/api/pay/v3/notify",
+    "/api/pay/v3/refund-notify",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_notifications_from_one_address_gets_429s_while_the_first_pass() {
+    let bin = nginx_or_skip!();
+    let gw = RecordedGateway::start(&bin, &GatewayEnv::default()).await;
+    let burst = notify_burst();
+    step_the_first_notifications_of_a_burst_all_pass(&gw, burst).await;
+    step_a_flood_beyond_the_burst_is_answered_429_in_the_envelope(&gw).await;
+    step_other_addresses_and_other_routes_are_not_limited(&gw).await;
+    gw.stop().await;
+}
+
+async fn notify(http: &reqwest::Client, base: &str, i: usize) -> reqwest::Response {
+    http.post(format!("{base}{}", NOTIFY_PATHS[i % NOTIFY_PATHS.len()]))
+        .header("content-type", "text/xml")
+        .body("<xml><return_code>SUCCESS</return_code></xml>")
+        .send()
+        .await
+        .unwrap()
+}
+
+/// However slowly they arrive, the first burst + 1 notifications pass (the
+/// limit queues nothing: nodelay), across all the notification paths.
+async fn step_the_first_notifications_of_a_burst_all_pass(gw: &RecordedGateway, burst: usize) {
+    let http = client_from(CLIENT_A);
+    for i in 0..=burst {
+        let (status, echo) = json_of(notify(&http, &gw.base, i).await).await;
+        assert_eq!(
+            (status, echo["upstream"].as_str()),
+            (200, Some("pay-service")),
+            "notification {i} of the first {}",
+            burst + 1
+        );
+    }
+}
+
+/// Then, many at once from the same address: those over the rate are
+/// answered 429 in the envelope by the gateway and never reach pay-service.
+async fn step_a_flood_beyond_the_burst_is_answered_429_in_the_envelope(gw: &RecordedGateway) {
+    let before = gw.recorder("pay-service").count();
+    let http = client_from(CLIENT_A);
+    let mut tasks = tokio::task::JoinSet::new();
+    for t in 0..30 {
+        let (http, base) = (http.clone(), gw.base.clone());
+        tasks.spawn(async move {
+            let mut statuses = Vec::new();
+            for i in 0..10 {
+                let res = notify(&http, &base, t * 10 + i).await;
+                let status = res.status().as_u16();
+                if status == 429 {
+                    assert_gateway_envelope(
+                        res,
+                        429,
+                        json!({"code": 1006, "data": null, "message": "too many requests"}),
+                    )
+                    .await;
+                } else {
+                    res.bytes().await.unwrap();
+                }
+                statuses.push(status);
+            }
+            statuses
+        });
+    }
+    let statuses: Vec<u16> = tasks.join_all().await.into_iter().flatten().collect();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    let passed = statuses.iter().filter(|s| **s == 200).count();
+    assert_eq!(limited + passed, statuses.len(), "{statuses:?}");
+    assert!(limited > 0, "300 notifications at once, none limited");
+    assert_eq!(
+        gw.recorder("pay-service").count() - before,
+        passed,
+        "a limited notification never reaches pay-service"
+    );
+}
+
+/// The limit is per client address and for the notification paths only.
+async fn step_other_addresses_and_other_routes_are_not_limited(gw: &RecordedGateway) {
+    let (status, _) = json_of(notify(&client_from(CLIENT_B), &gw.base, 0).await).await;
+    assert_eq!(status, 200, "{CLIENT_B} has a budget of its own");
+    let res = client_from(CLIENT_A)
+        .get(format!("{}/api/pay/orders/T6", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "orders are not notifications");
+}
+
+// ===================================================== the real services ====
 
 const SESSION_SECRET: &str = "gateway-walk-through-session-secret-0123456789";
 const INTERNAL_TOKEN: &str = "gateway-walk-internal-token-0123";
@@ -672,8 +762,8 @@ fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-/// Binds 127.0.0.1:0 and builds a service's environment: WeChat is the
-/// sandbox, PUBLIC_BASE_URL is the gateway.
+/// A service's environment: WeChat is the sandbox, PUBLIC_BASE_URL is the
+/// gateway.
 fn service_env(public: &str, sandbox: &str, extra: &[(&str, &str)]) -> Env {
     let mut pairs: Vec<(String, String)> = [
         ("SESSION_SECRET", SESSION_SECRET),
@@ -697,80 +787,124 @@ fn loopback_listener() -> (TcpListener, u16) {
     (l, port)
 }
 
+/// One database for auth- and pay-service, as in docker-compose.yml:
+/// PostgreSQL when TEST_DATABASE_URL is set (always in CI), else SQLite.
+fn database() -> testkit::TestDb {
+    testkit::postgres_db(pay_service::migrations())
+        .unwrap_or_else(|| testkit::sqlite_db(pay_service::migrations()))
+}
+
+/// The three services and the sandbox behind the gateway.
+struct Walk {
+    nginx: Nginx,
+    /// The gateway: the services' PUBLIC_BASE_URL.
+    public: String,
+    /// The sandbox's base URL (WeChat).
+    sb: String,
+    sandbox: Sandbox,
+    state: Arc<SandboxState>,
+    http: reqwest::Client,
+    service_ports: [u16; 3],
+    web: PathBuf,
+    _db: testkit::TestDb,
+}
+
+impl Walk {
+    async fn start(bin: &std::path::Path) -> Walk {
+        let db = database();
+        let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
+        let sb = sandbox.base_url();
+        // The gateway's port must be known before the services start: it is
+        // their PUBLIC_BASE_URL (redirect_uri, notify_url).
+        let web = web_root_with_demo_page();
+        let (auth_l, auth_port) = loopback_listener();
+        let (jssdk_l, jssdk_port) = loopback_listener();
+        let (pay_l, pay_port) = loopback_listener();
+        let sandbox_port = sandbox.addr().port();
+        let nginx = Nginx::start(
+            bin,
+            |host, port| match host {
+                "auth-service" => auth_port,
+                "jssdk-service" => jssdk_port,
+                "pay-service" => pay_port,
+                _ if (host, port) == SANDBOX_FROM_GATEWAY => sandbox_port,
+                other => panic!("unexpected upstream {other}"),
+            },
+            &web,
+            &GatewayEnv::default(),
+        )
+        .await;
+        let public = nginx.base();
+        let db_url = [("DATABASE_URL", db.url.as_str())];
+        let auth = auth_service::config::AuthConfig::from_env(&service_env(&public, &sb, &db_url))
+            .expect("auth config");
+        let jssdk = jssdk_service::JssdkConfig::from_env(&service_env(
+            &public,
+            &sb,
+            &[
+                ("INTERNAL_TOKEN", INTERNAL_TOKEN),
+                ("JSSDK_BACKGROUND_REFRESH", "off"),
+            ],
+        ))
+        .expect("jssdk config");
+        let pay = pay_service::PayConfig::from_env(&service_env(&public, &sb, &db_url))
+            .expect("pay config");
+        let auth = auth_service::with_listener(auth, auth_l)
+            .await
+            .expect("auth starts");
+        let jssdk = jssdk_service::with_listener(jssdk, jssdk_l)
+            .await
+            .expect("jssdk starts");
+        let pay = pay_service::Application::with_listener(pay, pay_l)
+            .await
+            .expect("pay starts");
+        tokio::spawn(auth.run_until_stopped());
+        tokio::spawn(jssdk.run_until_stopped());
+        tokio::spawn(pay.run_until_stopped());
+        Walk {
+            nginx,
+            public,
+            state: sandbox.state(),
+            sb,
+            sandbox,
+            http: client(),
+            service_ports: [auth_port, jssdk_port, pay_port],
+            web,
+            _db: db,
+        }
+    }
+
+    async fn stop(self) {
+        drop(self.nginx);
+        self.sandbox.stop().await;
+        let _ = std::fs::remove_dir_all(self.web);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed_journeys_work_through_the_gateway() {
-    let Some(bin) = nginx_binary() else {
-        return skip_or_fail("nginx is not installed (apt-get install nginx)");
-    };
-    // One database for auth- and pay-service, as in docker-compose.yml:
-    // PostgreSQL when TEST_DATABASE_URL is set (always in CI), else SQLite.
-    let db = shared::testing::postgres_db(pay_service::migrations())
-        .unwrap_or_else(|| shared::testing::sqlite_db(pay_service::migrations()));
+    let bin = nginx_or_skip!();
+    let w = Walk::start(&bin).await;
+    step_health_is_the_services_own(&w).await;
+    let page = step_oauth_through_the_consent_page_sets_a_session(&w).await;
+    step_the_oauth_session_reads_the_profile(&w).await;
+    step_wx_config_signs_the_page(&w, &page).await;
+    let token = step_mini_program_session_profile_and_open_data(&w).await;
+    let no = step_v2pay_is_paid_through_the_gateways_notification(&w, &token).await;
+    step_an_unsigned_notification_is_refused(&w, &no).await;
+    step_a_native_order_has_a_qr_code_and_closes(&w, &token).await;
+    step_internal_is_for_the_shops_own_services_only(&w).await;
+    step_only_the_sandboxs_js_sdk_stand_in_is_routed(&w).await;
+    step_unknown_paths_and_logout(&w).await;
+    w.stop().await;
+}
 
-    let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
-    let sb = sandbox.base_url();
-    let state = sandbox.state();
-
-    // The gateway's port must be known before the services start: it is their
-    // PUBLIC_BASE_URL (redirect_uri, notify_url).
-    let web = web_root_with_demo_page();
-    let (auth_l, auth_port) = loopback_listener();
-    let (jssdk_l, jssdk_port) = loopback_listener();
-    let (pay_l, pay_port) = loopback_listener();
-    let sandbox_port = sandbox.addr().port();
-    let nginx = Nginx::start(
-        &bin,
-        |host, port| match host {
-            "auth-service" => auth_port,
-            "jssdk-service" => jssdk_port,
-            "pay-service" => pay_port,
-            _ if (host, port) == SANDBOX_FROM_GATEWAY => sandbox_port,
-            other => panic!("unexpected upstream {other}"),
-        },
-        &web,
-    )
-    .await;
-    let public = nginx.base();
-
-    let auth = auth_service::config::AuthConfig::from_env(&service_env(
-        &public,
-        &sb,
-        &[("DATABASE_URL", &db.url)],
-    ))
-    .expect("auth config");
-    let jssdk = jssdk_service::config::JssdkConfig::from_env(&service_env(
-        &public,
-        &sb,
-        &[
-            ("INTERNAL_TOKEN", INTERNAL_TOKEN),
-            ("JSSDK_BACKGROUND_REFRESH", "off"),
-        ],
-    ))
-    .expect("jssdk config");
-    let pay = pay_service::config::PayConfig::from_env(&service_env(
-        &public,
-        &sb,
-        &[("DATABASE_URL", &db.url)],
-    ))
-    .expect("pay config");
-    let auth = auth_service::Application::with_listener(auth, auth_l)
-        .await
-        .expect("auth starts");
-    let jssdk = jssdk_service::Application::with_listener(jssdk, jssdk_l)
-        .await
-        .expect("jssdk starts");
-    let pay = pay_service::Application::with_listener(pay, pay_l)
-        .await
-        .expect("pay starts");
-    tokio::spawn(auth.run_until_stopped());
-    tokio::spawn(jssdk.run_until_stopped());
-    tokio::spawn(pay.run_until_stopped());
-
-    let http = client();
-    // Health is the services' own, never the gateway's.
-    for port in [auth_port, jssdk_port, pay_port] {
+/// Health is the services' own, never the gateway's.
+async fn step_health_is_the_services_own(w: &Walk) {
+    for port in w.service_ports {
         for path in ["/healthz", "/readyz"] {
-            let res = http
+            let res = w
+                .http
                 .get(format!("http://127.0.0.1:{port}{path}"))
                 .send()
                 .await
@@ -778,11 +912,22 @@ async fn the_seed_journeys_work_through_the_gateway() {
             assert_eq!(res.status(), 200, "{port}{path}");
         }
     }
-    assert_no_route(http.get(format!("{public}/readyz")).send().await.unwrap()).await;
+    let res = w
+        .http
+        .get(format!("{}/readyz", w.public))
+        .send()
+        .await
+        .unwrap();
+    assert_no_route(res).await;
+}
 
-    // ---- official-account OAuth, snsapi_userinfo, through the consent page
+/// Official-account OAuth, snsapi_userinfo, through the consent page; returns
+/// the page the browser comes back to.
+async fn step_oauth_through_the_consent_page_sets_a_session(w: &Walk) -> String {
+    let (public, sb) = (&w.public, &w.sb);
     let page = format!("{public}/index.html?from=menu#/me");
-    let res = http
+    let res = w
+        .http
         .get(format!(
             "{public}/api/wechat/redirect?url={}&scope=snsapi_userinfo",
             enc(&page)
@@ -804,7 +949,7 @@ async fn the_seed_journeys_work_through_the_gateway() {
     );
     assert!(authorize.starts_with(&prefix), "{authorize}\n{prefix}");
     assert!(authorize.ends_with("#wechat_redirect"));
-    let consent = http.get(&authorize).send().await.unwrap();
+    let consent = w.http.get(&authorize).send().await.unwrap();
     assert_eq!(consent.status(), 200);
     let html = consent.text().await.unwrap();
     let start = html
@@ -812,14 +957,14 @@ async fn the_seed_journeys_work_through_the_gateway() {
         .expect("an allow link")
         + "href=\"".len();
     let allow = html[start..start + html[start..].find('"').unwrap()].replace("&amp;", "&");
-    let res = http.get(format!("{sb}{allow}")).send().await.unwrap();
+    let res = w.http.get(format!("{sb}{allow}")).send().await.unwrap();
     assert_eq!(res.status(), 302);
     let callback = header(&res, "location").unwrap();
     assert!(
         callback.starts_with(&format!("{public}/api/wechat/getOpenId?code=")),
         "{callback}"
     );
-    let res = http.get(&callback).send().await.unwrap();
+    let res = w.http.get(&callback).send().await.unwrap();
     assert_eq!(res.status(), 302);
     assert_eq!(header(&res, "location").as_deref(), Some(page.as_str()));
     let cookies: Vec<String> = res
@@ -833,12 +978,16 @@ async fn the_seed_journeys_work_through_the_gateway() {
         "{cookies:?}"
     );
     // The same callback again: the state was single-use.
-    let (status, body) = json_of(http.get(&callback).send().await.unwrap()).await;
+    let (status, body) = json_of(w.http.get(&callback).send().await.unwrap()).await;
     assert_eq!((status, body["code"].as_i64()), (400, Some(1001)), "{body}");
+    page
+}
 
-    let oa_openid = state.openid(SANDBOX_OA_APPID, "u1");
+async fn step_the_oauth_session_reads_the_profile(w: &Walk) {
+    let oa_openid = w.state.openid(SANDBOX_OA_APPID, "u1");
     let (status, body) = json_of(
-        http.get(format!("{public}/api/wechat/getUserInfo"))
+        w.http
+            .get(format!("{}/api/wechat/getUserInfo", w.public))
             .send()
             .await
             .unwrap(),
@@ -848,7 +997,8 @@ async fn the_seed_journeys_work_through_the_gateway() {
     assert_eq!(body["data"]["openid"], oa_openid.as_str());
     assert_eq!(body["data"]["nickname"], "张三");
     let (status, body) = json_of(
-        http.get(format!("{public}/api/auth/me"))
+        w.http
+            .get(format!("{}/api/auth/me", w.public))
             .send()
             .await
             .unwrap(),
@@ -859,46 +1009,56 @@ async fn the_seed_journeys_work_through_the_gateway() {
         (200, Some(oa_openid.as_str())),
         "{body}"
     );
+}
 
-    // ---- wx.config for the page (without its fragment)
+/// wx.config for the page (signed without its fragment).
+async fn step_wx_config_signs_the_page(w: &Walk, page: &str) {
     let (status, body) = json_of(
-        http.get(format!(
-            "{public}/api/wechat/jssdkConfig?url={}",
-            enc(&page)
-        ))
-        .send()
-        .await
-        .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let cfg = &body["data"];
-    assert_eq!(cfg["appId"], SANDBOX_OA_APPID);
-    let ticket = state
-        .current_jsapi_ticket(SANDBOX_OA_APPID)
-        .expect("a ticket was issued");
-    let expected = shared::sign::jssdk_signature(
-        &ticket,
-        cfg["nonceStr"].as_str().unwrap(),
-        cfg["timestamp"].as_i64().unwrap(),
-        &format!("{public}/index.html?from=menu"),
-    );
-    assert_eq!(cfg["signature"].as_str(), Some(expected.as_str()));
-
-    // ---- mini program: session, profile, open data
-    let code = state.issue_js_code(SANDBOX_MP_APPID, "u2");
-    let (status, body) = json_of(
-        http.get(format!("{public}/api/mp/getSession?code={code}"))
+        w.http
+            .get(format!(
+                "{}/api/wechat/jssdkConfig?url={}",
+                w.public,
+                enc(page)
+            ))
             .send()
             .await
             .unwrap(),
     )
     .await;
     assert_eq!(status, 200, "{body}");
-    let mp_openid = state.openid(SANDBOX_MP_APPID, "u2");
+    let cfg = &body["data"];
+    assert_eq!(cfg["appId"], SANDBOX_OA_APPID);
+    let ticket = w
+        .state
+        .current_jsapi_ticket(SANDBOX_OA_APPID)
+        .expect("a ticket was issued");
+    let expected = shared::sign::jssdk_signature(
+        &ticket,
+        cfg["nonceStr"].as_str().unwrap(),
+        cfg["timestamp"].as_i64().unwrap(),
+        &format!("{}/index.html?from=menu", w.public),
+    );
+    assert_eq!(cfg["signature"].as_str(), Some(expected.as_str()));
+}
+
+/// Mini program: session, profile, open data; returns the Bearer token.
+async fn step_mini_program_session_profile_and_open_data(w: &Walk) -> String {
+    let public = &w.public;
+    let code = w.state.issue_js_code(SANDBOX_MP_APPID, "u2");
+    let (status, body) = json_of(
+        w.http
+            .get(format!("{public}/api/mp/getSession?code={code}"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let mp_openid = w.state.openid(SANDBOX_MP_APPID, "u2");
     assert_eq!(body["data"]["openid"], mp_openid.as_str());
     let token = body["data"]["token"].as_str().unwrap().to_owned();
-    let res = http
+    let res = w
+        .http
         .post(format!("{public}/api/mp/login"))
         .bearer_auth(&token)
         .json(&json!({"userInfo": {"nickName": "李小龙", "gender": 1}}))
@@ -910,12 +1070,13 @@ async fn the_seed_journeys_work_through_the_gateway() {
         status == 200 && body["data"]["userId"].is_i64(),
         "{status} {body}"
     );
-    let (encrypted, iv) = state.encrypt_open_data(
+    let (encrypted, iv) = w.state.encrypt_open_data(
         SANDBOX_MP_APPID,
         "u2",
         json!({"phoneNumber": "13800138000"}),
     );
-    let res = http
+    let res = w
+        .http
         .post(format!("{public}/api/mp/decrypt"))
         .bearer_auth(&token)
         .json(&json!({"encryptedData": encrypted, "iv": iv}))
@@ -928,11 +1089,17 @@ async fn the_seed_journeys_work_through_the_gateway() {
         (200, Some("13800138000")),
         "{body}"
     );
+    token
+}
 
-    // ---- v2Pay, WeChat's notification through the gateway, the order's status
-    let res = http
+/// v2Pay, WeChat's notification through the gateway, the order's status;
+/// returns the order's number.
+async fn step_v2pay_is_paid_through_the_gateways_notification(w: &Walk, token: &str) -> String {
+    let public = &w.public;
+    let res = w
+        .http
         .get(format!("{public}/api/mp/v2Pay?money=0.01"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         // A client cannot choose the address WeChat is told about.
         .header("x-real-ip", "198.51.100.9")
         .send()
@@ -948,8 +1115,12 @@ async fn the_seed_journeys_work_through_the_gateway() {
             .unwrap()
             .starts_with("prepay_id=")
     );
-    let order = state.order(&no).expect("unifiedorder reached the sandbox");
+    let order = w
+        .state
+        .order(&no)
+        .expect("unifiedorder reached the sandbox");
     assert_eq!(order.total_fee, 1);
+    let mp_openid = w.state.openid(SANDBOX_MP_APPID, "u2");
     assert_eq!(order.openid.as_deref(), Some(mp_openid.as_str()));
     assert_eq!(order.notify_url, format!("{public}/api/pay/notify"));
     assert_eq!(
@@ -957,16 +1128,19 @@ async fn the_seed_journeys_work_through_the_gateway() {
         "X-Real-IP is the gateway's, not the client's"
     );
 
-    state.pay_order(&no, PayOptions::default()).unwrap();
+    w.state.pay_order(&no, PayOptions::default()).unwrap();
     assert!(
-        state.wait_acknowledged(&no, Duration::from_secs(15)).await,
+        w.state
+            .wait_acknowledged(&no, Duration::from_secs(15))
+            .await,
         "the notification through the gateway was acknowledged: {:?}",
-        state.deliveries(&no)
+        w.state.deliveries(&no)
     );
-    assert_eq!(state.deliveries(&no)[0].http_status, Some(200));
-    let res = http
+    assert_eq!(w.state.deliveries(&no)[0].http_status, Some(200));
+    let res = w
+        .http
         .get(format!("{public}/api/pay/orders/{no}"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
@@ -974,16 +1148,20 @@ async fn the_seed_journeys_work_through_the_gateway() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["status"], "PAID");
     assert_eq!(body["data"]["amountFen"].as_i64(), Some(1));
+    no
+}
 
-    // The seed's notification path, with a notification nobody signed: the
-    // gateway delivers it to pay-service, which refuses it.
+/// The seed's notification path, with a notification nobody signed: the
+/// gateway delivers it to pay-service, which refuses it.
+async fn step_an_unsigned_notification_is_refused(w: &Walk, no: &str) {
     let forged = format!(
         "<xml><return_code>SUCCESS</return_code><result_code>SUCCESS</result_code>\
          <appid>{SANDBOX_MP_APPID}</appid><mch_id>{SANDBOX_MCH_ID}</mch_id><out_trade_no>{no}</out_trade_no>\
          <total_fee>1</total_fee><sign>00000000000000000000000000000000</sign></xml>"
     );
-    let res = http
-        .post(format!("{public}/api/mp/payCallback"))
+    let res = w
+        .http
+        .post(format!("{}/api/mp/payCallback", w.public))
         .header("content-type", "text/xml")
         .body(forged)
         .send()
@@ -995,11 +1173,15 @@ async fn the_seed_journeys_work_through_the_gateway() {
         reply.contains("<return_code><![CDATA[FAIL]]></return_code>"),
         "{reply}"
     );
+}
 
-    // ---- a NATIVE order: QR code, close
-    let res = http
+/// A NATIVE order: QR code, close.
+async fn step_a_native_order_has_a_qr_code_and_closes(w: &Walk, token: &str) {
+    let public = &w.public;
+    let res = w
+        .http
         .post(format!("{public}/api/pay/orders"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .json(&json!({"amountFen": 2, "tradeType": "NATIVE"}))
         .send()
         .await
@@ -1014,9 +1196,10 @@ async fn the_seed_journeys_work_through_the_gateway() {
             .starts_with("weixin://"),
         "{body}"
     );
-    let res = http
+    let res = w
+        .http
         .get(format!("{public}/api/pay/orders/{native}/qrcode.svg"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
@@ -1026,23 +1209,29 @@ async fn the_seed_journeys_work_through_the_gateway() {
             .unwrap()
             .starts_with("image/svg+xml")
     );
-    let res = http
+    let res = w
+        .http
         .post(format!("{public}/api/pay/orders/{native}/close"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
-    let res = http
+    let res = w
+        .http
         .get(format!("{public}/api/pay/orders/{native}"))
-        .bearer_auth(&token)
+        .bearer_auth(token)
         .send()
         .await
         .unwrap();
     assert_eq!(json_of(res).await.1["data"]["status"], "CLOSED");
+}
 
-    // ---- /internal/ is for the shop's own services only
-    let direct = http
+/// /internal/ is for the shop's own services only.
+async fn step_internal_is_for_the_shops_own_services_only(w: &Walk) {
+    let jssdk_port = w.service_ports[1];
+    let direct = w
+        .http
         .get(format!(
             "http://127.0.0.1:{jssdk_port}/internal/access-token"
         ))
@@ -1053,55 +1242,197 @@ async fn the_seed_journeys_work_through_the_gateway() {
     let (status, body) = json_of(direct).await;
     assert_eq!(status, 200, "jssdk-service serves it directly: {body}");
     assert!(body["data"]["accessToken"].is_string());
-    let via_gateway = http
-        .get(format!("{public}/internal/access-token"))
+    let via_gateway = w
+        .http
+        .get(format!("{}/internal/access-token", w.public))
         .bearer_auth(INTERNAL_TOKEN)
         .send()
         .await
         .unwrap();
     assert_no_route(via_gateway).await;
+}
 
-    // ---- the demo page's JS-SDK stand-in (development), and nothing else of
-    // the sandbox
-    let res = http
-        .get(format!("{public}/sandbox/jweixin.js"))
+/// The demo page's JS-SDK stand-in (development), and nothing else of the
+/// sandbox.
+async fn step_only_the_sandboxs_js_sdk_stand_in_is_routed(w: &Walk) {
+    let res = w
+        .http
+        .get(format!("{}/sandbox/jweixin.js", w.public))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
     assert!(header(&res, "content-type").unwrap().contains("javascript"));
-    assert_no_route(
-        http.get(format!("{public}/sandbox/users"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let res = w
+        .http
+        .get(format!("{}/sandbox/users", w.public))
+        .send()
+        .await
+        .unwrap();
+    assert_no_route(res).await;
+}
 
-    // ---- unknown paths, and logout
-    assert_no_route(
-        http.get(format!("{public}/api/wechat/nope"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    let res = http
+async fn step_unknown_paths_and_logout(w: &Walk) {
+    let public = &w.public;
+    let res = w
+        .http
+        .get(format!("{public}/api/wechat/nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_no_route(res).await;
+    let res = w
+        .http
         .post(format!("{public}/api/auth/logout"))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
     let (status, body) = json_of(
-        http.get(format!("{public}/api/auth/me"))
+        w.http
+            .get(format!("{public}/api/auth/me"))
             .send()
             .await
             .unwrap(),
     )
     .await;
     assert_eq!((status, body["code"].as_i64()), (401, Some(1002)), "{body}");
+}
 
-    drop(nginx);
-    sandbox.stop().await;
-    let _ = std::fs::remove_dir_all(web);
+// ========================= login budgets per client, behind the terminator ====
+
+/// Login attempts auth-service allows each client per minute in this test.
+const LOGIN_BUDGET: usize = 3;
+
+/// auth-service alone behind the gateway (which trusts the terminator), told
+/// that the gateway connects from 127.0.0.1 (TRUSTED_GATEWAYS).
+struct LoginGateway {
+    nginx: Nginx,
+    sandbox: Sandbox,
+    auth_port: u16,
+    web: PathBuf,
+    _db: testkit::TestDb,
+}
+
+impl LoginGateway {
+    async fn start(bin: &std::path::Path) -> LoginGateway {
+        let db = database();
+        let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
+        let web = web_root_with_demo_page();
+        let (auth_l, auth_port) = loopback_listener();
+        let nginx = Nginx::start(
+            bin,
+            |host, _| {
+                if host == "auth-service" {
+                    auth_port
+                } else {
+                    free_port()
+                }
+            },
+            &web,
+            &behind_the_terminator(),
+        )
+        .await;
+        let budget = LOGIN_BUDGET.to_string();
+        let env = service_env(
+            &nginx.base(),
+            &sandbox.base_url(),
+            &[
+                ("DATABASE_URL", db.url.as_str()),
+                ("LOGIN_RATE_LIMIT", budget.as_str()),
+                ("TRUSTED_GATEWAYS", "127.0.0.1/32"),
+            ],
+        );
+        let auth = auth_service::config::AuthConfig::from_env(&env).expect("auth config");
+        let auth = auth_service::with_listener(auth, auth_l)
+            .await
+            .expect("auth starts");
+        tokio::spawn(auth.run_until_stopped());
+        LoginGateway {
+            nginx,
+            sandbox,
+            auth_port,
+            web,
+            _db: db,
+        }
+    }
+
+    /// One login attempt (a mini-program code WeChat never issued) from
+    /// `from` to `base`; true when auth-service answered 429.
+    async fn limited(&self, from: &str, base: &str, headers: &[(&str, &str)]) -> bool {
+        let mut req = client_from(from).get(format!("{base}/api/mp/getSession?code=never-issued"));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let (status, body) = json_of(req.send().await.unwrap()).await;
+        if status == 429 {
+            assert_eq!(body["code"], 1006, "{body}");
+            return true;
+        }
+        assert!(
+            (400..500).contains(&status) || status == 502,
+            "{status} {body}"
+        );
+        false
+    }
+
+    async fn stop(self) {
+        drop(self.nginx);
+        self.sandbox.stop().await;
+        let _ = std::fs::remove_dir_all(self.web);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_clients_behind_the_terminator_have_two_login_budgets() {
+    let bin = nginx_or_skip!();
+    let g = LoginGateway::start(&bin).await;
+    step_each_client_behind_the_terminator_has_its_own_login_budget(&g).await;
+    step_a_forged_forwarded_for_moves_no_attempt_to_another_budget(&g).await;
+    step_auth_believes_x_real_ip_from_the_gateway_only(&g).await;
+    g.stop().await;
+}
+
+/// Client A spends its budget through the terminator; client B, behind the
+/// same terminator, still has all of its own.
+async fn step_each_client_behind_the_terminator_has_its_own_login_budget(g: &LoginGateway) {
+    let edge = g.nginx.terminator_base();
+    for i in 0..LOGIN_BUDGET {
+        assert!(!g.limited(CLIENT_A, &edge, &[]).await, "attempt {i}");
+    }
+    assert!(g.limited(CLIENT_A, &edge, &[]).await, "A's budget is spent");
+    assert!(
+        !g.limited(CLIENT_B, &edge, &[]).await,
+        "B has its own budget"
+    );
+}
+
+/// Client A cannot escape its spent budget by naming another address, and
+/// a client sending straight to the gateway cannot spend A's.
+async fn step_a_forged_forwarded_for_moves_no_attempt_to_another_budget(g: &LoginGateway) {
+    let edge = g.nginx.terminator_base();
+    let forged = [("x-forwarded-for", "203.0.113.9")];
+    assert!(g.limited(CLIENT_A, &edge, &forged).await, "A stays A");
+    let framing = [("x-forwarded-for", CLIENT_A)];
+    for _ in 0..LOGIN_BUDGET {
+        assert!(
+            !g.limited(CLIENT_C, &g.nginx.base(), &framing).await,
+            "C's attempts count as C's, not as A's"
+        );
+    }
+}
+
+/// Straight to auth-service, X-Real-IP is believed only from the gateway's
+/// address (TRUSTED_GATEWAYS), not from another loopback peer.
+async fn step_auth_believes_x_real_ip_from_the_gateway_only(g: &LoginGateway) {
+    let auth = format!("http://127.0.0.1:{}", g.auth_port);
+    let as_a = [("x-real-ip", CLIENT_A)];
+    assert!(
+        !g.limited(CLIENT_B, &auth, &as_a).await,
+        "from {CLIENT_B}, X-Real-IP is ignored: B's own budget"
+    );
+    assert!(
+        g.limited(TERMINATOR, &auth, &as_a).await,
+        "from the gateway's address, X-Real-IP is A: spent"
+    );
 }

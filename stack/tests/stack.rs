@@ -1,12 +1,19 @@
 //! `stack` on its embedded defaults: it answers health, routes every service's
 //! paths on one port, and sends a browser to the sandbox's consent page.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 use shared::config::Env;
 use stack::Stack;
 
 struct Running {
     base: String,
     sandbox_base: String,
+    sandbox: std::sync::Arc<wechat_sandbox::SandboxState>,
     nicknames: Vec<String>,
     _dir: TempDir,
 }
@@ -35,6 +42,7 @@ async fn start() -> Running {
     let base = format!("http://{}", stack.addr());
     let sandbox = stack.sandbox().expect("sandbox on by default");
     let sandbox_base = sandbox.base_url();
+    let sandbox_state = sandbox.state();
     let nicknames = sandbox
         .state()
         .users()
@@ -45,6 +53,7 @@ async fn start() -> Running {
     Running {
         base,
         sandbox_base,
+        sandbox: sandbox_state,
         nicknames,
         _dir: TempDir(dir),
     }
@@ -158,4 +167,60 @@ async fn login_leads_to_the_sandbox_consent_page() {
             "consent page lacks {nickname}"
         );
     }
+}
+
+#[tokio::test]
+async fn the_sandbox_never_silently_replaces_real_wechat_settings() {
+    let env = Env::from_pairs([
+        ("LISTEN_ADDR", "127.0.0.1:0"),
+        ("SANDBOX_ADDR", "127.0.0.1:0"),
+        ("MCH_ID", "1900000109"),
+        ("MCH_KEY", "a-real-looking-merchant-key-0123"),
+    ]);
+    let Err(err) = Stack::start(env).await else {
+        panic!("stack started with real merchant settings and the sandbox on");
+    };
+    let message = err.to_string();
+    assert!(message.contains("MCH_ID, MCH_KEY"), "{message}");
+    assert!(message.contains("WXPAY_SANDBOX=off"), "{message}");
+    assert!(!message.contains("a-real-looking"), "{message}");
+}
+
+/// A logout in auth-service ends the token for pay-service too: they share
+/// the one cache that holds the revocations.
+#[actix_web::test]
+async fn a_logged_out_token_is_refused_by_pay_service_too() {
+    let s = start().await;
+    let c = client();
+    let code = s
+        .sandbox
+        .issue_js_code(wechat_sandbox::SANDBOX_MP_APPID, "u1");
+    let session: serde_json::Value = c
+        .get(format!("{}/api/mp/getSession?code={code}", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = session["data"]["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    // Accepted by pay-service: no such order, but not 401.
+    let order = format!("{}/api/pay/orders/NO_SUCH_ORDER_0001", s.base);
+    let res = c.get(&order).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+
+    let res = c
+        .post(format!("{}/api/auth/logout", s.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = c.get(&order).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(res.status(), 401);
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["code"], 1002, "{body}");
 }

@@ -14,6 +14,9 @@ pub const SANDBOX_MP_SECRET: &str = "sandbox-mp-app-secret-000000002";
 pub const SANDBOX_MCH_ID: &str = "1900000109";
 /// APIv2 keys are 32 characters, like WeChat's.
 pub const SANDBOX_MCH_KEY: &str = "5a1dbox0mch0key0for0tests0000032";
+/// The APIv3 key: 32 characters, the AES-256 key of notifications and
+/// downloaded certificates.
+pub const SANDBOX_MCH_API_V3_KEY: &str = "5a1dbox0v3key0for0tests000000032";
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:8090";
 
@@ -30,9 +33,15 @@ pub fn service_env(base: &str) -> Vec<(&'static str, String)> {
         ("MCH_ID", SANDBOX_MCH_ID),
         ("MCH_KEY", SANDBOX_MCH_KEY),
     ];
+    // The sandbox's own listener is plain http; services refuse that for
+    // WeChat unless told this is a sandbox setup.
+    let insecure = base
+        .starts_with("http://")
+        .then_some(("ALLOW_INSECURE_WECHAT_BASES", "on"));
     bases
         .into_iter()
         .chain(credentials)
+        .chain(insecure)
         .map(|(k, v)| (k, v.to_owned()))
         .collect()
 }
@@ -66,6 +75,8 @@ impl fmt::Debug for SandboxApp {
 pub struct SandboxMerchant {
     pub mch_id: String,
     pub key: String,
+    /// `MCH_API_V3_KEY`: 32 characters.
+    pub api_v3_key: String,
     /// Apps bound to this merchant; unifiedorder refuses any other appid.
     pub appids: Vec<String>,
 }
@@ -75,6 +86,7 @@ impl fmt::Debug for SandboxMerchant {
         f.debug_struct("SandboxMerchant")
             .field("mch_id", &self.mch_id)
             .field("key", &"<redacted>")
+            .field("api_v3_key", &"<redacted>")
             .field("appids", &self.appids)
             .finish()
     }
@@ -145,6 +157,7 @@ pub fn default_merchants() -> Vec<SandboxMerchant> {
     vec![SandboxMerchant {
         mch_id: SANDBOX_MCH_ID.into(),
         key: SANDBOX_MCH_KEY.into(),
+        api_v3_key: SANDBOX_MCH_API_V3_KEY.into(),
         appids: vec![SANDBOX_OA_APPID.into(), SANDBOX_MP_APPID.into()],
     }]
 }
@@ -164,6 +177,14 @@ pub struct SandboxConfig {
     pub public_base_url: Option<String>,
     /// A second, HTTPS listener requiring client certificates (`/secapi/`).
     pub tls: Option<crate::tls::SandboxTls>,
+    /// The merchant's API key and certificate for v3 (requests are checked
+    /// against the certificate); None: the sandbox issues one at start.
+    pub v3_merchant: Option<crate::v3::MerchantIdentity>,
+    /// What v3 answers and notifications are signed with at start.
+    pub v3_sign_mode: crate::v3::SignMode,
+    /// Where the v3 files named by [`crate::Sandbox::service_env`] are
+    /// written; None: a temp dir removed with the sandbox.
+    pub v3_dir: Option<std::path::PathBuf>,
 }
 
 impl SandboxConfig {
@@ -176,6 +197,9 @@ impl SandboxConfig {
             users: default_users(),
             public_base_url: None,
             tls: None,
+            v3_merchant: None,
+            v3_sign_mode: crate::v3::SignMode::default(),
+            v3_dir: None,
         }
     }
 
@@ -208,15 +232,38 @@ impl SandboxConfig {
             public_base_url,
             ..SandboxConfig::for_tests()
         };
+        cfg.apply_credentials(&var)?;
+        let mch_id = cfg
+            .merchants
+            .first()
+            .map(|m| m.mch_id.clone())
+            .unwrap_or_default();
+        if let Some((tls, merchant)) = crate::tls::from_lookup(&var, &mch_id)? {
+            cfg.tls = Some(tls);
+            cfg.v3_merchant = merchant;
+        }
+        cfg.v3_dir = var("SANDBOX_V3_DIR").map(Into::into);
+        if let Some(mode) = var("SANDBOX_V3_SIGN_MODE") {
+            cfg.v3_sign_mode = serde_json::from_value(serde_json::Value::String(mode.clone()))
+                .map_err(|_| {
+                    format!("SANDBOX_V3_SIGN_MODE: platform, public_key or switch, not {mode}")
+                })?;
+        }
+        Ok(cfg)
+    }
+
+    /// The apps' and the first merchant's credentials from the environment;
+    /// a replaced appid stays bound to the merchant.
+    fn apply_credentials(&mut self, var: &impl Fn(&str) -> Option<String>) -> Result<(), String> {
         for (kind, id_var, secret_var) in [
             (AppKind::Oa, "WX_APP_ID", "WX_APP_SECRET"),
             (AppKind::Mp, "MP_APP_ID", "MP_APP_SECRET"),
         ] {
-            let Some(app) = cfg.apps.iter_mut().find(|a| a.kind == kind) else {
+            let Some(app) = self.apps.iter_mut().find(|a| a.kind == kind) else {
                 continue;
             };
             if let Some(appid) = var(id_var) {
-                for m in &mut cfg.merchants {
+                for m in &mut self.merchants {
                     for bound in &mut m.appids {
                         if *bound == app.appid {
                             bound.clone_from(&appid);
@@ -229,24 +276,21 @@ impl SandboxConfig {
                 app.secret = secret;
             }
         }
-        if cfg.apps[0].appid == cfg.apps[1].appid {
+        if self.apps[0].appid == self.apps[1].appid {
             return Err("WX_APP_ID and MP_APP_ID must differ".into());
         }
-        if let Some(m) = cfg.merchants.first_mut() {
-            if let Some(mch_id) = var("MCH_ID") {
-                m.mch_id = mch_id;
-            }
-            if let Some(key) = var("MCH_KEY") {
-                m.key = key;
+        if let Some(m) = self.merchants.first_mut() {
+            for (name, field) in [
+                ("MCH_ID", &mut m.mch_id),
+                ("MCH_KEY", &mut m.key),
+                ("MCH_API_V3_KEY", &mut m.api_v3_key),
+            ] {
+                if let Some(value) = var(name) {
+                    *field = value;
+                }
             }
         }
-        let mch_id = cfg
-            .merchants
-            .first()
-            .map(|m| m.mch_id.clone())
-            .unwrap_or_default();
-        cfg.tls = crate::tls::from_lookup(&var, &mch_id)?;
-        Ok(cfg)
+        Ok(())
     }
 
     pub(crate) fn validate(&self) -> Result<(), String> {
@@ -258,6 +302,12 @@ impl SandboxConfig {
         }
         if self.users.is_empty() {
             return Err("the sandbox needs at least one user".into());
+        }
+        if let Some(m) = self.merchants.iter().find(|m| m.api_v3_key.len() != 32) {
+            return Err(format!(
+                "merchant {}: the APIv3 key must be 32 bytes (MCH_API_V3_KEY)",
+                m.mch_id
+            ));
         }
         Ok(())
     }
@@ -328,11 +378,33 @@ mod tests {
     }
 
     #[test]
+    fn v3_settings_come_from_the_environment_and_are_checked() {
+        let c = cfg(&[
+            ("MCH_API_V3_KEY", "0123456789abcdef0123456789abcdef"),
+            ("SANDBOX_V3_SIGN_MODE", "switch"),
+            ("SANDBOX_V3_DIR", "/tmp/v3"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.merchants[0].api_v3_key,
+            "0123456789abcdef0123456789abcdef"
+        );
+        assert_eq!(c.v3_sign_mode, crate::v3::SignMode::Switch);
+        assert_eq!(c.v3_dir, Some("/tmp/v3".into()));
+        assert!(c.validate().is_ok());
+        let e = cfg(&[("SANDBOX_V3_SIGN_MODE", "rsa")]).unwrap_err();
+        assert!(e.starts_with("SANDBOX_V3_SIGN_MODE"), "{e}");
+        let short = cfg(&[("MCH_API_V3_KEY", "short")]).unwrap();
+        assert!(short.validate().unwrap_err().contains("MCH_API_V3_KEY"));
+    }
+
+    #[test]
     fn secrets_stay_out_of_debug_output() {
         let c = SandboxConfig::for_tests();
         let shown = format!("{c:?}");
         assert!(!shown.contains(SANDBOX_OA_SECRET));
         assert!(!shown.contains(SANDBOX_MCH_KEY));
+        assert!(!shown.contains(SANDBOX_MCH_API_V3_KEY));
         assert!(shown.contains(SANDBOX_OA_APPID));
     }
 }

@@ -58,8 +58,14 @@ pub fn lower_hex(len: usize) -> String {
     random_of(b"0123456789abcdef", len)
 }
 
+/// UTC+8, checked when compiling rather than on every call.
+const BEIJING: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
+    Some(offset) => offset,
+    None => panic!("UTC+8 is a valid offset"),
+};
+
 pub fn beijing() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+    BEIJING
 }
 
 /// WeChat Pay's `yyyyMMddHHmmss`, always Beijing time.

@@ -1,7 +1,8 @@
 //! The JS-SDK stand-in for pages outside WeChat: `/sandbox/jweixin.js` (the
 //! `wx` object of weixin-js-sdk), the checks WeChat makes behind `wx.config`
 //! (signature over the current jsapi_ticket) and `wx.chooseWXPay` (paySign
-//! with the merchant key), and the JSAPI cashier a person confirms or cancels.
+//! with the merchant key for v2 orders, RSA with the merchant certificate for
+//! v3 orders), and the JSAPI cashier a person confirms or cancels.
 //!
 //! The script calls `POST /sandbox/jssdk/verify` and `POST /sandbox/jssdk/pay`
 //! from the merchant's page, so those two answer CORS from any origin (as
@@ -25,8 +26,9 @@ use crate::notify::{PayOptions, PayRefusal};
 use crate::oauth::{encode_pairs, is_web_url};
 use crate::pages::{self, JsapiCashier};
 use crate::params::Params;
-use crate::pay::TradeState;
+use crate::pay::{PayApi, TradeState};
 use crate::state::SandboxState;
+use shared::wechatpay_v3::{JSAPI_SIGN_TYPE, jsapi_pay_message};
 
 /// The script, with `__SANDBOX_BASE__` standing for the sandbox's base URL.
 const JWEIXIN_JS: &str = include_str!("jweixin.js");
@@ -54,6 +56,22 @@ pub(crate) struct CashierStore {
 struct CashierTicket {
     out_trade_no: String,
     issued: Duration,
+}
+
+/// `signType` of pay parameters: v2's MD5 / HMAC-SHA256, or v3's RSA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PaySignType {
+    V2(SignType),
+    Rsa,
+}
+
+impl PaySignType {
+    fn parse(s: &str) -> Option<Self> {
+        if s == JSAPI_SIGN_TYPE {
+            return Some(PaySignType::Rsa);
+        }
+        SignType::parse(s).map(PaySignType::V2)
+    }
 }
 
 /// Why `chooseWXPay` refused, as the `fail` errMsg WeChat would give.
@@ -140,9 +158,12 @@ impl SandboxState {
     }
 
     /// The checks behind `wx.chooseWXPay`: the JSAPI order named by `package`
-    /// exists for this app, can still be paid, and `paySign` is the merchant's
-    /// sign over appId, timeStamp, nonceStr, package and signType. Returns a
-    /// single-use cashier ticket, or the `fail` errMsg.
+    /// exists for this app, can still be paid, and `paySign` is the
+    /// merchant's: for a v2 order the MD5/HMAC sign over appId, timeStamp,
+    /// nonceStr, package and signType with the merchant key; for a v3 order
+    /// (`signType: "RSA"`) SHA256withRSA over `appId\ntimeStamp\nnonceStr\npackage\n`,
+    /// checked with the merchant certificate's key. Returns a single-use
+    /// cashier ticket, or the `fail` errMsg.
     fn open_cashier(&self, p: &PayBody) -> Result<String, String> {
         let prepay_id = p
             .package
@@ -150,45 +171,16 @@ impl SandboxState {
             .filter(|id| !id.is_empty())
             .ok_or_else(|| pay_fail("package 参数格式错误"))?;
         let sign_type =
-            SignType::parse(&p.sign_type).ok_or_else(|| pay_fail("signType 参数格式错误"))?;
-        let now = self.now();
-        let (out_trade_no, key) = {
-            let store = lock(&self.orders);
-            let order = store
-                .by_prepay_id(prepay_id)
-                .filter(|o| o.appid == p.app_id && o.trade_type == "JSAPI")
-                .ok_or_else(|| pay_fail("订单不存在或 prepay_id 已失效"))?;
-            match order.state_at(now) {
-                TradeState::NotPay | TradeState::PayError => {}
-                TradeState::Success | TradeState::Refund => {
-                    return Err(pay_fail("该订单已支付"));
-                }
-                TradeState::Closed => return Err(pay_fail("订单已关闭")),
-            }
-            let key = self
-                .merchant(&order.mch_id)
-                .map(|m| m.key.clone())
-                .ok_or_else(|| pay_fail("商户不存在"))?;
-            (order.out_trade_no.clone(), key)
-        };
-        let expected = pay_sign_pairs(
-            [
-                ("appId", p.app_id.as_str()),
-                ("timeStamp", p.time_stamp.as_str()),
-                ("nonceStr", p.nonce_str.as_str()),
-                ("package", p.package.as_str()),
-                ("signType", sign_type.as_str()),
-            ],
-            &key,
-            sign_type,
-        );
-        if p.time_stamp.is_empty()
-            || p.nonce_str.is_empty()
-            || !constant_time_eq(
-                expected.as_bytes(),
-                p.pay_sign.to_ascii_uppercase().as_bytes(),
-            )
-        {
+            PaySignType::parse(&p.sign_type).ok_or_else(|| pay_fail("signType 参数格式错误"))?;
+        let (out_trade_no, api, key) = self.payable_jsapi_order(prepay_id, &p.app_id)?;
+        let signed = !p.time_stamp.is_empty()
+            && !p.nonce_str.is_empty()
+            && match (sign_type, api) {
+                (PaySignType::V2(t), PayApi::V2) => self.v2_pay_sign_holds(p, t, &key),
+                (PaySignType::Rsa, PayApi::V3) => self.rsa_pay_sign_holds(p),
+                _ => false,
+            };
+        if !signed {
             return Err(pay_fail("支付验证签名失败"));
         }
         let ticket = ids::alnum(32);
@@ -205,6 +197,59 @@ impl SandboxState {
             },
         );
         Ok(ticket)
+    }
+
+    /// The unpaid JSAPI order of `app_id` with this prepay_id: its number,
+    /// API and merchant key.
+    fn payable_jsapi_order(
+        &self,
+        prepay_id: &str,
+        app_id: &str,
+    ) -> Result<(String, PayApi, String), String> {
+        let now = self.now();
+        let store = lock(&self.orders);
+        let order = store
+            .by_prepay_id(prepay_id)
+            .filter(|o| o.appid == app_id && o.trade_type == "JSAPI")
+            .ok_or_else(|| pay_fail("订单不存在或 prepay_id 已失效"))?;
+        match order.state_at(now) {
+            TradeState::NotPay | TradeState::PayError => {}
+            TradeState::Success | TradeState::Refund => {
+                return Err(pay_fail("该订单已支付"));
+            }
+            TradeState::Closed => return Err(pay_fail("订单已关闭")),
+        }
+        let key = self
+            .merchant(&order.mch_id)
+            .map(|m| m.key.clone())
+            .ok_or_else(|| pay_fail("商户不存在"))?;
+        Ok((order.out_trade_no.clone(), order.api, key))
+    }
+
+    fn v2_pay_sign_holds(&self, p: &PayBody, sign_type: SignType, key: &str) -> bool {
+        let expected = pay_sign_pairs(
+            [
+                ("appId", p.app_id.as_str()),
+                ("timeStamp", p.time_stamp.as_str()),
+                ("nonceStr", p.nonce_str.as_str()),
+                ("package", p.package.as_str()),
+                ("signType", sign_type.as_str()),
+            ],
+            key,
+            sign_type,
+        );
+        constant_time_eq(
+            expected.as_bytes(),
+            p.pay_sign.to_ascii_uppercase().as_bytes(),
+        )
+    }
+
+    fn rsa_pay_sign_holds(&self, p: &PayBody) -> bool {
+        let message = jsapi_pay_message(&p.app_id, &p.time_stamp, &p.nonce_str, &p.package);
+        self.v3
+            .merchant_public_key()
+            .verify(message.as_bytes(), &p.pay_sign)
+            .is_ok()
     }
 
     /// The order behind a live cashier ticket.

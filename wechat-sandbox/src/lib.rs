@@ -1,7 +1,9 @@
 //! A faithful local stand-in for WeChat's servers: official-account OAuth,
 //! mini-program login, access tokens and JS-SDK tickets, and WeChat Pay APIv2
-//! with payment notifications, plus `/sandbox/` controls for tests (pay an
-//! order, inject faults, count calls, move the clock), and a stand-in for the
+//! and APIv3 (signed JSON, platform certificate or WeChat Pay public key,
+//! encrypted notifications) with payment notifications, plus `/sandbox/`
+//! controls for tests (pay an order, inject faults, count calls, move the
+//! clock, switch v3 signing keys, SIGNTEST probes), and a stand-in for the
 //! JS-SDK (`/sandbox/jweixin.js`) with its cashier for pages outside WeChat.
 //!
 //! ```no_run
@@ -33,16 +35,18 @@ mod server;
 mod state;
 mod tls;
 mod tokens;
+mod v3;
 
 pub use config::{
-    AppKind, SANDBOX_MCH_ID, SANDBOX_MCH_KEY, SANDBOX_MP_APPID, SANDBOX_MP_SECRET,
-    SANDBOX_OA_APPID, SANDBOX_OA_SECRET, SandboxApp, SandboxConfig, SandboxMerchant, SandboxUser,
-    default_apps, default_merchants, default_users, service_env,
+    AppKind, SANDBOX_MCH_API_V3_KEY, SANDBOX_MCH_ID, SANDBOX_MCH_KEY, SANDBOX_MP_APPID,
+    SANDBOX_MP_SECRET, SANDBOX_OA_APPID, SANDBOX_OA_SECRET, SandboxApp, SandboxConfig,
+    SandboxMerchant, SandboxUser, default_apps, default_merchants, default_users, service_env,
 };
 pub use faults::FaultKind;
 pub use notify::{DeliveryAttempt, MAX_DELIVERY_ATTEMPTS, PayOptions, RETRY_SCHEDULE};
-pub use pay::{OrderSnapshot, TradeState};
+pub use pay::{OrderSnapshot, PayApi, TradeState};
 pub use refund::{RefundSnapshot, RefundStatus, decrypt_req_info, encrypt_req_info};
 pub use server::Sandbox;
 pub use state::SandboxState;
 pub use tls::{SandboxTls, TestPki};
+pub use v3::{MerchantIdentity, SignMode, V3KeysInfo};

@@ -38,6 +38,17 @@ async fn main() -> ExitCode {
     for m in state.merchants() {
         println!("  merchant {} (apps {})", m.mch_id, m.appids.join(", "));
     }
+    let v3 = state.v3_keys();
+    println!(
+        "  APIv3: merchant certificate {}, platform certificate {}, public key {}",
+        v3.merchant_serial_no, v3.platform_serial_no, v3.public_key_id
+    );
+    for (var, value) in sandbox.service_env() {
+        // The key files' paths; the APIv3 key itself stays out of the output.
+        if var.ends_with("_PEM") {
+            println!("  {var}={value}");
+        }
+    }
     println!("test users:");
     for u in state.users() {
         let openids: Vec<String> = state

@@ -11,8 +11,9 @@ use tokio::sync::watch;
 
 use crate::clock::lock;
 use crate::ids;
-use crate::pay::{Order, TradeState, sign_fields};
+use crate::pay::{Order, PayApi, TradeState, sign_fields};
 use crate::state::SandboxState;
+use crate::v3::SignedHeaders;
 
 /// Waits between attempts, as WeChat Pay documents them (15s/15s/30s/3m/10m/
 /// 20m/30m/30m/30m/60m/3h/3h/3h/6h/6h): 16 attempts in all.
@@ -60,7 +61,7 @@ pub struct DeliveryAttempt {
     pub attempt: u32,
     /// None when the delivery was simulated lost or no HTTP answer came.
     pub http_status: Option<u16>,
-    /// HTTP 200 with `return_code` SUCCESS.
+    /// v2: HTTP 200 with `return_code` SUCCESS; v3: any 2xx.
     pub acknowledged: bool,
 }
 
@@ -97,7 +98,9 @@ pub(crate) enum Subject {
 pub(crate) struct Delivery {
     pub subject: Subject,
     pub url: String,
-    pub xml: String,
+    /// v2: signed XML. v3: JSON, signed afresh on every attempt.
+    pub body: String,
+    pub api: PayApi,
     /// Attempts simulated lost: recorded, but the merchant is never contacted.
     pub lost_first: u32,
 }
@@ -152,7 +155,11 @@ impl SandboxState {
                 out_trade_no: order.out_trade_no.clone(),
             },
             url: order.notify_url.clone(),
-            xml: self.notification_xml(order),
+            body: match order.api {
+                PayApi::V2 => self.notification_xml(order),
+                PayApi::V3 => self.v3_payment_notification(order, now),
+            },
+            api: order.api,
             lost_first: opts.fail_first_deliveries,
         });
         drop(store);
@@ -199,6 +206,41 @@ impl SandboxState {
             .unwrap_or_default();
         sign_fields(&mut f, key, order.sign_type);
         map_to_xml(&f)
+    }
+
+    /// The v3 `TRANSACTION.SUCCESS` notification for a paid order.
+    fn v3_payment_notification(&self, order: &Order, now: chrono::DateTime<chrono::Utc>) -> String {
+        self.v3_notification(
+            &order.mch_id,
+            crate::v3::V3Event {
+                event_type: "TRANSACTION.SUCCESS",
+                original_type: "transaction",
+                summary: "支付成功",
+                resource: crate::v3::transaction_json(order, now),
+            },
+        )
+    }
+
+    /// One POST of a v3 notification with the given headers (SIGNTEST
+    /// probes); the HTTP status, if anything answered.
+    pub(crate) async fn post_v3_once(
+        &self,
+        url: &str,
+        body: String,
+        headers: &SignedHeaders,
+    ) -> Option<u16> {
+        let mut req = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        for (name, value) in headers.pairs() {
+            req = req.header(name, value);
+        }
+        req.body(body)
+            .send()
+            .await
+            .ok()
+            .map(|r| r.status().as_u16())
     }
 
     /// Every notification attempt so far, oldest first.
@@ -308,7 +350,7 @@ async fn deliver(sandbox: Arc<SandboxState>, job: Delivery) {
             (None, false)
         } else {
             tokio::select! {
-                r = post(&sandbox.http, &job) => r,
+                r = post(&sandbox, &job) => r,
                 _ = stopped(&mut shutdown) => return,
             }
         };
@@ -354,15 +396,27 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
-/// One POST; acknowledged only by HTTP 200 whose XML says `return_code` SUCCESS.
-async fn post(http: &reqwest::Client, job: &Delivery) -> (Option<u16>, bool) {
-    let res = match http
-        .post(&job.url)
-        .header(reqwest::header::CONTENT_TYPE, "text/xml")
-        .body(job.xml.clone())
-        .send()
-        .await
-    {
+/// One POST. v2: acknowledged only by HTTP 200 whose XML says `return_code`
+/// SUCCESS. v3: by any 2xx (WeChat documents 200 or 204).
+async fn post(sandbox: &SandboxState, job: &Delivery) -> (Option<u16>, bool) {
+    let req = match job.api {
+        PayApi::V2 => sandbox
+            .http
+            .post(&job.url)
+            .header(reqwest::header::CONTENT_TYPE, "text/xml"),
+        PayApi::V3 => {
+            let headers = sandbox.v3_signed_headers(job.body.as_bytes());
+            let mut req = sandbox
+                .http
+                .post(&job.url)
+                .header(reqwest::header::CONTENT_TYPE, "application/json");
+            for (name, value) in headers.pairs() {
+                req = req.header(name, value);
+            }
+            req
+        }
+    };
+    let res = match req.body(job.body.clone()).send().await {
         Ok(res) => res,
         Err(e) => {
             match &job.subject {
@@ -378,8 +432,13 @@ async fn post(http: &reqwest::Client, job: &Delivery) -> (Option<u16>, bool) {
     };
     let status = res.status().as_u16();
     let body = res.bytes().await.unwrap_or_default();
-    let acknowledged = status == 200
-        && shared::xml::parse(&body, DEFAULT_MAX_XML_BYTES)
-            .is_ok_and(|m| m.get("return_code").is_some_and(|c| c == "SUCCESS"));
+    let acknowledged = match job.api {
+        PayApi::V2 => {
+            status == 200
+                && shared::xml::parse(&body, DEFAULT_MAX_XML_BYTES)
+                    .is_ok_and(|m| m.get("return_code").is_some_and(|c| c == "SUCCESS"))
+        }
+        PayApi::V3 => (200..300).contains(&status),
+    };
     (Some(status), acknowledged)
 }

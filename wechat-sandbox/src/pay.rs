@@ -38,6 +38,15 @@ pub enum TradeState {
     PayError,
 }
 
+/// Which WeChat Pay API an order came from (the sandbox keeps one ledger).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum PayApi {
+    #[serde(rename = "v2")]
+    V2,
+    #[serde(rename = "v3")]
+    V3,
+}
+
 impl TradeState {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -49,7 +58,7 @@ impl TradeState {
         }
     }
 
-    fn desc(self) -> &'static str {
+    pub(crate) fn desc(self) -> &'static str {
         match self {
             TradeState::Success => "支付成功",
             TradeState::NotPay => "订单未支付",
@@ -59,7 +68,7 @@ impl TradeState {
         }
     }
 
-    fn is_paid(self) -> bool {
+    pub(crate) fn is_paid(self) -> bool {
         matches!(self, TradeState::Success | TradeState::Refund)
     }
 }
@@ -76,6 +85,8 @@ pub(crate) struct Order {
     pub openid: Option<String>,
     pub product_id: Option<String>,
     pub notify_url: String,
+    /// Which API placed it: query, close, refunds and notifications follow it.
+    pub api: PayApi,
     pub sign_type: SignType,
     pub spbill_create_ip: String,
     pub time_expire: Option<(String, DateTime<Utc>)>,
@@ -119,6 +130,7 @@ impl Order {
             openid: self.openid.clone(),
             product_id: self.product_id.clone(),
             notify_url: self.notify_url.clone(),
+            api: self.api,
             sign_type: self.sign_type.as_str().to_owned(),
             spbill_create_ip: self.spbill_create_ip.clone(),
             time_expire: self.time_expire.as_ref().map(|(raw, _)| raw.clone()),
@@ -148,8 +160,10 @@ pub struct OrderSnapshot {
     pub openid: Option<String>,
     pub product_id: Option<String>,
     pub notify_url: String,
+    /// `v2` or `v3`: the API that placed it.
+    pub api: PayApi,
     /// `MD5` or `HMAC-SHA256`: what the order was placed with, and what its
-    /// notification is signed with.
+    /// notification is signed with (v2 only).
     pub sign_type: String,
     pub spbill_create_ip: String,
     /// As sent, `yyyyMMddHHmmss` Beijing time.
@@ -165,7 +179,7 @@ pub struct OrderSnapshot {
     pub created_at: DateTime<Utc>,
 }
 
-fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn rfc3339<S: serde::Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&at.to_rfc3339())
 }
 
@@ -287,13 +301,13 @@ fn return_fail(msg: &str) -> HttpResponse {
     xml_response(to_xml([("return_code", "FAIL"), ("return_msg", msg)]))
 }
 
-fn is_out_trade_no(s: &str) -> bool {
+pub(crate) fn is_out_trade_no(s: &str) -> bool {
     (1..=32).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_-|*".contains(&b))
 }
 
-fn is_notify_url(s: &str) -> bool {
+pub(crate) fn is_notify_url(s: &str) -> bool {
     url::Url::parse(s)
         .map(|u| {
             matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.query().is_none()
@@ -310,6 +324,213 @@ fn parse_pay_time(s: &str) -> Option<DateTime<Utc>> {
         .and_local_timezone(ids::beijing())
         .single()
         .map(|t| t.with_timezone(&Utc))
+}
+
+/// `/pay/unifiedorder`'s fields, checked in WeChat's order: every required
+/// field present, then each one's format.
+pub(crate) struct UnifiedOrderParams {
+    body: String,
+    out_trade_no: String,
+    total_fee: u64,
+    spbill_create_ip: String,
+    notify_url: String,
+    attach: Option<String>,
+    device_info: Option<String>,
+    trade_type: String,
+    openid: Option<String>,
+    product_id: Option<String>,
+    time_expire: Option<(String, DateTime<Utc>)>,
+}
+
+const UNIFIED_ORDER_REQUIRED: [&str; 6] = [
+    "body",
+    "out_trade_no",
+    "total_fee",
+    "spbill_create_ip",
+    "notify_url",
+    "trade_type",
+];
+
+impl UnifiedOrderParams {
+    fn from_request(req: &PayRequest, now: DateTime<Utc>) -> Result<Self, PayFailure> {
+        for name in UNIFIED_ORDER_REQUIRED {
+            req.require(name)?;
+        }
+        let body = limited(req, "body", 128)?.unwrap_or_default();
+        let out_trade_no = req.require("out_trade_no")?;
+        if !is_out_trade_no(out_trade_no) {
+            return Err(malformed("out_trade_no"));
+        }
+        let total_fee = fee(req, "total_fee")?;
+        if req.get("fee_type").is_some_and(|f| f != "CNY") {
+            return Err(malformed("fee_type"));
+        }
+        let ip = req.require("spbill_create_ip")?;
+        if ip.parse::<IpAddr>().is_err() {
+            return Err(malformed("spbill_create_ip"));
+        }
+        let notify_url = req.require("notify_url")?;
+        if !is_notify_url(notify_url) {
+            return Err(malformed("notify_url"));
+        }
+        let attach = limited(req, "attach", 127)?;
+        let trade_type = req.require("trade_type")?;
+        let (openid, product_id) = trade_target(req, trade_type)?;
+        Ok(UnifiedOrderParams {
+            body,
+            out_trade_no: out_trade_no.to_owned(),
+            total_fee,
+            spbill_create_ip: ip.to_owned(),
+            notify_url: notify_url.to_owned(),
+            attach,
+            device_info: req.get("device_info").map(str::to_owned),
+            trade_type: trade_type.to_owned(),
+            openid,
+            product_id,
+            time_expire: time_expire(req, now)?,
+        })
+    }
+
+    fn identity<'a>(&'a self, req: &'a PayRequest) -> OrderIdentity<'a> {
+        OrderIdentity {
+            mch_id: &req.merchant.mch_id,
+            appid: req.appid(),
+            body: &self.body,
+            total_fee: self.total_fee,
+            trade_type: &self.trade_type,
+            openid: self.openid.as_deref(),
+        }
+    }
+}
+
+/// An optional field no longer than `max` bytes.
+fn limited(req: &PayRequest, name: &str, max: usize) -> Result<Option<String>, PayFailure> {
+    match req.get(name) {
+        Some(v) if v.len() > max => Err(PayFailure::Return(format!("{name}参数长度有误"))),
+        v => Ok(v.map(str::to_owned)),
+    }
+}
+
+/// A required amount in fen: a positive integer.
+pub(crate) fn fee(req: &PayRequest, name: &str) -> Result<u64, PayFailure> {
+    req.require(name)?
+        .parse::<u64>()
+        .ok()
+        .filter(|f| *f > 0 && *f <= i64::MAX as u64)
+        .ok_or_else(|| malformed(name))
+}
+
+/// Who pays (JSAPI: `openid`) or what is sold (NATIVE: `product_id`), by trade type.
+fn trade_target(
+    req: &PayRequest,
+    trade_type: &str,
+) -> Result<(Option<String>, Option<String>), PayFailure> {
+    match trade_type {
+        "JSAPI" => Ok((Some(req.require("openid")?.to_owned()), None)),
+        "NATIVE" => Ok((None, Some(req.require("product_id")?.to_owned()))),
+        "MWEB" => req.require("scene_info").map(|_| (None, None)),
+        "APP" => Ok((None, None)),
+        _ => Err(malformed("trade_type")),
+    }
+}
+
+/// `time_expire`, refused when unparsable or sooner than WeChat allows.
+fn time_expire(
+    req: &PayRequest,
+    now: DateTime<Utc>,
+) -> Result<Option<(String, DateTime<Utc>)>, PayFailure> {
+    let Some(raw) = req.get("time_expire") else {
+        return Ok(None);
+    };
+    let at =
+        parse_pay_time(raw).ok_or_else(|| PayFailure::Return("time_expire时间格式错误".into()))?;
+    if at < now + MIN_EXPIRY {
+        return Err(PayFailure::Return(
+            "time_expire时间过短，刷卡至少1分钟，其他5分钟".into(),
+        ));
+    }
+    Ok(Some((raw.to_owned(), at)))
+}
+
+/// What makes a repeated order request "the same order".
+pub(crate) struct OrderIdentity<'a> {
+    pub mch_id: &'a str,
+    pub appid: &'a str,
+    pub body: &'a str,
+    pub total_fee: u64,
+    pub trade_type: &'a str,
+    pub openid: Option<&'a str>,
+}
+
+/// An order asked for again: the same one answers with its prepay_id while
+/// unpaid; anything else, or a paid or closed order, is refused.
+pub(crate) fn repeated_order<'o>(
+    existing: &'o Order,
+    asked: &OrderIdentity<'_>,
+    now: DateTime<Utc>,
+) -> Result<&'o Order, PayFailure> {
+    let same = existing.mch_id == asked.mch_id
+        && existing.appid == asked.appid
+        && existing.body == asked.body
+        && existing.total_fee == asked.total_fee
+        && existing.trade_type == asked.trade_type
+        && existing.openid.as_deref() == asked.openid;
+    match existing.state_at(now) {
+        s if s.is_paid() => Err(PayFailure::Business {
+            code: "ORDERPAID",
+            des: "该订单已支付",
+        }),
+        TradeState::Closed => Err(PayFailure::Business {
+            code: "ORDERCLOSED",
+            des: "订单已关闭",
+        }),
+        _ if !same => Err(PayFailure::Business {
+            code: "OUT_TRADE_NO_USED",
+            des: "商户订单号重复",
+        }),
+        _ => Ok(existing),
+    }
+}
+
+/// Everything a new order is made from, whichever API placed it.
+pub(crate) struct NewOrder {
+    pub out_trade_no: String,
+    pub appid: String,
+    pub mch_id: String,
+    pub body: String,
+    pub attach: Option<String>,
+    pub device_info: Option<String>,
+    pub total_fee: u64,
+    pub trade_type: String,
+    pub openid: Option<String>,
+    pub product_id: Option<String>,
+    pub notify_url: String,
+    pub api: PayApi,
+    pub sign_type: SignType,
+    pub spbill_create_ip: String,
+    pub time_expire: Option<(String, DateTime<Utc>)>,
+}
+
+impl NewOrder {
+    fn v2(req: &PayRequest, p: UnifiedOrderParams) -> Self {
+        NewOrder {
+            out_trade_no: p.out_trade_no,
+            appid: req.appid().to_owned(),
+            mch_id: req.merchant.mch_id.clone(),
+            body: p.body,
+            attach: p.attach,
+            device_info: p.device_info,
+            total_fee: p.total_fee,
+            trade_type: p.trade_type,
+            openid: p.openid,
+            product_id: p.product_id,
+            notify_url: p.notify_url,
+            api: PayApi::V2,
+            sign_type: req.sign_type,
+            spbill_create_ip: p.spbill_create_ip,
+            time_expire: p.time_expire,
+        }
+    }
 }
 
 impl SandboxState {
@@ -352,113 +573,45 @@ impl SandboxState {
         })
     }
 
+    /// `/pay/unifiedorder`: a new order, or the same one again for a repeated
+    /// identical request.
     pub(crate) fn unified_order(
         &self,
         req: &PayRequest,
     ) -> Result<BTreeMap<String, String>, PayFailure> {
-        for name in [
-            "body",
-            "out_trade_no",
-            "total_fee",
-            "spbill_create_ip",
-            "notify_url",
-            "trade_type",
-        ] {
-            req.require(name)?;
-        }
-        let body = req.require("body")?;
-        if body.len() > 128 {
-            return Err(PayFailure::Return("body参数长度有误".into()));
-        }
-        let out_trade_no = req.require("out_trade_no")?;
-        if !is_out_trade_no(out_trade_no) {
-            return Err(malformed("out_trade_no"));
-        }
-        let total_fee = req
-            .require("total_fee")?
-            .parse::<u64>()
-            .ok()
-            .filter(|f| *f > 0 && *f <= i64::MAX as u64)
-            .ok_or_else(|| malformed("total_fee"))?;
-        if req.get("fee_type").is_some_and(|f| f != "CNY") {
-            return Err(malformed("fee_type"));
-        }
-        let ip = req.require("spbill_create_ip")?;
-        if ip.parse::<IpAddr>().is_err() {
-            return Err(malformed("spbill_create_ip"));
-        }
-        let notify_url = req.require("notify_url")?;
-        if !is_notify_url(notify_url) {
-            return Err(malformed("notify_url"));
-        }
-        let attach = req.get("attach");
-        if attach.is_some_and(|a| a.len() > 127) {
-            return Err(PayFailure::Return("attach参数长度有误".into()));
-        }
-        let trade_type = req.require("trade_type")?;
-        let (openid, product_id) = match trade_type {
-            "JSAPI" => (Some(req.require("openid")?), None),
-            "NATIVE" => (None, Some(req.require("product_id")?)),
-            "MWEB" => {
-                req.require("scene_info")?;
-                (None, None)
-            }
-            "APP" => (None, None),
-            _ => return Err(malformed("trade_type")),
-        };
         let now = self.now();
-        let time_expire = match req.get("time_expire") {
-            None => None,
-            Some(raw) => {
-                let at = parse_pay_time(raw)
-                    .ok_or_else(|| PayFailure::Return("time_expire时间格式错误".into()))?;
-                if at < now + MIN_EXPIRY {
-                    return Err(PayFailure::Return(
-                        "time_expire时间过短，刷卡至少1分钟，其他5分钟".into(),
-                    ));
-                }
-                Some((raw.to_owned(), at))
-            }
-        };
-        let appid = req.appid();
-        if let Some(openid) = openid
-            && self.user_by_openid(appid, openid).is_none()
-        {
-            return Err(PayFailure::Business {
+        let params = UnifiedOrderParams::from_request(req, now)?;
+        if let Some(openid) = &params.openid {
+            self.check_openid(req.appid(), openid)?;
+        }
+        let mut store = lock(&self.orders);
+        if let Some(existing) = store.orders.get(&params.out_trade_no) {
+            return repeated_order(existing, &params.identity(req), now).map(prepay_reply);
+        }
+        let order = self.new_order(NewOrder::v2(req, params), now);
+        let reply = prepay_reply(&order);
+        store.orders.insert(order.out_trade_no.clone(), order);
+        Ok(reply)
+    }
+
+    /// A JSAPI order's openid must belong to one of the sandbox's users in that app.
+    pub(crate) fn check_openid(&self, appid: &str, openid: &str) -> Result<(), PayFailure> {
+        match self.user_by_openid(appid, openid) {
+            Some(_) => Ok(()),
+            None => Err(PayFailure::Business {
                 code: "PARAM_ERROR",
                 des: "appid和openid不匹配",
-            });
+            }),
         }
+    }
 
-        let mut store = lock(&self.orders);
-        if let Some(existing) = store.orders.get(out_trade_no) {
-            let same = existing.mch_id == req.merchant.mch_id
-                && existing.appid == appid
-                && existing.body == body
-                && existing.total_fee == total_fee
-                && existing.trade_type == trade_type
-                && existing.openid.as_deref() == openid;
-            return match existing.state_at(now) {
-                s if s.is_paid() => Err(PayFailure::Business {
-                    code: "ORDERPAID",
-                    des: "该订单已支付",
-                }),
-                TradeState::Closed => Err(PayFailure::Business {
-                    code: "ORDERCLOSED",
-                    des: "订单已关闭",
-                }),
-                _ if !same => Err(PayFailure::Business {
-                    code: "OUT_TRADE_NO_USED",
-                    des: "商户订单号重复",
-                }),
-                _ => Ok(prepay_reply(existing)),
-            };
-        }
-
+    /// Builds an unpaid order with its prepay_id and, by trade type, its
+    /// code_url (NATIVE) or cashier URL (MWEB).
+    pub(crate) fn new_order(&self, o: NewOrder, now: DateTime<Utc>) -> Order {
         let prepay_id = ids::prepay_id(now);
-        let code_url = (trade_type == "NATIVE")
+        let code_url = (o.trade_type == "NATIVE")
             .then(|| format!("weixin://wxpay/bizpayurl?pr={}", ids::alnum(7)));
-        let mweb_package = (trade_type == "MWEB").then(|| ids::digits(10));
+        let mweb_package = (o.trade_type == "MWEB").then(|| ids::digits(10));
         let mweb_url = mweb_package.as_ref().map(|package| {
             format!(
                 "{}/sandbox/mweb?{}",
@@ -466,21 +619,22 @@ impl SandboxState {
                 encode_pairs(&[("prepay_id", &prepay_id), ("package", package)])
             )
         });
-        let order = Order {
-            out_trade_no: out_trade_no.to_owned(),
-            appid: appid.to_owned(),
-            mch_id: req.merchant.mch_id.clone(),
-            body: body.to_owned(),
-            attach: attach.map(str::to_owned),
-            device_info: req.get("device_info").map(str::to_owned),
-            total_fee,
-            trade_type: trade_type.to_owned(),
-            openid: openid.map(str::to_owned),
-            product_id: product_id.map(str::to_owned),
-            notify_url: notify_url.to_owned(),
-            sign_type: req.sign_type,
-            spbill_create_ip: ip.to_owned(),
-            time_expire,
+        Order {
+            out_trade_no: o.out_trade_no,
+            appid: o.appid,
+            mch_id: o.mch_id,
+            body: o.body,
+            attach: o.attach,
+            device_info: o.device_info,
+            total_fee: o.total_fee,
+            trade_type: o.trade_type,
+            openid: o.openid,
+            product_id: o.product_id,
+            notify_url: o.notify_url,
+            api: o.api,
+            sign_type: o.sign_type,
+            spbill_create_ip: o.spbill_create_ip,
+            time_expire: o.time_expire,
             prepay_id,
             code_url,
             mweb_url,
@@ -492,10 +646,7 @@ impl SandboxState {
             payer_openid: None,
             deliveries: Vec::new(),
             delivery_finished: false,
-        };
-        let reply = prepay_reply(&order);
-        store.orders.insert(order.out_trade_no.clone(), order);
-        Ok(reply)
+        }
     }
 
     pub(crate) fn order_query(

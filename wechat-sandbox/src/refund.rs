@@ -23,7 +23,7 @@ use shared::xml::{map_to_xml, to_xml};
 use crate::clock::lock;
 use crate::ids;
 use crate::notify::{Delivery, DeliveryAttempt, Subject};
-use crate::pay::{self, PayFailure, TradeState};
+use crate::pay::{self, Order, PayApi, PayFailure, PayRequest, TradeState};
 use crate::state::SandboxState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -68,7 +68,10 @@ pub(crate) struct Refund {
     refund_desc: Option<String>,
     status: RefundStatus,
     success_time: Option<String>,
+    created_at: DateTime<Utc>,
     notify_url: String,
+    /// The API of the request: its notification's format follows it.
+    api: PayApi,
     deliveries: Vec<DeliveryAttempt>,
     delivery_finished: bool,
 }
@@ -87,7 +90,10 @@ pub struct RefundSnapshot {
     pub status: RefundStatus,
     /// `yyyy-MM-dd HH:mm:ss` Beijing time, as WeChat writes it in refunds.
     pub success_time: Option<String>,
+    #[serde(serialize_with = "crate::pay::rfc3339")]
+    pub created_at: DateTime<Utc>,
     pub notify_url: String,
+    pub api: PayApi,
     pub deliveries: Vec<DeliveryAttempt>,
 }
 
@@ -103,7 +109,9 @@ impl Refund {
             refund_desc: self.refund_desc.clone(),
             status: self.status,
             success_time: self.success_time.clone(),
+            created_at: self.created_at,
             notify_url: self.notify_url.clone(),
+            api: self.api,
             deliveries: self.deliveries.clone(),
         }
     }
@@ -115,6 +123,14 @@ pub(crate) struct RefundStore {
     refunds: Vec<Refund>,
     /// New refunds stay PROCESSING while set.
     hold: bool,
+}
+
+impl RefundStore {
+    fn find(&self, out_refund_no: &str, mch_id: &str) -> Option<&Refund> {
+        self.refunds
+            .iter()
+            .find(|r| r.out_refund_no == out_refund_no && r.mch_id == mch_id)
+    }
 }
 
 /// WeChat's refund notification key: the lowercase hex MD5 of the merchant key,
@@ -150,11 +166,15 @@ fn refund_time(at: DateTime<Utc>) -> String {
 
 /// Where a refund's notification goes when the request named none: WeChat
 /// uses the URL set in the merchant platform; the sandbox uses the order's
-/// notify_url host with `/api/pay/refund-notify`.
-fn default_refund_notify_url(order_notify_url: &str) -> String {
+/// notify_url host with `/api/pay/refund-notify` (v3: `/api/pay/v3/refund-notify`).
+fn default_refund_notify_url(order_notify_url: &str, api: PayApi) -> String {
+    let path = match api {
+        PayApi::V2 => "/api/pay/refund-notify",
+        PayApi::V3 => "/api/pay/v3/refund-notify",
+    };
     match url::Url::parse(order_notify_url) {
         Ok(mut u) => {
-            u.set_path("/api/pay/refund-notify");
+            u.set_path(path);
             u.set_query(None);
             u.to_string()
         }
@@ -166,15 +186,7 @@ fn business(code: &'static str, des: &'static str) -> PayFailure {
     PayFailure::Business { code, des }
 }
 
-fn fee(req: &crate::pay::PayRequest, name: &str) -> Result<u64, PayFailure> {
-    req.require(name)?
-        .parse::<u64>()
-        .ok()
-        .filter(|f| *f > 0 && *f <= i64::MAX as u64)
-        .ok_or_else(|| PayFailure::Return(format!("{name}参数格式错误")))
-}
-
-fn refund_reply(r: &Refund) -> BTreeMap<String, String> {
+fn refund_reply(r: &RefundSnapshot) -> BTreeMap<String, String> {
     BTreeMap::from([
         ("transaction_id".to_owned(), r.transaction_id.clone()),
         ("out_trade_no".to_owned(), r.out_trade_no.clone()),
@@ -191,113 +203,210 @@ fn refund_reply(r: &Refund) -> BTreeMap<String, String> {
     ])
 }
 
-impl SandboxState {
-    fn apply_refund(
-        &self,
-        req: &crate::pay::PayRequest,
-    ) -> Result<BTreeMap<String, String>, PayFailure> {
+/// `/secapi/pay/refund`'s fields.
+struct RefundParams {
+    out_refund_no: String,
+    /// By transaction_id when given, else by out_trade_no.
+    order: OrderRef,
+    total_fee: u64,
+    refund_fee: u64,
+    refund_desc: Option<String>,
+    notify_url: Option<String>,
+}
+
+/// How a refund request names its order.
+pub(crate) enum OrderRef {
+    TransactionId(String),
+    OutTradeNo(String),
+}
+
+impl RefundParams {
+    fn from_request(req: &PayRequest) -> Result<Self, PayFailure> {
         let out_refund_no = req.require("out_refund_no")?.to_owned();
         if out_refund_no.len() > 64 {
             return Err(PayFailure::Return("out_refund_no参数长度有误".into()));
         }
-        let total_fee = fee(req, "total_fee")?;
-        let refund_fee = fee(req, "refund_fee")?;
+        let total_fee = pay::fee(req, "total_fee")?;
+        let refund_fee = pay::fee(req, "refund_fee")?;
         if req.get("refund_fee_type").is_some_and(|f| f != "CNY") {
             return Err(PayFailure::Return("refund_fee_type参数格式错误".into()));
         }
-        let refund_desc = req.get("refund_desc").map(str::to_owned);
+        let order = match (req.get("transaction_id"), req.get("out_trade_no")) {
+            (Some(id), _) => OrderRef::TransactionId(id.to_owned()),
+            (None, Some(no)) => OrderRef::OutTradeNo(no.to_owned()),
+            (None, None) => return Err(PayFailure::Return("缺少参数out_trade_no".into())),
+        };
+        Ok(RefundParams {
+            out_refund_no,
+            order,
+            total_fee,
+            refund_fee,
+            refund_desc: req.get("refund_desc").map(str::to_owned),
+            notify_url: req.get("notify_url").map(str::to_owned),
+        })
+    }
+}
+
+/// What a refund is checked against and copies from its order.
+pub(crate) struct RefundRequest {
+    pub out_refund_no: String,
+    pub mch_id: String,
+    pub appid: Option<String>,
+    pub order: OrderRef,
+    /// The order's total as the merchant states it (must match).
+    pub total_fee: u64,
+    pub refund_fee: u64,
+    pub refund_desc: Option<String>,
+    /// None: the default refund notify URL of the order's host.
+    pub notify_url: Option<String>,
+    pub api: PayApi,
+}
+
+/// Why a refund was refused, for each API to word in its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefundRefusal {
+    OrderNotFound,
+    /// The out_refund_no is taken by a refund with other parameters.
+    NumberReused,
+    OrderNotPaid,
+    TotalMismatch,
+    /// More than what is left to refund.
+    NotEnough,
+}
+
+impl RefundRefusal {
+    fn v2(self) -> PayFailure {
+        match self {
+            RefundRefusal::OrderNotFound => business("ORDERNOTEXIST", "订单不存在"),
+            RefundRefusal::NumberReused => {
+                business("PARAM_ERROR", "退款单号已被使用，请求参数与之前不一致")
+            }
+            RefundRefusal::OrderNotPaid => business("TRADE_STATE_ERROR", "订单状态错误"),
+            RefundRefusal::TotalMismatch => {
+                business("PARAM_ERROR", "订单金额或退款金额与之前请求不一致")
+            }
+            RefundRefusal::NotEnough => business("ERROR", "申请退款金额超过订单可退金额"),
+        }
+    }
+}
+
+/// A paid order, the stated total, and room left for `r.refund_fee`.
+fn check_refundable(
+    order: &Order,
+    refunds: &RefundStore,
+    r: &RefundRequest,
+    now: DateTime<Utc>,
+) -> Result<(), RefundRefusal> {
+    if !matches!(
+        order.state_at(now),
+        TradeState::Success | TradeState::Refund
+    ) {
+        return Err(RefundRefusal::OrderNotPaid);
+    }
+    if r.total_fee != order.total_fee {
+        return Err(RefundRefusal::TotalMismatch);
+    }
+    let already: u64 = refunds
+        .refunds
+        .iter()
+        .filter(|x| x.out_trade_no == order.out_trade_no && x.status.counts())
+        .map(|x| x.refund_fee)
+        .sum();
+    if already + r.refund_fee > order.total_fee {
+        return Err(RefundRefusal::NotEnough);
+    }
+    Ok(())
+}
+
+/// A PROCESSING refund of `order`.
+fn new_refund(order: &Order, r: RefundRequest, now: DateTime<Utc>) -> Refund {
+    Refund {
+        out_refund_no: r.out_refund_no,
+        out_trade_no: order.out_trade_no.clone(),
+        transaction_id: order.transaction_id.clone().unwrap_or_default(),
+        appid: order.appid.clone(),
+        mch_id: order.mch_id.clone(),
+        refund_id: format!("50000{}", ids::digits(24)),
+        total_fee: r.total_fee,
+        refund_fee: r.refund_fee,
+        refund_desc: r.refund_desc,
+        status: RefundStatus::Processing,
+        success_time: None,
+        created_at: now,
+        notify_url: r
+            .notify_url
+            .unwrap_or_else(|| default_refund_notify_url(&order.notify_url, r.api)),
+        api: r.api,
+        deliveries: Vec::new(),
+        delivery_finished: false,
+    }
+}
+
+impl SandboxState {
+    fn apply_refund(&self, req: &PayRequest) -> Result<BTreeMap<String, String>, PayFailure> {
+        let p = RefundParams::from_request(req)?;
+        let request = RefundRequest {
+            out_refund_no: p.out_refund_no,
+            mch_id: req.merchant.mch_id.clone(),
+            appid: Some(req.appid().to_owned()),
+            order: p.order,
+            total_fee: p.total_fee,
+            refund_fee: p.refund_fee,
+            refund_desc: p.refund_desc,
+            notify_url: p.notify_url,
+            api: PayApi::V2,
+        };
+        self.refund_order(request)
+            .map(|r| refund_reply(&r))
+            .map_err(RefundRefusal::v2)
+    }
+
+    /// Records a refund (both APIs): the same out_refund_no asked again
+    /// answers the same refund. Succeeds at once unless refunds are held.
+    pub(crate) fn refund_order(&self, r: RefundRequest) -> Result<RefundSnapshot, RefundRefusal> {
         let now = self.now();
         let orders = lock(&self.orders);
-        let order = match (req.get("transaction_id"), req.get("out_trade_no")) {
-            (Some(id), _) => orders
+        let order = match &r.order {
+            OrderRef::TransactionId(id) => orders
                 .orders
                 .values()
                 .find(|o| o.transaction_id.as_deref() == Some(id)),
-            (None, Some(no)) => orders.orders.get(no),
-            (None, None) => return Err(PayFailure::Return("缺少参数out_trade_no".into())),
+            OrderRef::OutTradeNo(no) => orders.orders.get(no),
         }
-        .filter(|o| o.mch_id == req.merchant.mch_id && o.appid == req.appid())
-        .ok_or(business("ORDERNOTEXIST", "订单不存在"))?;
-        let out_trade_no = order.out_trade_no.clone();
+        .filter(|o| o.mch_id == r.mch_id && r.appid.as_ref().is_none_or(|a| *a == o.appid))
+        .ok_or(RefundRefusal::OrderNotFound)?;
         let mut refunds = lock(&self.refunds);
-        if let Some(existing) = refunds
-            .refunds
-            .iter()
-            .find(|r| r.out_refund_no == out_refund_no && r.mch_id == req.merchant.mch_id)
-        {
+        if let Some(existing) = refunds.find(&r.out_refund_no, &r.mch_id) {
             // The same refund asked again: WeChat answers with it.
-            return if existing.out_trade_no == out_trade_no
-                && existing.refund_fee == refund_fee
-                && existing.total_fee == total_fee
+            return if existing.out_trade_no == order.out_trade_no
+                && existing.refund_fee == r.refund_fee
+                && existing.total_fee == r.total_fee
             {
-                Ok(refund_reply(existing))
+                Ok(existing.snapshot())
             } else {
-                Err(business(
-                    "PARAM_ERROR",
-                    "退款单号已被使用，请求参数与之前不一致",
-                ))
+                Err(RefundRefusal::NumberReused)
             };
         }
-        if !matches!(
-            order.state_at(now),
-            TradeState::Success | TradeState::Refund
-        ) {
-            return Err(business("TRADE_STATE_ERROR", "订单状态错误"));
-        }
-        if total_fee != order.total_fee {
-            return Err(business(
-                "PARAM_ERROR",
-                "订单金额或退款金额与之前请求不一致",
-            ));
-        }
-        let already: u64 = refunds
-            .refunds
-            .iter()
-            .filter(|r| r.out_trade_no == out_trade_no && r.status.counts())
-            .map(|r| r.refund_fee)
-            .sum();
-        if already + refund_fee > order.total_fee {
-            return Err(business("ERROR", "申请退款金额超过订单可退金额"));
-        }
-        let notify_url = req
-            .get("notify_url")
-            .map(str::to_owned)
-            .unwrap_or_else(|| default_refund_notify_url(&order.notify_url));
+        check_refundable(order, &refunds, &r, now)?;
+        let refund = new_refund(order, r, now);
+        let (out_trade_no, out_refund_no) =
+            (refund.out_trade_no.clone(), refund.out_refund_no.clone());
+        let snapshot = refund.snapshot();
         let succeed = !refunds.hold;
-        let refund = Refund {
-            out_refund_no: out_refund_no.clone(),
-            out_trade_no: out_trade_no.clone(),
-            transaction_id: order.transaction_id.clone().unwrap_or_default(),
-            appid: order.appid.clone(),
-            mch_id: order.mch_id.clone(),
-            refund_id: format!("50000{}", ids::digits(24)),
-            total_fee,
-            refund_fee,
-            refund_desc,
-            status: RefundStatus::Processing,
-            success_time: None,
-            notify_url,
-            deliveries: Vec::new(),
-            delivery_finished: false,
-        };
-        let reply = refund_reply(&refund);
         refunds.refunds.push(refund);
         drop(refunds);
         drop(orders);
         if let Some(order) = lock(&self.orders).orders.get_mut(&out_trade_no) {
             order.state = TradeState::Refund;
         }
-        tracing::info!(%out_trade_no, %out_refund_no, refund_fee, "sandbox refund accepted");
+        tracing::info!(%out_trade_no, %out_refund_no, refund_fee = snapshot.refund_fee, "sandbox refund accepted");
         if succeed {
             let _ = self.complete_refund(&out_refund_no, RefundStatus::Success, true);
         }
-        Ok(reply)
+        Ok(snapshot)
     }
 
-    fn refund_query(
-        &self,
-        req: &crate::pay::PayRequest,
-    ) -> Result<BTreeMap<String, String>, PayFailure> {
+    fn refund_query(&self, req: &PayRequest) -> Result<BTreeMap<String, String>, PayFailure> {
         let refunds = lock(&self.refunds);
         let mine = refunds
             .refunds
@@ -387,7 +496,8 @@ impl SandboxState {
                 out_refund_no: refund.out_refund_no.clone(),
             },
             url: refund.notify_url.clone(),
-            xml: self.refund_notification_of(refund),
+            body: self.refund_notification_of(refund),
+            api: refund.api,
             lost_first: 0,
         });
         drop(refunds);
@@ -398,7 +508,9 @@ impl SandboxState {
     }
 
     /// The notification WeChat sends for the refund as it stands now (what a
-    /// test replays to check that a duplicate is applied once).
+    /// test replays to check that a duplicate is applied once): XML for a v2
+    /// refund, the JSON body for a v3 one (its headers are signed per
+    /// delivery).
     pub fn refund_notification_xml(&self, out_refund_no: &str) -> Option<String> {
         let refunds = lock(&self.refunds);
         let refund = refunds
@@ -408,7 +520,26 @@ impl SandboxState {
         Some(self.refund_notification_of(refund))
     }
 
+    /// v2: XML with `req_info` encrypted; v3: JSON with an AES-GCM resource.
     fn refund_notification_of(&self, r: &Refund) -> String {
+        match r.api {
+            PayApi::V2 => self.refund_notification_xml_of(r),
+            PayApi::V3 => {
+                let (event_type, summary) = crate::v3::refund_event(r.status);
+                self.v3_notification(
+                    &r.mch_id,
+                    crate::v3::V3Event {
+                        event_type,
+                        original_type: "refund",
+                        summary,
+                        resource: crate::v3::refund_resource(&r.mch_id, &r.snapshot()),
+                    },
+                )
+            }
+        }
+    }
+
+    fn refund_notification_xml_of(&self, r: &Refund) -> String {
         let mut inner: Vec<(&str, String)> = vec![
             ("transaction_id", r.transaction_id.clone()),
             ("out_trade_no", r.out_trade_no.clone()),
@@ -450,6 +581,17 @@ impl SandboxState {
             .refunds
             .iter()
             .find(|r| r.out_refund_no == out_refund_no)
+            .map(Refund::snapshot)
+    }
+
+    /// A refund of this merchant's.
+    pub(crate) fn refund_of_merchant(
+        &self,
+        out_refund_no: &str,
+        mch_id: &str,
+    ) -> Option<RefundSnapshot> {
+        lock(&self.refunds)
+            .find(out_refund_no, mch_id)
             .map(Refund::snapshot)
     }
 
@@ -537,8 +679,12 @@ mod tests {
     #[test]
     fn refund_notify_url_defaults_to_the_order_host() {
         assert_eq!(
-            default_refund_notify_url("http://127.0.0.1:9/api/pay/notify"),
+            default_refund_notify_url("http://127.0.0.1:9/api/pay/notify", PayApi::V2),
             "http://127.0.0.1:9/api/pay/refund-notify"
+        );
+        assert_eq!(
+            default_refund_notify_url("http://127.0.0.1:9/api/pay/v3/notify", PayApi::V3),
+            "http://127.0.0.1:9/api/pay/v3/refund-notify"
         );
     }
 }

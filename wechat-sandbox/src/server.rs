@@ -14,7 +14,8 @@ use crate::config::SandboxConfig;
 use crate::errors::{WxError, json_response};
 use crate::params::Params;
 use crate::state::SandboxState;
-use crate::{control, faults, jssdk, oauth, pay, refund, scan, tls, tokens};
+use crate::v3::{V3Files, V3Keys, V3State};
+use crate::{control, faults, jssdk, oauth, pay, refund, scan, tls, tokens, v3};
 
 /// A running sandbox. Dropping it leaves the server running until the
 /// runtime ends; call [`Sandbox::stop`] to end it and its pending deliveries.
@@ -25,6 +26,8 @@ pub struct Sandbox {
     task: tokio::task::JoinHandle<io::Result<()>>,
     /// The HTTPS listener for `/secapi/`, when configured.
     tls: Option<tls::TlsServer>,
+    /// The v3 key and certificate files service_env names.
+    v3_files: V3Files,
 }
 
 impl Sandbox {
@@ -41,7 +44,8 @@ impl Sandbox {
             .clone()
             .unwrap_or_else(|| format!("http://{}", reachable(addr)));
         let tls_cfg = cfg.tls.clone();
-        let state = SandboxState::new(cfg, base_url, tokio::runtime::Handle::current());
+        let (v3, v3_files) = v3_state(&cfg).await?;
+        let state = SandboxState::new(cfg, base_url, tokio::runtime::Handle::current(), v3);
         let data = web::Data::from(state.clone());
         let server = HttpServer::new(move || {
             App::new()
@@ -75,6 +79,7 @@ impl Sandbox {
             handle,
             task,
             tls,
+            v3_files,
         })
     }
 
@@ -89,9 +94,14 @@ impl Sandbox {
     }
 
     /// The variables that point a wxpay service at this sandbox
-    /// ([`crate::service_env`]).
+    /// ([`crate::service_env`]), plus its APIv3 credentials:
+    /// `MCH_API_V3_KEY`, `MCH_CERT_SERIAL_NO`, `WECHATPAY_PUBLIC_KEY_ID`, and
+    /// the files `MCH_KEY_PEM`, `MCH_CERT_PEM`, `WECHATPAY_PUBLIC_KEY_PEM`
+    /// (written at start; see `SandboxConfig::v3_dir`).
     pub fn service_env(&self) -> Vec<(&'static str, String)> {
-        crate::service_env(&self.base_url())
+        let mut env = crate::service_env(&self.base_url());
+        env.extend(self.v3_files.env().iter().cloned());
+        env
     }
 
     /// `https://127.0.0.1:PORT` of the TLS listener (client certificate
@@ -116,6 +126,23 @@ impl Sandbox {
         self.handle.stop(true).await;
         let _ = self.task.await;
     }
+}
+
+/// The v3 keys (generated off the async workers: RSA key generation is
+/// slow) and their files.
+async fn v3_state(cfg: &SandboxConfig) -> io::Result<(V3State, V3Files)> {
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidInput, format!("v3: {e}"));
+    let merchant = cfg.merchants.first();
+    let mch_id = merchant.map(|m| m.mch_id.clone()).unwrap_or_default();
+    let api_v3_key = merchant.map(|m| m.api_v3_key.clone()).unwrap_or_default();
+    let given = cfg.v3_merchant.clone();
+    let keys = tokio::task::spawn_blocking(move || V3Keys::generate(&mch_id, given))
+        .await
+        .map_err(|e| invalid(e.to_string()))?
+        .map_err(invalid)?;
+    let v3 = V3State::new(keys, cfg.v3_sign_mode);
+    let files = V3Files::write(&v3.info(), &api_v3_key, cfg.v3_dir.as_deref()).map_err(invalid)?;
+    Ok((v3, files))
 }
 
 fn reachable(addr: SocketAddr) -> SocketAddr {
@@ -209,7 +236,8 @@ fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/sandbox/jsapi/cashier/cancel",
             web::post().to(jssdk::cancel),
-        );
+        )
+        .configure(v3::routes);
 }
 
 /// A WeChat GET API: `api` reads the query (leniently, as WeChat does) and

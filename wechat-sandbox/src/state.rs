@@ -50,6 +50,8 @@ pub struct SandboxState {
     /// away with the worker.
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) http: reqwest::Client,
+    /// APIv3 keys and signing mode.
+    pub(crate) v3: crate::v3::V3State,
 }
 
 impl SandboxState {
@@ -57,6 +59,7 @@ impl SandboxState {
         cfg: SandboxConfig,
         base_url: String,
         runtime: tokio::runtime::Handle,
+        v3: crate::v3::V3State,
     ) -> Arc<Self> {
         let http = reqwest::Client::builder()
             .timeout(NOTIFY_TIMEOUT)
@@ -85,6 +88,7 @@ impl SandboxState {
             shutdown: watch::Sender::new(false),
             runtime,
             http,
+            v3,
         })
     }
 
@@ -104,6 +108,23 @@ impl SandboxState {
     /// Drops every fault not yet served.
     pub fn clear_faults(&self) {
         self.faults.clear();
+    }
+
+    /// What v3 answers and notifications are signed with from now on.
+    pub fn set_v3_sign_mode(&self, mode: crate::v3::SignMode) {
+        self.v3.set_mode(mode);
+    }
+
+    /// What a merchant holding both the platform certificate and the WeChat
+    /// Pay public key verifies the sandbox's v3 signatures with.
+    pub fn v3_verifier(&self) -> shared::wechatpay_v3::Verifier {
+        self.v3.verifier()
+    }
+
+    /// The v3 identities in use (merchant key and certificate, platform
+    /// certificate, WeChat Pay public key and its ID).
+    pub fn v3_keys(&self) -> crate::v3::V3KeysInfo {
+        self.v3.info()
     }
 
     /// What `POST /sandbox/reset` does: counts and faults.

@@ -16,6 +16,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 
 use crate::state::SandboxState;
+use crate::v3::MerchantIdentity;
 use crate::{faults, refund};
 
 /// Where and with what the TLS listener serves. PEM text, not paths: tests
@@ -123,8 +124,9 @@ pub(crate) fn start(
 }
 
 /// A throwaway PKI for tests and local runs: a CA, a server certificate for
-/// 127.0.0.1 and localhost, and a merchant client certificate, all signed by
-/// that CA (WeChat issues merchants' `apiclient_cert.pem` the same way).
+/// 127.0.0.1 and localhost, and a merchant client certificate (RSA 2048, as
+/// WeChat's), all signed by that CA (WeChat issues merchants'
+/// `apiclient_cert.pem` the same way).
 #[derive(Clone)]
 pub struct TestPki {
     pub ca_pem: String,
@@ -169,7 +171,13 @@ impl TestPki {
         server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let server = server_params.signed_by(&server_key, &ca, &ca_key)?;
 
-        let client_key = KeyPair::generate()?;
+        // RSA, as WeChat's apiclient_key.pem, and the key the sandbox's v3
+        // merchant identity uses: one key serves v2 TLS and v3 signatures.
+        let client_key_pem = crate::v3::merchant_key()
+            .map_err(|_| rcgen::Error::KeyGenerationUnavailable)?
+            .to_pem();
+        let client_key =
+            KeyPair::from_pkcs8_pem_and_sign_algo(&client_key_pem, &rcgen::PKCS_RSA_SHA256)?;
         let mut client_params = CertificateParams::new(Vec::<String>::new())?;
         client_params
             .distinguished_name
@@ -182,8 +190,18 @@ impl TestPki {
             server_cert_pem: server.pem(),
             server_key_pem: server_key.serialize_pem(),
             client_cert_pem: client.pem(),
-            client_key_pem: client_key.serialize_pem(),
+            client_key_pem,
         })
+    }
+
+    /// The merchant identity for v3 as well (`SandboxConfig::v3_merchant`):
+    /// requests signed with the client key then verify against this
+    /// certificate's serial.
+    pub fn merchant_identity(&self) -> MerchantIdentity {
+        MerchantIdentity {
+            key_pem: self.client_key_pem.clone(),
+            cert_pem: self.client_cert_pem.clone(),
+        }
     }
 
     /// The sandbox side: serve with the server certificate on `listen`,
@@ -203,11 +221,13 @@ impl TestPki {
 /// `SANDBOX_TLS_CLIENT_CA` (PEM files) give its certificates; without them a
 /// [`TestPki`] is made, and with `SANDBOX_TLS_DIR` written there as `ca.pem`,
 /// `apiclient_cert.pem` and `apiclient_key.pem`, what pay-service takes as
-/// `WECHATPAY_CA_PEM`, `MCH_CERT_PEM` and `MCH_KEY_PEM`.
+/// `WECHATPAY_CA_PEM`, `MCH_CERT_PEM` and `MCH_KEY_PEM`. A made PKI's
+/// merchant identity is returned too, for v3 to check requests against the
+/// same certificate.
 pub(crate) fn from_lookup(
     var: &impl Fn(&str) -> Option<String>,
     mch_id: &str,
-) -> Result<Option<SandboxTls>, String> {
+) -> Result<Option<(SandboxTls, Option<MerchantIdentity>)>, String> {
     let Some(raw) = var("SANDBOX_TLS_ADDR") else {
         return Ok(None);
     };
@@ -225,12 +245,13 @@ pub(crate) fn from_lookup(
         read("SANDBOX_TLS_CLIENT_CA")?,
     );
     if let (Some(cert_pem), Some(key_pem), Some(client_ca_pem)) = given {
-        return Ok(Some(SandboxTls {
+        let tls = SandboxTls {
             listen,
             cert_pem,
             key_pem,
             client_ca_pem,
-        }));
+        };
+        return Ok(Some((tls, None)));
     }
     if given.0.is_some() || given.1.is_some() || given.2.is_some() {
         return Err(
@@ -251,7 +272,10 @@ pub(crate) fn from_lookup(
                 .map_err(|e| format!("SANDBOX_TLS_DIR: {}: {e}", dir.join(file).display()))?;
         }
     }
-    Ok(Some(pki.sandbox_tls(listen)))
+    Ok(Some((
+        pki.sandbox_tls(listen),
+        Some(pki.merchant_identity()),
+    )))
 }
 
 #[cfg(test)]
@@ -277,7 +301,7 @@ mod tests {
     #[test]
     fn generated_certificates_are_written_for_the_merchant() {
         let dir = std::env::temp_dir().join(format!("sandbox-tls-{}", ids_suffix()));
-        let tls = from_lookup(
+        let (tls, merchant) = from_lookup(
             &lookup(&[
                 ("SANDBOX_TLS_ADDR", "127.0.0.1:0".into()),
                 ("SANDBOX_TLS_DIR", dir.to_string_lossy().into_owned()),
@@ -287,6 +311,11 @@ mod tests {
         .unwrap()
         .unwrap();
         let ca = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
+        let merchant = merchant.expect("the made PKI's merchant identity");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("apiclient_cert.pem")).unwrap(),
+            merchant.cert_pem
+        );
         assert_eq!(ca, tls.client_ca_pem);
         assert!(
             std::fs::read_to_string(dir.join("apiclient_key.pem"))

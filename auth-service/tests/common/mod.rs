@@ -4,13 +4,12 @@
 
 use std::net::TcpListener;
 
-use auth_service::users::UserStore;
-use auth_service::{Application, AuthConfig, AuthState};
+use auth_service::{AuthConfig, AuthState};
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::Value;
 use shared::cache::Cache;
 use shared::config::Env;
-use shared::testing::TestDb;
+use testkit::TestDb;
 use wechat_sandbox::{SANDBOX_MP_APPID, SANDBOX_OA_APPID, Sandbox, SandboxConfig};
 
 pub const SESSION_SECRET: &str = "auth-service-tests-session-secret-0123456789";
@@ -25,7 +24,8 @@ pub struct TestApp {
     pub sandbox: Sandbox,
     /// No redirects followed (OAuth steps are checked one by one), cookie jar on.
     pub client: reqwest::Client,
-    pub users: UserStore,
+    /// The service's state, for what tests check behind its back (user rows).
+    pub state: AuthState,
 }
 
 /// Everything default: both apps configured, a generous rate limit.
@@ -55,8 +55,8 @@ pub async fn spawn_app_full(db: &TestDb, vars: &[(&str, &str)], cache: Option<Ca
     env.extend(vars.iter().copied());
     let config = AuthConfig::from_env(&env).expect("test config");
     let state = AuthState::build(config, cache).await.expect("state builds");
-    let users = state.users.clone();
-    let app = Application::with_state(state, listener).expect("server starts");
+    let handle = state.clone();
+    let app = auth_service::with_state(state, listener).expect("server starts");
     tokio::spawn(app.run_until_stopped());
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -68,7 +68,7 @@ pub async fn spawn_app_full(db: &TestDb, vars: &[(&str, &str)], cache: Option<Ca
         base,
         sandbox,
         client,
-        users,
+        state: handle,
     }
 }
 

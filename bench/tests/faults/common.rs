@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use shared::config::Env;
-use shared::testing::eventually;
+use testkit::eventually;
 use wechat_sandbox::{SANDBOX_MP_APPID, Sandbox, SandboxConfig};
 
 pub const SESSION_SECRET: &str = "bench-faults-session-secret-0123456789abc";

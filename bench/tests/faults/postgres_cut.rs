@@ -8,7 +8,7 @@ use std::time::Duration;
 use bench::scenarios::notification_xml;
 use pay_service::{Application, PayConfig, PayState};
 use shared::session::SessionKind;
-use shared::testing::postgres_db;
+use testkit::postgres_db;
 use url::Url;
 use wechat_sandbox::{PayOptions, SANDBOX_MCH_KEY, SANDBOX_MP_APPID};
 
@@ -142,14 +142,14 @@ async fn a_notification_while_postgres_is_cut_is_refused_then_applied_once_on_re
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["status"], "PAID");
     assert_eq!(body["data"]["amountFen"], 29);
-    let transitions = pay_service::store::transitions(state.db(), &no)
+    let transitions = pay_service::inspect::transitions(state.db(), &no)
         .await
         .unwrap();
     assert_eq!(transitions.len(), 1, "applied exactly once");
     assert_eq!(transitions[0].to_status, "PAID");
     // A late duplicate is acknowledged and changes nothing.
     assert_eq!(return_code(&client, &base, &xml).await, "SUCCESS");
-    let transitions = pay_service::store::transitions(state.db(), &no)
+    let transitions = pay_service::inspect::transitions(state.db(), &no)
         .await
         .unwrap();
     assert_eq!(transitions.len(), 1);

@@ -4,9 +4,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use jssdk_service::{Application, JssdkConfig};
+use jssdk_service::JssdkConfig;
 use shared::sign::{jssdk_signature, strip_fragment};
-use shared::testing::{RedisServer, eventually};
+use testkit::{RedisServer, eventually};
 use wechat_sandbox::{SANDBOX_OA_APPID, Sandbox};
 
 use crate::common::*;
@@ -84,7 +84,7 @@ async fn redis_killed_and_restarted_under_load_never_yields_a_wrong_signature() 
     let redis_url = redis.url();
     let env = env_for(&sb, &base, &[("REDIS_URL", redis_url.as_str())]);
     let config = JssdkConfig::from_env(&env).expect("config");
-    let app = Application::with_listener(config, listener)
+    let app = jssdk_service::with_listener(config, listener)
         .await
         .expect("starts");
     tokio::spawn(app.run_until_stopped());

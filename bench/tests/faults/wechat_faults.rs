@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use shared::sign::{jssdk_signature, strip_fragment};
-use shared::testing::eventually;
+use testkit::eventually;
 use wechat_sandbox::{FaultKind, SANDBOX_OA_APPID};
 
 use crate::common::*;

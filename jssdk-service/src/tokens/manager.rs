@@ -378,7 +378,13 @@ impl Inner {
     async fn store(&self, kind: Kind, e: &Entry) {
         self.remember(kind, e);
         let ttl = Duration::from_millis(e.remaining_ms(self.now()).max(1) as u64);
-        let json = serde_json::to_string(e).expect("an entry serialises");
+        let json = match serde_json::to_string(e) {
+            Ok(json) => json,
+            Err(err) => {
+                tracing::warn!(kind = kind.as_str(), error = %err, "could not encode the fetched value");
+                return;
+            }
+        };
         if let Err(err) = self.cache.set(&self.keys.value(kind), &json, ttl).await {
             tracing::warn!(kind = kind.as_str(), error = %err, "could not publish the fetched value");
         }
@@ -396,7 +402,13 @@ impl Inner {
         if cooldown.is_zero() {
             return;
         }
-        let json = serde_json::to_string(&StoredFailure::from(w)).expect("a failure serialises");
+        let json = match serde_json::to_string(&StoredFailure::from(w)) {
+            Ok(json) => json,
+            Err(e) => {
+                tracing::warn!(kind = kind.as_str(), error = %e, "could not encode the failed fetch");
+                return;
+            }
+        };
         if let Err(e) = self
             .cache
             .set(&self.keys.failure(kind), &json, cooldown)

@@ -13,5 +13,5 @@ mod manager;
 mod refresher;
 mod upstream;
 
-pub use entry::{Entry, Kind};
+pub use entry::Entry;
 pub use manager::TokenManager;

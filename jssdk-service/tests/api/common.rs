@@ -5,12 +5,12 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jssdk_service::{Application, Clock, JssdkConfig, JssdkState};
+use jssdk_service::{Clock, JssdkConfig, JssdkState};
 use serde_json::Value;
 use shared::cache::Cache;
 use shared::config::Env;
 use shared::sign::{jssdk_signature, strip_fragment};
-use shared::testing::eventually;
+use testkit::eventually;
 use wechat_sandbox::{SANDBOX_OA_APPID, Sandbox, SandboxConfig, SandboxState};
 
 pub const SESSION_SECRET: &str = "jssdk-tests-session-secret-0123456789";
@@ -63,7 +63,7 @@ pub async fn spawn_instance(
     let state = JssdkState::build_with_clock(config, cache, Arc::new(SandboxClock(sb.state())))
         .await
         .expect("state builds");
-    let app = Application::with_state(state, listener).expect("server starts");
+    let app = jssdk_service::with_state(state, listener).expect("server starts");
     tokio::spawn(app.run_until_stopped());
     Instance { base }
 }

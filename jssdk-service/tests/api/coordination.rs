@@ -43,7 +43,7 @@ async fn concurrent_cold_requests_in_one_process_fetch_once() {
 
 #[tokio::test]
 async fn three_replicas_sharing_redis_fetch_once_per_kind() {
-    let Some(redis_url) = shared::testing::service_url("TEST_REDIS_URL") else {
+    let Some(redis_url) = testkit::service_url("TEST_REDIS_URL") else {
         return;
     };
     for (endpoint, token_path) in [("stable", STABLE_TOKEN_PATH), ("token", TOKEN_PATH)] {

@@ -1,4 +1,4 @@
-use shared::testing::eventually;
+use testkit::eventually;
 use wechat_sandbox::FaultKind;
 
 use crate::common::*;

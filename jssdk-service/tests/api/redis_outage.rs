@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use shared::testing::{RedisServer, eventually};
+use testkit::{RedisServer, eventually};
 
 use crate::common::*;
 

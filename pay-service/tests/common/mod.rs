@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::time::Duration;
 
-use pay_service::store::{self, Notification, Transition};
+use pay_service::inspect::{self, Notification, Transition};
 use pay_service::{Application, PayConfig, PayState};
 use serde_json::Value;
 use shared::config::Env;
 use shared::session::SessionKind;
 use shared::sign::{SignType, pay_sign};
-use shared::testing::TestDb;
+use testkit::TestDb;
 use wechat_sandbox::{
     OrderSnapshot, SANDBOX_MCH_ID, SANDBOX_MP_APPID, SANDBOX_OA_APPID, Sandbox, SandboxConfig,
 };
@@ -163,19 +163,19 @@ impl TestApp {
     }
 
     pub async fn status_of(&self, no: &str) -> String {
-        let order = store::get(self.state.db(), no)
+        let order = inspect::order(self.state.db(), no)
             .await
             .unwrap()
             .expect("order exists");
-        order.status
+        order.status.as_str().to_owned()
     }
 
     pub async fn transitions(&self, no: &str) -> Vec<Transition> {
-        store::transitions(self.state.db(), no).await.unwrap()
+        inspect::transitions(self.state.db(), no).await.unwrap()
     }
 
     pub async fn notifications(&self, no: Option<&str>) -> Vec<Notification> {
-        store::notifications(self.state.db(), no).await.unwrap()
+        inspect::notifications(self.state.db(), no).await.unwrap()
     }
 
     pub fn sandbox_order(&self, no: &str) -> OrderSnapshot {

@@ -61,6 +61,10 @@ pub struct Location {
     pub exact: bool,
     pub path: String,
     pub target: Target,
+    /// Carries a `limit_req` (the notification paths).
+    pub rate_limited: bool,
+    /// Answers only ADMIN_ALLOW_FROM (`$wxpay_admin_allowed`).
+    pub admin_only: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -130,7 +134,9 @@ impl GatewayConf {
                             other => panic!("unrecognised location {other:?}"),
                         };
                         let mut target = Target::Static;
+                        let mut rate_limited = false;
                         for s in statements(lbody) {
+                            rate_limited |= s.starts_with("limit_req ");
                             if let Some(up) = s.strip_prefix("proxy_pass http://") {
                                 target = Target::Proxy(up.trim_end_matches('/').to_owned());
                             } else if let Some(ret) = s.strip_prefix("return ") {
@@ -142,6 +148,8 @@ impl GatewayConf {
                             exact,
                             path: path.to_owned(),
                             target,
+                            rate_limited,
+                            admin_only: lbody.contains("$wxpay_admin_allowed"),
                         });
                     } else {
                         let end = inner.find(';').expect("statement ends with ;");
@@ -270,10 +278,13 @@ fn block(s: &str) -> (&str, &str, &str) {
 }
 
 /// The `;`-terminated statements of a block body (quotes may hold `;`).
+/// Nested blocks (`if (…) { … }`) are conditional, so neither they nor their
+/// statements count as the block's own.
 fn statements(body: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut cur = String::new();
     let mut quote = None;
+    let mut depth = 0;
     for c in body.chars() {
         match (quote, c) {
             (Some(q), c) if c == q => {
@@ -285,8 +296,18 @@ fn statements(body: &str) -> Vec<String> {
                 quote = Some(c);
                 cur.push(c)
             }
+            (None, '{') => {
+                depth += 1;
+                cur.clear();
+            }
+            (None, '}') => {
+                depth -= 1;
+                cur.clear();
+            }
             (None, ';') => {
-                out.push(cur.trim().to_owned());
+                if depth == 0 {
+                    out.push(cur.trim().to_owned());
+                }
                 cur.clear();
             }
             _ => cur.push(c),

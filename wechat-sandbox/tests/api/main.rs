@@ -1,5 +1,11 @@
 //! End-to-end tests: each starts a sandbox on port 0 and talks to it over HTTP.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 mod common;
 
 mod control;
@@ -12,3 +18,4 @@ mod pay;
 mod refund;
 mod scan;
 mod tokens;
+mod v3;

@@ -1,0 +1,50 @@
+//! The handlers: parse, ask the domain, answer in the envelope. Neither
+//! signatures nor tokens may be cached by anyone on the way.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+use shared::error::{ApiError, ok};
+
+use crate::JssdkState;
+
+#[derive(Deserialize)]
+pub(super) struct ConfigQuery {
+    url: Option<String>,
+}
+
+/// `GET /api/wechat/jssdkConfig?url=U`
+pub(super) async fn jssdk_config(
+    state: web::Data<JssdkState>,
+    query: web::Query<ConfigQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let config = state.wx_config(query.url.as_deref()).await?;
+    Ok(uncacheable(ok(config)))
+}
+
+/// `GET /internal/access-token` with `Authorization: Bearer INTERNAL_TOKEN`.
+pub(super) async fn internal_access_token(
+    state: web::Data<JssdkState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let token = state.internal_access_token(bearer(&req)).await?;
+    Ok(uncacheable(ok(token)))
+}
+
+/// The token of `Authorization: Bearer <token>`, when there is a non-empty one.
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get(header::AUTHORIZATION)?
+        .to_str()
+        .ok()?
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// Signatures carry a fresh nonce and tokens are credentials: no cache may keep either.
+fn uncacheable(mut res: HttpResponse) -> HttpResponse {
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    res
+}

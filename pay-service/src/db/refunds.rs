@@ -1,0 +1,181 @@
+//! `pay_refunds`: rows and their status changes, each guarded in SQL by the
+//! statuses it may start from.
+
+use diesel::prelude::*;
+use shared::db::{Database, DbConnection, DbError, now_unix};
+
+use super::schema::pay_refunds;
+use super::types::RefundStatus;
+use super::with_reason;
+
+const OPEN: [RefundStatus; 2] = [RefundStatus::Pending, RefundStatus::Processing];
+
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = pay_refunds)]
+pub struct Refund {
+    pub id: i64,
+    pub out_refund_no: String,
+    pub out_trade_no: String,
+    pub amount_fen: i64,
+    pub reason: String,
+    pub status: RefundStatus,
+    pub refund_id: Option<String>,
+    pub error: Option<String>,
+    pub request_id: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub succeeded_at: Option<i64>,
+}
+
+impl Refund {
+    /// PENDING or PROCESSING: WeChat may still change it.
+    pub fn is_open(&self) -> bool {
+        OPEN.contains(&self.status)
+    }
+}
+
+/// A refund about to be asked of WeChat.
+#[derive(Debug, Clone)]
+pub struct NewRefund<'a> {
+    pub out_refund_no: &'a str,
+    pub out_trade_no: &'a str,
+    pub amount_fen: i64,
+    pub reason: &'a str,
+    pub request_id: &'a str,
+}
+
+/// Locks the refund's row (PostgreSQL), or takes SQLite's write lock, before
+/// anything is read: a deferred SQLite transaction that reads first and
+/// writes later fails instead of waiting when another writer got in between.
+/// Lock order everywhere: refund row, then order row.
+pub fn lock(conn: &mut DbConnection, out_refund_no: &str) -> Result<Option<Refund>, DbError> {
+    diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(out_refund_no)))
+        .set(pay_refunds::updated_at.eq(pay_refunds::updated_at))
+        .execute(conn)?;
+    load(conn, out_refund_no)
+}
+
+pub fn load(conn: &mut DbConnection, out_refund_no: &str) -> Result<Option<Refund>, DbError> {
+    Ok(pay_refunds::table
+        .filter(pay_refunds::out_refund_no.eq(out_refund_no))
+        .select(Refund::as_select())
+        .first(conn)
+        .optional()
+        .map_err(with_reason)?)
+}
+
+/// The refund row, PENDING, in the caller's transaction.
+pub fn insert_pending(conn: &mut DbConnection, r: &NewRefund, now: i64) -> Result<(), DbError> {
+    diesel::insert_into(pay_refunds::table)
+        .values((
+            pay_refunds::out_refund_no.eq(r.out_refund_no),
+            pay_refunds::out_trade_no.eq(r.out_trade_no),
+            pay_refunds::amount_fen.eq(r.amount_fen),
+            pay_refunds::reason.eq(r.reason),
+            pay_refunds::status.eq(RefundStatus::Pending),
+            pay_refunds::request_id.eq(r.request_id),
+            pay_refunds::created_at.eq(now),
+            pay_refunds::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// PENDING → PROCESSING once WeChat accepted; a refund already settled (its
+/// notification can beat the reply) is left as it is.
+pub async fn mark_accepted(
+    db: &Database,
+    out_refund_no: &str,
+    refund_id: &str,
+) -> Result<(), DbError> {
+    let (no, id) = (out_refund_no.to_owned(), refund_id.to_owned());
+    db.run(move |conn| {
+        diesel::update(
+            pay_refunds::table
+                .filter(pay_refunds::out_refund_no.eq(&no))
+                .filter(pay_refunds::status.eq(RefundStatus::Pending)),
+        )
+        .set((
+            pay_refunds::status.eq(RefundStatus::Processing),
+            pay_refunds::refund_id.eq(&id),
+            pay_refunds::updated_at.eq(now_unix()),
+        ))
+        .execute(conn)?;
+        Ok(())
+    })
+    .await
+}
+
+/// An open refund → FAILED with `why`; false when it was not open.
+pub fn mark_failed(
+    conn: &mut DbConnection,
+    out_refund_no: &str,
+    why: &str,
+) -> Result<bool, DbError> {
+    let changed = diesel::update(
+        pay_refunds::table
+            .filter(pay_refunds::out_refund_no.eq(out_refund_no))
+            .filter(pay_refunds::status.eq_any(OPEN)),
+    )
+    .set((
+        pay_refunds::status.eq(RefundStatus::Failed),
+        pay_refunds::error.eq(why),
+        pay_refunds::updated_at.eq(now_unix()),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// → SUCCESS with WeChat's refund id.
+pub fn mark_success(
+    conn: &mut DbConnection,
+    out_refund_no: &str,
+    refund_id: &str,
+    succeeded_at: i64,
+    now: i64,
+) -> Result<(), DbError> {
+    diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(out_refund_no)))
+        .set((
+            pay_refunds::status.eq(RefundStatus::Success),
+            pay_refunds::refund_id.eq(refund_id),
+            pay_refunds::error.eq(None::<String>),
+            pay_refunds::succeeded_at.eq(succeeded_at),
+            pay_refunds::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub async fn get(db: &Database, out_refund_no: &str) -> Result<Option<Refund>, DbError> {
+    let no = out_refund_no.to_owned();
+    db.run(move |conn| load(conn, &no)).await
+}
+
+/// An order's refunds, oldest first.
+pub async fn of_order(db: &Database, out_trade_no: &str) -> Result<Vec<Refund>, DbError> {
+    let no = out_trade_no.to_owned();
+    db.run(move |conn| {
+        Ok(pay_refunds::table
+            .filter(pay_refunds::out_trade_no.eq(no))
+            .order(pay_refunds::id.asc())
+            .select(Refund::as_select())
+            .load(conn)
+            .map_err(with_reason)?)
+    })
+    .await
+}
+
+/// Open refunds untouched since `before` (Unix seconds), oldest first.
+pub async fn open_since(db: &Database, before: i64, limit: i64) -> Result<Vec<Refund>, DbError> {
+    db.run(move |conn| {
+        Ok(pay_refunds::table
+            .filter(pay_refunds::status.eq_any(OPEN))
+            .filter(pay_refunds::updated_at.le(before))
+            .order(pay_refunds::updated_at.asc())
+            .limit(limit)
+            .select(Refund::as_select())
+            .load(conn)
+            .map_err(with_reason)?)
+    })
+    .await
+}

@@ -1,0 +1,79 @@
+//! The audit trail of payment state changes: who moved an order (its source
+//! and request id) from which status to which. Every change is a row in
+//! `pay_order_transitions` (written in the changing transaction) and, once
+//! committed, one `tracing` line with target `audit`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::db::Status;
+use crate::metrics;
+
+/// What caused a change: `source` is one of `notify`, `query`, `reconcile`,
+/// `close`, `unifiedorder`, `refund`, `refund_notify`; `request_id` is the
+/// HTTP request's id, or a background pass's own (`reconcile-<n>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    pub source: &'static str,
+    pub request_id: String,
+}
+
+/// Numbers background passes within this process.
+static PASSES: AtomicU64 = AtomicU64::new(1);
+
+impl Cause {
+    /// A change made while serving the request `request_id` (its
+    /// `x-request-id`, or `-`).
+    pub fn request(source: &'static str, request_id: &str) -> Self {
+        Cause {
+            source,
+            request_id: request_id.to_owned(),
+        }
+    }
+
+    /// A change made by a background pass: `reconcile-<n>`, unique in the process.
+    pub fn pass(source: &'static str) -> Self {
+        Cause {
+            source,
+            request_id: format!("{source}-{}", PASSES.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+}
+
+/// Logs a committed status change and counts it.
+pub fn changed(out_trade_no: &str, from: Status, to: Status, cause: &Cause) {
+    metrics::transition(to.as_str(), cause.source);
+    tracing::info!(
+        target: "audit",
+        out_trade_no,
+        old_status = from.as_str(),
+        new_status = to.as_str(),
+        source = cause.source,
+        request_id = %cause.request_id,
+        "order status changed"
+    );
+}
+
+/// Logs a committed refund release: the amount is refundable again.
+pub fn refund_released(out_refund_no: &str, why: &str, cause: &Cause) {
+    tracing::info!(
+        target: "audit",
+        out_refund_no,
+        why,
+        source = cause.source,
+        request_id = %cause.request_id,
+        "refund failed; amount released"
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_get_distinct_ids() {
+        let a = Cause::pass("reconcile");
+        let b = Cause::pass("reconcile");
+        assert!(a.request_id.starts_with("reconcile-"));
+        assert_ne!(a.request_id, b.request_id);
+    }
+}

@@ -1,0 +1,256 @@
+//! WeChat's payment notifications: parsed, verified and applied here; the
+//! HTTP frame around them (size limit, reply) is `http::notify`. What each
+//! one became is its [`Outcome`], which decides the reply (SUCCESS only once
+//! the order is PAID in the database, committed), the metric, the log line
+//! and the `pay_notifications` row every notification that was read gets.
+
+use std::collections::BTreeMap;
+
+use prometheus::IntCounterVec;
+use shared::db::now_unix;
+
+use super::audit::{self, Cause};
+use super::settle::{self, PaidReport, Settled};
+use super::state::PayState;
+use crate::db::Status;
+use crate::db::notifications::{self, NewNotification};
+use crate::db::orders;
+use crate::metrics;
+use crate::wechat::beijing;
+
+/// What became of one notification; also its `outcome` column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    TooLarge,
+    Malformed(String),
+    BadSign,
+    /// Verified, but WeChat reports a failed payment: acknowledged, no change.
+    PaymentFailed,
+    Settled(Settled),
+    DbError,
+}
+
+impl Outcome {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::TooLarge => "too_large",
+            Outcome::Malformed(_) => "malformed",
+            Outcome::BadSign => "bad_sign",
+            Outcome::PaymentFailed => "payment_failed",
+            Outcome::Settled(s) => s.outcome(),
+            Outcome::DbError => "db_error",
+        }
+    }
+}
+
+impl NotificationOutcome for Outcome {
+    const KIND: &str = "payment";
+    const TOO_LARGE: Self = Outcome::TooLarge;
+    const NOT_RECORDED: &str = "refused notification not recorded";
+
+    fn counter() -> &'static IntCounterVec {
+        &metrics::NOTIFICATIONS
+    }
+
+    fn label(&self) -> &'static str {
+        Outcome::label(self)
+    }
+
+    fn acknowledged(&self) -> bool {
+        matches!(
+            self,
+            Outcome::PaymentFailed | Outcome::Settled(Settled::Applied | Settled::AlreadyPaid)
+        )
+    }
+
+    fn detail(&self) -> String {
+        match self {
+            Outcome::Malformed(why) | Outcome::Settled(Settled::Mismatch(why)) => why.clone(),
+            Outcome::Settled(Settled::NotPayable(s)) => format!("order is {}", s.as_str()),
+            _ => String::new(),
+        }
+    }
+
+    fn log_detail(&self) -> String {
+        format!("{self:?}")
+    }
+}
+
+/// What the payment and refund notifications share: an outcome decides the
+/// metric, the reply, the log line and the `pay_notifications` row.
+pub trait NotificationOutcome: Sized {
+    /// The row's `kind`, and the first word of the log lines.
+    const KIND: &str;
+    /// A body beyond `max_xml_bytes`, or one that could not be read.
+    const TOO_LARGE: Self;
+    /// Logged when a refused notification's row could not be written.
+    const NOT_RECORDED: &str;
+    /// Counts notifications by `label`.
+    fn counter() -> &'static IntCounterVec;
+    fn label(&self) -> &'static str;
+    /// Answered SUCCESS, so WeChat stops retrying.
+    fn acknowledged(&self) -> bool;
+    /// The row's `detail`.
+    fn detail(&self) -> String;
+    /// What the warning about a refused notification says of it.
+    fn log_detail(&self) -> String;
+}
+
+/// One notification as read: its body (kept as text for the row) and the
+/// order it names, once known.
+pub(super) struct Received {
+    pub raw: String,
+    pub out_trade_no: Option<String>,
+    pub sign_verified: bool,
+}
+
+impl Received {
+    pub fn new(body: &[u8]) -> Self {
+        Received {
+            raw: String::from_utf8_lossy(body).into_owned(),
+            out_trade_no: None,
+            sign_verified: false,
+        }
+    }
+
+    /// The `pay_notifications` row of this notification, read now.
+    pub fn row<O: NotificationOutcome>(self, outcome: &O) -> NewNotification {
+        NewNotification {
+            out_trade_no: self.out_trade_no,
+            raw_body: self.raw,
+            sign_verified: self.sign_verified,
+            outcome: outcome.label().to_owned(),
+            detail: outcome.detail(),
+            received_at: now_unix(),
+            kind: O::KIND.to_owned(),
+        }
+    }
+
+    /// Keeps a refused (or unapplied) notification for an operator, and
+    /// returns its outcome. Best effort: the reply is FAIL whether or not
+    /// this lands.
+    pub async fn record<O: NotificationOutcome>(self, state: &PayState, outcome: O) -> O {
+        let row = self.row(&outcome);
+        if let Err(e) = state
+            .db
+            .run(move |conn| notifications::insert(conn, &row))
+            .await
+        {
+            tracing::error!(error = %e, "{}", O::NOT_RECORDED);
+        }
+        outcome
+    }
+}
+
+type Fields = BTreeMap<String, String>;
+
+fn field<'a>(fields: &'a Fields, key: &str) -> &'a str {
+    fields.get(key).map(String::as_str).unwrap_or("")
+}
+
+/// Parses, verifies and applies one notification.
+pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
+    let mut received = Received::new(body);
+    let fields = match shared::xml::parse(body, state.config.common.max_xml_bytes) {
+        Ok(f) => f,
+        Err(e) => {
+            return received
+                .record(state, Outcome::Malformed(e.to_string()))
+                .await;
+        }
+    };
+    received.out_trade_no = fields
+        .get("out_trade_no")
+        .filter(|n| !n.is_empty())
+        .cloned();
+    if !state.pay.verify(&fields) {
+        return received.record(state, Outcome::BadSign).await;
+    }
+    received.sign_verified = true;
+    if field(&fields, "return_code") != "SUCCESS" || field(&fields, "result_code") != "SUCCESS" {
+        return payment_failed(state, received, &fields).await;
+    }
+    let report = match paid_report(&fields) {
+        Ok(r) => r,
+        Err(why) => return received.record(state, Outcome::Malformed(why)).await,
+    };
+    if received.out_trade_no.is_none() {
+        let outcome = Outcome::Malformed("out_trade_no is missing".into());
+        return received.record(state, outcome).await;
+    }
+    settle(state, received, report, cause).await
+}
+
+/// A failed payment changes nothing, but only a known order's report is
+/// acknowledged.
+async fn payment_failed(state: &PayState, received: Received, fields: &Fields) -> Outcome {
+    let outcome = match &received.out_trade_no {
+        None => Outcome::Settled(Settled::UnknownOrder),
+        Some(n) => match orders::get(&state.db, n).await {
+            Err(e) => {
+                tracing::error!(error = %e, "payment notification not checked");
+                return Outcome::DbError;
+            }
+            Ok(None) => Outcome::Settled(Settled::UnknownOrder),
+            Ok(Some(order)) if order.appid != field(fields, "appid") => {
+                Outcome::Settled(Settled::Mismatch("appid differs from the order's".into()))
+            }
+            Ok(Some(_)) => Outcome::PaymentFailed,
+        },
+    };
+    received.record(state, outcome).await
+}
+
+/// Applies the payment and keeps the notification, in one transaction.
+async fn settle(
+    state: &PayState,
+    received: Received,
+    report: PaidReport,
+    cause: &Cause,
+) -> Outcome {
+    let no = received.out_trade_no.clone().unwrap_or_default();
+    let mch_id = state.config.mch_id.clone();
+    let tx_cause = cause.clone();
+    let result = state
+        .db
+        .transaction(move |conn| {
+            let settled = settle::settle_paid(conn, &no, &report, &mch_id, &tx_cause)?;
+            let outcome = Outcome::Settled(settled.clone());
+            notifications::insert(conn, &received.row(&outcome))?;
+            Ok((no, settled))
+        })
+        .await;
+    match result {
+        Ok((no, settled)) => {
+            if settled == Settled::Applied {
+                audit::changed(&no, Status::NotPay, Status::Paid, cause);
+            }
+            Outcome::Settled(settled)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "payment notification not recorded");
+            Outcome::DbError
+        }
+    }
+}
+
+fn paid_report(fields: &Fields) -> Result<PaidReport, String> {
+    let field = |k: &str| field(fields, k);
+    let total_fee = field("total_fee")
+        .parse::<i64>()
+        .map_err(|_| "total_fee is missing or not an integer".to_owned())?;
+    if !matches!(field("fee_type"), "" | "CNY") {
+        return Err(format!("fee_type {} is not CNY", field("fee_type")));
+    }
+    let transaction_id = field("transaction_id");
+    if transaction_id.is_empty() {
+        return Err("transaction_id is missing".into());
+    }
+    Ok(PaidReport {
+        transaction_id: transaction_id.to_owned(),
+        total_fee: Some(total_fee),
+        appid: Some(field("appid").to_owned()),
+        mch_id: Some(field("mch_id").to_owned()),
+        paid_at: beijing::parse(field("time_end")).unwrap_or_else(now_unix),
+    })
+}

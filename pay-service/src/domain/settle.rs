@@ -1,0 +1,150 @@
+//! The rules of an order's status changes. Every change goes through
+//! [`settle_paid`], [`settle_closed`] or `refund_rules::settle_refunded`,
+//! inside the caller's transaction: the order's row is locked first, so
+//! replicas racing on the same order change it once; then one conditional
+//! UPDATE; then [`record_change`] writes the transition row and its merchant
+//! event (outbox), so all three commit together or not at all.
+
+use shared::db::{DbConnection, DbError, now_unix};
+
+use super::audit::Cause;
+use super::events::{self, RefundFacts};
+use crate::db::Status;
+use crate::db::orders::{self, Order};
+use crate::db::transitions::{self, NewTransition};
+
+/// What WeChat reports about a payment (notification or orderquery).
+#[derive(Debug, Clone)]
+pub struct PaidReport {
+    pub transaction_id: String,
+    /// Checked against the order when present; notifications always carry it.
+    pub total_fee: Option<i64>,
+    pub appid: Option<String>,
+    pub mch_id: Option<String>,
+    pub paid_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settled {
+    /// NOTPAY → PAID happened now.
+    Applied,
+    /// Already PAID: nothing changed.
+    AlreadyPaid,
+    UnknownOrder,
+    /// The report disagrees with the order (appid, mch_id, amount).
+    Mismatch(String),
+    /// The order is in a state that cannot become PAID (e.g. CLOSED).
+    NotPayable(Status),
+}
+
+impl Settled {
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Settled::Applied => "applied",
+            Settled::AlreadyPaid => "duplicate",
+            Settled::UnknownOrder => "unknown_order",
+            Settled::Mismatch(_) => "mismatch",
+            Settled::NotPayable(_) => "not_payable",
+        }
+    }
+}
+
+/// Where `report` disagrees with `order` (or is not for merchant `mch_id`).
+fn mismatch(order: &Order, report: &PaidReport, mch_id: &str) -> Option<String> {
+    if let Some(appid) = &report.appid
+        && *appid != order.appid
+    {
+        return Some(format!(
+            "appid {appid} differs from the order's {}",
+            order.appid
+        ));
+    }
+    if let Some(m) = &report.mch_id
+        && m != mch_id
+    {
+        return Some(format!("mch_id {m} is not ours"));
+    }
+    if let Some(fee) = report.total_fee
+        && fee != order.amount_fen
+    {
+        return Some(format!(
+            "total_fee {fee} differs from the order's {}",
+            order.amount_fen
+        ));
+    }
+    None
+}
+
+/// The one way an order becomes PAID. Runs inside the caller's transaction.
+pub fn settle_paid(
+    conn: &mut DbConnection,
+    no: &str,
+    report: &PaidReport,
+    mch_id: &str,
+    cause: &Cause,
+) -> Result<Settled, DbError> {
+    let Some(order) = orders::lock(conn, no)? else {
+        return Ok(Settled::UnknownOrder);
+    };
+    if let Some(why) = mismatch(&order, report, mch_id) {
+        return Ok(Settled::Mismatch(why));
+    }
+    match order.status {
+        Status::Paid | Status::Refund => {
+            if order.transaction_id.as_deref() != Some(report.transaction_id.as_str()) {
+                tracing::warn!(
+                    out_trade_no = no,
+                    "paid order reported with another transaction_id"
+                );
+            }
+            return Ok(Settled::AlreadyPaid);
+        }
+        Status::NotPay => {}
+        other => return Ok(Settled::NotPayable(other)),
+    }
+    if orders::mark_paid(conn, no, &report.transaction_id, report.paid_at)? {
+        record_change(conn, no, Status::NotPay, cause, None)?;
+        Ok(Settled::Applied)
+    } else {
+        // Someone else settled it between our lock and here (cannot happen
+        // while the row lock holds; kept as the guard the UPDATE is).
+        match orders::load(conn, no)?.map(|o| o.status) {
+            Some(Status::Paid) => Ok(Settled::AlreadyPaid),
+            Some(s) => Ok(Settled::NotPayable(s)),
+            None => Ok(Settled::UnknownOrder),
+        }
+    }
+}
+
+/// NOTPAY → CLOSED; false when the order was not NOTPAY.
+pub fn settle_closed(conn: &mut DbConnection, no: &str, cause: &Cause) -> Result<bool, DbError> {
+    orders::lock(conn, no)?;
+    let closed = orders::mark_closed(conn, no)?;
+    if closed {
+        record_change(conn, no, Status::NotPay, cause, None)?;
+    }
+    Ok(closed)
+}
+
+/// Records that `no` went from `from` to its current status (re-read here, so
+/// the event carries the order as committed): the transition row and the
+/// merchant event, in one call, inside the caller's transaction.
+pub(super) fn record_change(
+    conn: &mut DbConnection,
+    no: &str,
+    from: Status,
+    cause: &Cause,
+    refund: Option<&RefundFacts>,
+) -> Result<(), DbError> {
+    let order = orders::load(conn, no)?.ok_or(DbError::NotFound)?;
+    let transition = NewTransition {
+        out_trade_no: no,
+        from,
+        to: order.status,
+        source: cause.source,
+        at: now_unix(),
+        request_id: &cause.request_id,
+    };
+    let event = events::new_event(&order, from, cause, refund);
+    transitions::record(conn, &transition, event.as_ref())
+}

@@ -1,0 +1,114 @@
+//! Everything the handlers and the background jobs share. Building it
+//! connects (and migrates) the database and the cache; it starts nothing:
+//! the application starts the workers (`jobs::Workers`).
+
+use std::sync::Arc;
+
+use shared::cache::Cache;
+use shared::db::Database;
+use shared::session::SessionKeys;
+use shared::startup::{Infra, StartupError};
+use shared::telemetry::Readiness;
+
+use crate::config::{PayConfig, WebhookConfig};
+use crate::db;
+use crate::wechat::{PayApi, RefundClient};
+
+#[derive(Clone)]
+pub struct PayState {
+    pub(crate) config: Arc<PayConfig>,
+    pub(crate) db: Database,
+    pub(crate) cache: Cache,
+    pub(crate) pay: PayApi,
+    pub(crate) sessions: SessionKeys,
+    /// Present when refunds are configured (`ADMIN_TOKEN` set).
+    pub(crate) refund_client: Option<RefundClient>,
+    /// Present when `MERCHANT_WEBHOOK_URL` is set.
+    pub(crate) webhook: Option<Arc<Webhook>>,
+}
+
+/// The event dispatcher's HTTP client and settings.
+pub(crate) struct Webhook {
+    pub http: reqwest::Client,
+    pub config: WebhookConfig,
+}
+
+impl std::fmt::Debug for PayState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PayState")
+            .field("db", &self.db)
+            .field("pay", &self.pay)
+            .finish()
+    }
+}
+
+impl PayState {
+    /// Connects and migrates the database, and connects the cache (or takes
+    /// `stack`'s). Call it inside a Tokio runtime.
+    pub async fn build(config: PayConfig, cache: Option<Cache>) -> Result<Self, StartupError> {
+        let infra = Infra::build(&config.common, Some(db::migrations()), cache).await?;
+        let db = infra
+            .db
+            .clone()
+            .expect("Infra::build with migrations yields a database");
+        let pay = PayApi::new(
+            infra.wechat.clone(),
+            config.mch_id.clone(),
+            config.mch_key.clone(),
+            config.sign_type,
+        );
+        let refund_client = match &config.refunds {
+            // PayConfig::from_env loaded the same PEMs; what is left to fail
+            // is the TLS backend itself, as for shared's WechatClient.
+            Some(r) => Some(
+                RefundClient::new(r, &config.common.http)
+                    .unwrap_or_else(|e| panic!("refund TLS client: {e}")),
+            ),
+            None => None,
+        };
+        let webhook = match &config.webhook {
+            Some(w) => {
+                let http = reqwest::Client::builder()
+                    .timeout(w.timeout)
+                    .connect_timeout(w.timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("wxpay-events/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .expect("TLS backend initialises");
+                Some(Arc::new(Webhook {
+                    http,
+                    config: w.clone(),
+                }))
+            }
+            None => None,
+        };
+        Ok(PayState {
+            config: Arc::new(config),
+            db,
+            cache: infra.cache,
+            pay,
+            sessions: infra.sessions,
+            refund_client,
+            webhook,
+        })
+    }
+
+    pub fn readiness(&self) -> Readiness {
+        Readiness {
+            databases: vec![self.db.clone()],
+            caches: vec![self.cache.clone()],
+        }
+    }
+
+    pub fn config(&self) -> &PayConfig {
+        &self.config
+    }
+
+    pub fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub fn sessions(&self) -> &SessionKeys {
+        &self.sessions
+    }
+}

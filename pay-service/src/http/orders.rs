@@ -1,0 +1,182 @@
+//! The order routes: parse, call the domain (`domain::orders`), map the result.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use shared::error::{ApiError, ok};
+use shared::session::Session;
+
+use super::{cause, idempotency_key, request_id};
+use crate::domain::orders::{self, OrderRequest, OrderView, PayParams};
+use crate::domain::{PayState, TradeType, trade};
+use crate::error::PayError;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct V2PayQuery {
+    money: Option<String>,
+    user_openid: Option<String>,
+    description: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct V2PayReply {
+    out_trade_no: String,
+    #[serde(flatten)]
+    params: PayParams,
+}
+
+/// `GET /api/mp/v2Pay?money=M`: the seed's mini-program payment, a JSAPI order.
+pub(super) async fn v2_pay(
+    state: web::Data<PayState>,
+    Session(claims): Session,
+    query: web::Query<V2PayQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let q = query.into_inner();
+    if let Some(openid) = q.user_openid.as_deref()
+        && !openid.is_empty()
+        && openid != claims.openid
+    {
+        return Err(PayError::Forbidden("userOpenid is not the session's user".into()).into());
+    }
+    let money = q
+        .money
+        .as_deref()
+        .ok_or_else(|| PayError::invalid("money is required"))?;
+    let amount_fen =
+        shared::money::yuan_to_fen(money).map_err(|e| PayError::invalid(format!("money: {e}")))?;
+    let order = orders::place(
+        &state,
+        &claims,
+        OrderRequest {
+            endpoint: "v2Pay",
+            amount_param: "money",
+            trade_type: TradeType::Jsapi,
+            amount_fen,
+            description: q.description,
+            redirect_url: None,
+            idempotency_key: idempotency_key(&req)?,
+            client_ip: shared::http::client_ip(&req),
+        },
+        &request_id(&req),
+    )
+    .await?;
+    let params = orders::pay_params(&state, &order)?;
+    Ok(ok(V2PayReply {
+        out_trade_no: order.out_trade_no,
+        params,
+    }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct CreateOrderBody {
+    amount_fen: i64,
+    description: Option<String>,
+    trade_type: TradeType,
+    redirect_url: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CreatedReply {
+    out_trade_no: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pay_params: Option<PayParams>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mweb_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code_url: Option<String>,
+}
+
+/// `POST /api/pay/orders`.
+pub(super) async fn create_order(
+    state: web::Data<PayState>,
+    Session(claims): Session,
+    body: web::Json<CreateOrderBody>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let order = orders::place(
+        &state,
+        &claims,
+        OrderRequest {
+            endpoint: "orders",
+            amount_param: "amountFen",
+            trade_type: body.trade_type,
+            amount_fen: body.amount_fen,
+            description: body.description,
+            redirect_url: body.redirect_url,
+            idempotency_key: idempotency_key(&req)?,
+            client_ip: shared::http::client_ip(&req),
+        },
+        &request_id(&req),
+    )
+    .await?;
+    let mut reply = CreatedReply {
+        out_trade_no: order.out_trade_no.clone(),
+        pay_params: None,
+        mweb_url: None,
+        code_url: None,
+    };
+    match body.trade_type {
+        TradeType::Jsapi => reply.pay_params = Some(orders::pay_params(&state, &order)?),
+        TradeType::Mweb => reply.mweb_url = Some(orders::mweb_url(&order)?),
+        TradeType::Native => reply.code_url = order.pay_url.clone(),
+    }
+    Ok(ok(reply))
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct OrderQuery {
+    #[serde(default)]
+    sync: bool,
+}
+
+/// `GET /api/pay/orders/{outTradeNo}[?sync=true]`.
+pub(super) async fn get_order(
+    state: web::Data<PayState>,
+    Session(claims): Session,
+    path: web::Path<String>,
+    query: web::Query<OrderQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let mut order = orders::owned(&state, &claims, &path).await?;
+    if query.sync {
+        order = trade::sync(&state, order, &cause("query", &req)).await?;
+    }
+    Ok(ok(OrderView::from(&order)))
+}
+
+/// `POST /api/pay/orders/{outTradeNo}/close`.
+pub(super) async fn close_order(
+    state: web::Data<PayState>,
+    Session(claims): Session,
+    path: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let order = orders::close(&state, &claims, &path, &request_id(&req)).await?;
+    Ok(ok(OrderView::from(&order)))
+}
+
+/// `GET /api/pay/orders/{outTradeNo}/qrcode.svg`: a NATIVE order's code_url.
+pub(super) async fn qrcode_svg(
+    state: web::Data<PayState>,
+    Session(claims): Session,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let order = orders::owned(&state, &claims, &path).await?;
+    let code_url = orders::code_url(&order).ok_or(PayError::OrderNotFound)?;
+    let code = qrcode::QrCode::new(code_url.as_bytes())
+        .map_err(|e| PayError::Internal(format!("QR code: {e}")))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(240, 240)
+        .build();
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header((header::CACHE_CONTROL, "private, no-store"))
+        .body(svg))
+}
