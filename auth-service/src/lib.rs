@@ -25,7 +25,8 @@ mod wechat;
 pub use config::AuthConfig;
 pub use db::migrations;
 pub use domain::AuthError;
-pub use http::configure;
+pub use http::openapi::openapi;
+pub use http::{configure, with_openapi};
 pub use shared::startup::Application;
 pub use state::AuthState;
 
@@ -49,5 +50,5 @@ pub async fn with_listener(
 pub fn with_state(state: AuthState, listener: TcpListener) -> Result<Application, StartupError> {
     let settings = server_settings(&state.config.common);
     let readiness = state.readiness();
-    Application::serve(listener, settings, readiness, configure(state))
+    Application::serve(listener, settings, readiness, with_openapi(state))
 }

@@ -109,6 +109,11 @@ impl Storage {
         }
     }
 
+    /// PostgreSQL runs: the admin URL and the run's schema.
+    pub fn postgres(&self) -> Option<(&str, &str)> {
+        self.schema.as_ref().map(|(a, s)| (a.as_str(), s.as_str()))
+    }
+
     pub fn redis_url(&self) -> Option<&str> {
         self.redis_url.as_deref()
     }

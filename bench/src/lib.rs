@@ -3,13 +3,21 @@
 //! fixed number of requests at a fixed concurrency on each endpoint, and
 //! reports requests/s, latency, errors and WeChat calls, as a ratio to the
 //! same process's `/healthz` in the same run, plus each process's memory and
-//! start time. `cargo run --release -p bench -- --help`.
+//! start time. Beside that closed loop: fixed-rate (open-loop) runs with
+//! latencies corrected for coordinated omission and a search for the highest
+//! rate each endpoint holds ([`open_loop`]), `pgbench -N` on the same
+//! PostgreSQL as the yardstick for notifications ([`pgbench`]), and where one
+//! notification's time goes ([`notify_steps`]).
+//! `cargo run --release -p bench -- --help`.
 //!
 //! The fault tests of issue #8 live in `tests/` beside the smoke test.
 
 pub mod backends;
 pub mod load;
 pub mod memory;
+pub mod notify_steps;
+pub mod open_loop;
+pub mod pgbench;
 pub mod report;
 pub mod scenarios;
 pub mod services;
@@ -21,7 +29,7 @@ use wechat_sandbox::{Sandbox, SandboxConfig};
 pub use backends::Backend;
 use backends::Storage;
 use memory::{PeakSampler, rss_kib};
-use report::{ProcessFigures, Report, Row};
+use report::{OpenLoopRow, ProcessFigures, Report, Row};
 pub use services::{Kind, Launch, Service};
 
 #[derive(Debug, Clone)]
@@ -37,6 +45,46 @@ pub struct Options {
     /// Redis for the PostgreSQL run; None: `BENCH_REDIS_URL`, else a
     /// `redis-server` of the run's own.
     pub redis_url: Option<String>,
+    /// What runs beside the closed loop; `Extras::default()`: nothing.
+    pub extras: Extras,
+}
+
+/// The figures beyond the closed-loop table.
+#[derive(Debug, Clone, Default)]
+pub struct Extras {
+    pub open_loop: Option<OpenLoopOptions>,
+    /// `pgbench -N` beside the notification load (PostgreSQL runs).
+    pub pgbench: bool,
+    /// Notifications sent one at a time for the per-step figures (0: none).
+    pub notify_steps: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct OpenLoopOptions {
+    /// jssdkConfig's fixed rate (requests per second).
+    pub jssdk_rate: f64,
+    /// v2Pay's.
+    pub pay_rate: f64,
+    /// How long each fixed-rate run lasts.
+    pub duration: std::time::Duration,
+    /// Each step of the highest-rate search; None: no search.
+    pub search_step: Option<std::time::Duration>,
+    /// The latency the search holds p99 under.
+    pub slo_p99: std::time::Duration,
+    pub max_in_flight: usize,
+}
+
+impl Default for OpenLoopOptions {
+    fn default() -> Self {
+        OpenLoopOptions {
+            jssdk_rate: 20_000.0,
+            pay_rate: 500.0,
+            duration: std::time::Duration::from_secs(3),
+            search_step: Some(std::time::Duration::from_secs(2)),
+            slo_p99: std::time::Duration::from_millis(50),
+            max_in_flight: 256,
+        }
+    }
 }
 
 /// The secret every service signs and checks sessions with in a run.
@@ -149,6 +197,18 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         calls,
     ));
 
+    let mut open_loop_rows = Vec::new();
+    let mut max_rates = Vec::new();
+    if let Some(ol) = &opts.extras.open_loop {
+        let (rows, found) = open_loop_runs(ol, jssdk, pay, &tokens, &mut processes).await?;
+        open_loop_rows = rows;
+        max_rates = found;
+    }
+    let notify_steps = match opts.extras.notify_steps {
+        0 => None,
+        k => Some(steps(&client, pay, &sandbox, &storage, &tokens, k).await?),
+    };
+
     let sampler = PeakSampler::start(pay.pid);
     let before = scenarios::upstream_total(&sandbox);
     let load = scenarios::notifications(&client, &pay.base, &sandbox, &placed, c).await?;
@@ -162,6 +222,25 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         calls,
     ));
     let notifications_applied = scenarios::count_paid(&client, &pay.base, &placed).await;
+
+    let mut notes = Vec::new();
+    let pgbench = match (opts.extras.pgbench, storage.postgres()) {
+        (true, Some((admin, _))) if pgbench::available() => {
+            let (admin, clients, took) = (admin.to_owned(), c, load.elapsed);
+            Some(
+                tokio::task::spawn_blocking(move || pgbench::run(&admin, clients, took))
+                    .await??,
+            )
+        }
+        (true, Some(_)) => {
+            notes.push("pgbench is not installed: notifications not compared".to_owned());
+            None
+        }
+        _ => None,
+    };
+    let notify_to_pgbench = pgbench
+        .as_ref()
+        .map(|p| load.requests_per_second() / p.tps.max(1e-9));
 
     let healthz: Vec<(String, f64)> = rows
         .iter()
@@ -190,9 +269,141 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         rows,
         processes,
         notifications_applied,
+        open_loop: open_loop_rows,
+        max_rates,
+        pgbench,
+        notify_to_pgbench,
+        notify_steps,
+        notes,
     })
 }
 
+/// The fixed-rate runs (jssdkConfig, v2Pay) and the highest-rate search.
+async fn open_loop_runs(
+    ol: &OpenLoopOptions,
+    jssdk: &Service,
+    pay: &Service,
+    tokens: &[String],
+    processes: &mut [ProcessFigures],
+) -> anyhow::Result<(Vec<OpenLoopRow>, Vec<open_loop::MaxRate>)> {
+    let client = client(ol.max_in_flight)?;
+    let tokens = std::sync::Arc::new(tokens.to_vec());
+    let jssdk_run = |rate: f64, duration: std::time::Duration| {
+        let job = scenarios::jssdk_config_job(&client, &jssdk.base);
+        open_loop::drive_rate(rate, duration, ol.max_in_flight, job)
+    };
+    let pay_run = |rate: f64, duration: std::time::Duration| {
+        let job = scenarios::v2pay_job(&client, &pay.base, tokens.clone());
+        open_loop::drive_rate(rate, duration, ol.max_in_flight, job)
+    };
+    let mut rows = Vec::new();
+    let sampler = PeakSampler::start(jssdk.pid);
+    let r = jssdk_run(ol.jssdk_rate, ol.duration).await?;
+    processes[1].rss_load_kib = processes[1].rss_load_kib.max(sampler.finish().await);
+    rows.push(OpenLoopRow::new("jssdkConfig (warm)", jssdk.kind.binary(), &r));
+    let sampler = PeakSampler::start(pay.pid);
+    let r = pay_run(ol.pay_rate, ol.duration).await?;
+    processes[2].rss_load_kib = processes[2].rss_load_kib.max(sampler.finish().await);
+    rows.push(OpenLoopRow::new("v2Pay (sandbox 0 ms)", pay.kind.binary(), &r));
+    let mut found = Vec::new();
+    if let Some(step) = ol.search_step {
+        found.push(
+            open_loop::find_max_rate("jssdkConfig (warm)", 2_000.0, 256_000.0, 3, ol.slo_p99, |rate| {
+                jssdk_run(rate, step)
+            })
+            .await?,
+        );
+        found.push(
+            open_loop::find_max_rate("v2Pay (sandbox 0 ms)", 100.0, 12_800.0, 3, ol.slo_p99, |rate| {
+                pay_run(rate, step)
+            })
+            .await?,
+        );
+    }
+    Ok((rows, found))
+}
+
+/// One notification's time, step by step ([`notify_steps`]): `k` orders of
+/// their own, notified one at a time.
+async fn steps(
+    client: &reqwest::Client,
+    pay: &Service,
+    sandbox: &Sandbox,
+    storage: &Storage,
+    tokens: &[String],
+    k: usize,
+) -> anyhow::Result<notify_steps::NotificationSteps> {
+    let (_, orders) = scenarios::v2pay(client, &pay.base, tokens, 4, k).await;
+    anyhow::ensure!(orders.len() == k, "placing the step orders failed");
+    let pg = storage.postgres().map(|(a, s)| (a.to_owned(), s.to_owned()));
+    let healthz = scenarios::healthz(client, &pay.base, 1, 4 * k).await;
+    let before = match &pg {
+        Some((admin, schema)) => {
+            nudge_statistics(client, pay).await;
+            Some(notify_steps::settled_counters(admin, schema, &[], 0).await?)
+        }
+        None => None,
+    };
+    let one_by_one = scenarios::notifications(client, &pay.base, sandbox, &orders, 1).await?;
+    anyhow::ensure!(one_by_one.errors == 0, "a step notification failed");
+    let tables = match (&pg, &before) {
+        (Some((admin, schema)), Some(before)) => {
+            nudge_statistics(client, pay).await;
+            let after =
+                notify_steps::settled_counters(admin, schema, before, k as i64).await?;
+            notify_steps::table_work(before, &after, k)
+        }
+        _ => Vec::new(),
+    };
+    let order = sandbox
+        .state()
+        .order(&orders[0].out_trade_no)
+        .ok_or_else(|| anyhow::anyhow!("sandbox lost a step order"))?;
+    let body = scenarios::notification_xml(&order, wechat_sandbox::SANDBOX_MCH_KEY);
+    anyhow::ensure!(notify_steps::parse_and_verify(
+        &body,
+        wechat_sandbox::SANDBOX_MCH_KEY
+    ));
+    let parse_verify_ms = notify_steps::mean_ms(2000, || {
+        std::hint::black_box(notify_steps::parse_and_verify(
+            std::hint::black_box(&body),
+            wechat_sandbox::SANDBOX_MCH_KEY,
+        ));
+    });
+    let (commit_ms, commit_async_ms) = match pg {
+        Some((admin, schema)) => {
+            let (on, off) = tokio::task::spawn_blocking(move || {
+                notify_steps::commit_costs(&admin, &schema, 200)
+            })
+            .await??;
+            (Some(on), Some(off))
+        }
+        None => (None, None),
+    };
+    let mean = |l: &load::LoadResult| l.elapsed.as_secs_f64() * 1000.0 / l.requests.max(1) as f64;
+    let (end_to_end_ms, http_round_trip_ms) = (mean(&one_by_one), mean(&healthz));
+    Ok(notify_steps::NotificationSteps {
+        notifications: k,
+        end_to_end_ms,
+        http_round_trip_ms,
+        parse_verify_ms,
+        commit_ms,
+        commit_async_ms,
+        rest_ms: end_to_end_ms - http_round_trip_ms - parse_verify_ms - commit_ms.unwrap_or(0.0),
+        tables,
+    })
+}
+
+/// PostgreSQL keeps a backend's table counters for up to a second after its
+/// last flush; once that has passed, a statement on every pooled connection
+/// (`/readyz` runs `SELECT 1`) makes each flush what it holds.
+async fn nudge_statistics(client: &reqwest::Client, pay: &Service) {
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let url = pay.url("/readyz");
+    let pings = (0..32).map(|_| client.get(&url).send());
+    // Together, so that they take every idle connection of the pool.
+    futures_util::future::join_all(pings).await;
+}
 /// Runs one load on `service` while sampling its memory; returns the load and
 /// the WeChat calls the sandbox counted meanwhile.
 async fn measured<F, Fut>(

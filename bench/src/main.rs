@@ -1,5 +1,6 @@
 //! `cargo run --release -p bench -- --backend sqlite|postgres [--requests N]
-//! [--concurrency C] [--in-process] [--no-build] [--out DIR]`
+//! [--concurrency C] [--in-process] [--no-build] [--out DIR] [open-loop,
+//! pgbench and step options, see USAGE]`
 //!
 //! Builds the three services' binaries in this binary's profile (unless
 //! `--no-build`), runs them as child processes, prints the table and writes
@@ -8,10 +9,14 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
-use bench::{Backend, Kind, Launch, Options};
+use std::time::Duration;
+
+use bench::{Backend, Extras, Kind, Launch, OpenLoopOptions, Options};
 
 const USAGE: &str = "usage: bench [--backend sqlite|postgres] [--requests N] [--concurrency C] \
 [--in-process] [--no-build] [--out DIR]
+             [--rate-jssdk R] [--rate-pay R] [--rate-seconds S] [--search-seconds S]
+             [--no-search] [--no-open-loop] [--no-pgbench] [--steps N]
   --backend      sqlite (files + in-process cache, default) or postgres
                  (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test,
                  in a fresh schema; BENCH_REDIS_URL, default a redis-server of the run's own)
@@ -19,7 +24,16 @@ const USAGE: &str = "usage: bench [--backend sqlite|postgres] [--requests N] [--
   --concurrency  concurrent connections (default 16)
   --in-process   run the services inside the bench (no per-process memory or start figures)
   --no-build     do not run `cargo build` for the service binaries first
-  --out          where the JSON goes (default target/bench)";
+  --out          where the JSON goes (default target/bench)
+  --rate-jssdk   open loop: jssdkConfig's fixed rate, requests/s (default 20000)
+  --rate-pay     open loop: v2Pay's fixed rate (default 500)
+  --rate-seconds how long each fixed-rate run lasts (default 3)
+  --search-seconds  each step of the highest-rate search (p99 < 50 ms; default 2)
+  --no-search    no highest-rate search
+  --no-open-loop no fixed-rate runs at all
+  --no-pgbench   do not run pgbench -N beside the notifications (PostgreSQL)
+  --steps        notifications sent one at a time for the per-step timings
+                 (default 50; 0: none)";
 
 struct Args {
     opts: Options,
@@ -46,6 +60,11 @@ fn parse_args() -> Result<Args, String> {
             concurrency: 16,
             database_url: None,
             redis_url: None,
+            extras: Extras {
+                open_loop: Some(OpenLoopOptions::default()),
+                pgbench: true,
+                notify_steps: 50,
+            },
         },
         build: true,
         out: workspace_root().join("target").join("bench"),
@@ -66,6 +85,21 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|e| format!("--concurrency: {e}"))?
             }
             "--in-process" => args.opts.launch = Launch::InProcess,
+            "--rate-jssdk" => open_loop(&mut args)?.jssdk_rate = number(&value("--rate-jssdk")?)?,
+            "--rate-pay" => open_loop(&mut args)?.pay_rate = number(&value("--rate-pay")?)?,
+            "--rate-seconds" => {
+                open_loop(&mut args)?.duration = seconds(&value("--rate-seconds")?)?
+            }
+            "--search-seconds" => {
+                open_loop(&mut args)?.search_step = Some(seconds(&value("--search-seconds")?)?)
+            }
+            "--no-search" => open_loop(&mut args)?.search_step = None,
+            "--no-open-loop" => args.opts.extras.open_loop = None,
+            "--no-pgbench" => args.opts.extras.pgbench = false,
+            "--steps" => {
+                args.opts.extras.notify_steps =
+                    value("--steps")?.parse().map_err(|e| format!("--steps: {e}"))?
+            }
             "--no-build" => args.build = false,
             "--out" => args.out = PathBuf::from(value("--out")?),
             "-h" | "--help" => return Err(String::new()),
@@ -73,6 +107,25 @@ fn parse_args() -> Result<Args, String> {
         }
     }
     Ok(args)
+}
+
+fn open_loop(args: &mut Args) -> Result<&mut OpenLoopOptions, String> {
+    args.opts
+        .extras
+        .open_loop
+        .as_mut()
+        .ok_or_else(|| "open-loop options after --no-open-loop".to_owned())
+}
+
+fn number(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|n| n.is_finite() && *n > 0.0)
+        .ok_or_else(|| format!("{s:?} is not a positive number"))
+}
+
+fn seconds(s: &str) -> Result<Duration, String> {
+    number(s).map(Duration::from_secs_f64)
 }
 
 /// `cargo build` of the three binaries in the profile this bench was built in

@@ -6,6 +6,9 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::load::LoadResult;
+use crate::notify_steps::NotificationSteps;
+use crate::open_loop::{MaxRate, RateResult};
+use crate::pgbench::PgbenchFigures;
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,6 +40,40 @@ impl Row {
             errors: load.errors,
             upstream_calls,
             ratio_to_healthz: 1.0,
+        }
+    }
+}
+
+/// One fixed-rate (open-loop) run; latencies count from each request's due
+/// time.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenLoopRow {
+    pub endpoint: String,
+    pub service: String,
+    pub target_rate: f64,
+    pub achieved_rate: f64,
+    pub requests: u64,
+    pub errors: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+}
+
+impl OpenLoopRow {
+    pub fn new(endpoint: &str, service: &str, r: &RateResult) -> Self {
+        OpenLoopRow {
+            endpoint: endpoint.to_owned(),
+            service: service.to_owned(),
+            target_rate: r.target_rate,
+            achieved_rate: r.achieved_rate(),
+            requests: r.requests,
+            errors: r.errors,
+            p50_ms: r.quantile_ms(0.50),
+            p99_ms: r.quantile_ms(0.99),
+            p999_ms: r.quantile_ms(0.999),
+            max_ms: r.histogram.max() as f64 / 1000.0,
         }
     }
 }
@@ -85,6 +122,15 @@ pub struct Report {
     /// Orders found PAID after the notification load (should equal the
     /// number of notifications).
     pub notifications_applied: usize,
+    pub open_loop: Vec<OpenLoopRow>,
+    pub max_rates: Vec<MaxRate>,
+    /// `pgbench -N` at the notification load's concurrency and duration.
+    pub pgbench: Option<PgbenchFigures>,
+    /// Notifications applied per second over pgbench's TPS.
+    pub notify_to_pgbench: Option<f64>,
+    pub notify_steps: Option<NotificationSteps>,
+    /// What was not measured, and why.
+    pub notes: Vec<String>,
 }
 
 impl Report {
@@ -133,6 +179,68 @@ impl Report {
             "\nnotifications applied: {} (orders PAID afterwards)\n",
             self.notifications_applied
         );
+        out += &self.extras_table();
+        out
+    }
+
+    fn extras_table(&self) -> String {
+        let mut out = String::new();
+        if let (Some(p), Some(ratio)) = (&self.pgbench, self.notify_to_pgbench) {
+            out += &format!(
+                "pgbench -N, {} clients, {} s, same PostgreSQL: {:.0} TPS; notifications applied / pgbench TPS = {:.2}\n",
+                p.clients, p.seconds, p.tps, ratio
+            );
+        }
+        if let Some(s) = &self.notify_steps {
+            out += &format!(
+                "\none notification, {} sent one at a time (means, ms):\n",
+                s.notifications
+            );
+            let mut line = |what: &str, ms: f64| out += &format!("  {what:<46} {ms:>8.3}\n");
+            line("end to end", s.end_to_end_ms);
+            line("HTTP round trip (/healthz, same process)", s.http_round_trip_ms);
+            line("parse + verify (XML, MD5 sign; in the bench)", s.parse_verify_ms);
+            if let (Some(on), Some(off)) = (s.commit_ms, s.commit_async_ms) {
+                line("commit of a one-row INSERT (synchronous_commit on)", on);
+                line("  the same, synchronous_commit off", off);
+            }
+            line("rest: statements, pool, web::block hops", s.rest_ms);
+            for t in &s.tables {
+                out += &format!(
+                    "  {:<28} per notification: {:.2} inserts, {:.2} updates, {:.2} index scans, {:.2} seq scans\n",
+                    t.table, t.inserts, t.updates, t.index_scans, t.seq_scans
+                );
+            }
+        }
+        if !self.open_loop.is_empty() {
+            out += &format!(
+                "\nopen loop (fixed rate; latency from each request's due time, HDR histogram)\n{:<22} {:>9} {:>9} {:>7} {:>8} {:>8} {:>8} {:>8}\n",
+                "endpoint", "target/s", "got/s", "errors", "p50 ms", "p99 ms", "p99.9 ms", "max ms"
+            );
+            for r in &self.open_loop {
+                out += &format!(
+                    "{:<22} {:>9.0} {:>9.0} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
+                    r.endpoint, r.target_rate, r.achieved_rate, r.errors, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms
+                );
+            }
+        }
+        for m in &self.max_rates {
+            let steps: Vec<String> = m
+                .steps
+                .iter()
+                .map(|s| format!("{:.0}{}", s.target_rate, if s.held { "✓" } else { "✗" }))
+                .collect();
+            out += &format!(
+                "highest rate with p99 < {:.0} ms: {:<22} {:>8.0}/s  (tried {})\n",
+                m.slo_p99_ms,
+                m.endpoint,
+                m.rate,
+                steps.join(" ")
+            );
+        }
+        for n in &self.notes {
+            out += &format!("note: {n}\n");
+        }
         out
     }
 }

@@ -271,3 +271,54 @@ pub async fn count_paid(client: &reqwest::Client, base: &str, placed: &[Placed])
     }
     paid
 }
+
+/// A 200 with the envelope's `"code":0`, read without building a JSON tree:
+/// the open-loop runs check many answers and the bench shares the CPUs.
+async fn ok_envelope(res: reqwest::Result<reqwest::Response>) -> bool {
+    let Ok(res) = res else {
+        return false;
+    };
+    if res.status() != 200 {
+        return false;
+    }
+    res.bytes()
+        .await
+        .is_ok_and(|b| b.windows(8).any(|w| w == b"\"code\":0"))
+}
+
+/// One open-loop jssdkConfig request (a different page each time); its
+/// signatures are checked in the closed-loop run.
+pub fn jssdk_config_job(
+    client: &reqwest::Client,
+    base: &str,
+) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
++ Send
++ Sync
++ 'static {
+    let (client, url) = (client.clone(), format!("{base}/api/wechat/jssdkConfig"));
+    move |i| {
+        let page = format!("https://shop.example/open/{i}");
+        let req = client.get(&url).query(&[("url", page.as_str())]);
+        Box::pin(async move { ok_envelope(req.send().await).await })
+    }
+}
+
+/// One open-loop v2Pay request with one of `tokens`.
+pub fn v2pay_job(
+    client: &reqwest::Client,
+    base: &str,
+    tokens: Arc<Vec<String>>,
+) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
++ Send
++ Sync
++ 'static {
+    let (client, url) = (client.clone(), format!("{base}/api/mp/v2Pay"));
+    move |i| {
+        let token = &tokens[i as usize % tokens.len().max(1)];
+        let req = client
+            .get(&url)
+            .query(&[("money", "0.01")])
+            .bearer_auth(token);
+        Box::pin(async move { ok_envelope(req.send().await).await })
+    }
+}

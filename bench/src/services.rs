@@ -111,7 +111,7 @@ impl Service {
                     }
                     Kind::Pay => {
                         let cfg = pay_service::PayConfig::from_env(&env)?;
-                        let app = pay_service::Application::with_listener(cfg, listener).await?;
+                        let app = pay_service::with_listener(cfg, listener).await?;
                         tokio::spawn(app.run_until_stopped())
                     }
                 };

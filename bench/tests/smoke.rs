@@ -9,9 +9,30 @@
 )]
 
 use bench::report::Report;
-use bench::{Backend, Launch, Options};
+use std::time::Duration;
+
+use bench::{Backend, Extras, Launch, OpenLoopOptions, Options};
 
 const N: usize = 12;
+
+/// Steps notified one at a time.
+const STEPS: usize = 4;
+
+/// Every extra, tiny: 40 requests per fixed-rate run, no search (its steps
+/// would take seconds each; `open_loop`'s unit tests cover it).
+fn extras() -> Extras {
+    Extras {
+        open_loop: Some(OpenLoopOptions {
+            jssdk_rate: 200.0,
+            pay_rate: 100.0,
+            duration: Duration::from_millis(200),
+            search_step: None,
+            ..OpenLoopOptions::default()
+        }),
+        pgbench: true,
+        notify_steps: STEPS,
+    }
+}
 
 fn row<'a>(report: &'a Report, endpoint: &str) -> &'a bench::report::Row {
     report
@@ -71,6 +92,16 @@ fn check(report: &Report) {
     }
     let json = serde_json::to_value(report).unwrap();
     assert_eq!(json["rows"].as_array().unwrap().len(), 7);
+
+    // Open loop: every scheduled request ran and succeeded.
+    assert_eq!(report.open_loop.len(), 2, "{table}");
+    for (r, n) in report.open_loop.iter().zip([40, 20]) {
+        assert_eq!((r.requests, r.errors), (n, 0), "{table}");
+        assert!(r.p999_ms >= r.p99_ms && r.p99_ms >= r.p50_ms && r.p50_ms > 0.0);
+    }
+    let steps = report.notify_steps.as_ref().expect("step figures");
+    assert_eq!(steps.notifications, STEPS);
+    assert!(steps.end_to_end_ms > 0.0 && steps.parse_verify_ms > 0.0, "{table}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,6 +113,7 @@ async fn the_bench_runs_on_sqlite() {
         concurrency: 3,
         database_url: None,
         redis_url: None,
+        extras: extras(),
     })
     .await
     .expect("bench runs");
@@ -109,9 +141,25 @@ async fn the_bench_runs_on_postgres_and_redis() {
         concurrency: 3,
         database_url: Some(url),
         redis_url: None,
+        extras: extras(),
     })
     .await
     .expect("bench runs");
     assert_eq!(report.backend, "postgres");
     check(&report);
+    let table = report.table();
+    if bench::pgbench::available() {
+        let p = report.pgbench.as_ref().expect("pgbench figures");
+        assert!(p.tps > 0.0 && p.clients == 3, "{table}");
+        assert!(report.notify_to_pgbench.is_some_and(|r| r > 0.0));
+    } else {
+        testkit::skip_or_fail("pgbench is not installed: notifications not compared");
+    }
+    // Where the time goes, from PostgreSQL's own counters: each applied
+    // notification inserts rows and updates its order.
+    let steps = report.notify_steps.as_ref().unwrap();
+    assert!(steps.commit_ms.is_some(), "{table}");
+    let inserts: f64 = steps.tables.iter().map(|t| t.inserts).sum();
+    let updates: f64 = steps.tables.iter().map(|t| t.updates).sum();
+    assert!(inserts >= 1.0 && updates >= 1.0, "{table}");
 }

@@ -13,6 +13,11 @@
 #   ADMIN_ALLOW_FROM  -> admin_allow_from.conf  (`CIDR 1;` lines of a geo block)
 #       CIDRs the gateway serves /api/pay/admin/ to; everyone else gets 404.
 #       Default (unset or empty): loopback and the private ranges.
+#   /etc/resolv.conf  -> resolver.conf          (`resolver ADDRESSES valid=5s;`)
+#       The container's DNS servers (Docker's and Podman's embedded DNS),
+#       through which gateway.conf finds the services by name at run time;
+#       `valid` overrides the records' TTL (Docker's is 600 s), so a
+#       recreated container is reached within 5 s.
 #
 # Lists are separated by commas and/or spaces. A value that is not an
 # address or CIDR stops the container with a line naming the variable.
@@ -20,7 +25,8 @@
 # docker-compose.yml mounts this file as an executable script in the nginx
 # image's /docker-entrypoint.d/, which runs it before nginx; gateway.conf
 # includes what it writes from /etc/nginx/wxpay/ (WXPAY_NGINX_DIR changes
-# that, for tests). stack/tests/gateway_nginx.rs runs this same script.
+# that, and WXPAY_RESOLV_CONF the resolv.conf read, for tests).
+# stack/tests/gateway_nginx.rs runs this same script.
 set -eu
 set -f # no globbing: a `*` in a value is an error, not a file list
 
@@ -41,9 +47,27 @@ cidrs() {
     done
 }
 
+# resolv.conf's nameservers as nginx writes them (an IPv6 one in brackets).
+nameservers() {
+    while read -r key value _; do
+        [ "$key" = nameserver ] || continue
+        case "$value" in
+            *:*) printf ' [%s]' "$value" ;;
+            *) printf ' %s' "$value" ;;
+        esac
+    done < "$1"
+}
+
+resolv=${WXPAY_RESOLV_CONF:-/etc/resolv.conf}
+servers=$(nameservers "$resolv")
+if [ -z "$servers" ]; then
+    echo "wxpay gateway: no nameserver in $resolv: the services' names cannot be resolved" >&2
+    exit 1
+fi
+
 mkdir -p "$out"
 # Rendered into temporary files first: a failure leaves no half-written list.
-trap 'rm -f "$out/trusted_proxies.conf.tmp" "$out/admin_allow_from.conf.tmp"' EXIT
+trap 'rm -f "$out/trusted_proxies.conf.tmp" "$out/admin_allow_from.conf.tmp" "$out/resolver.conf.tmp"' EXIT
 {
     echo "# Rendered from TRUSTED_PROXIES by wxpay-gateway-env.sh."
     cidrs TRUSTED_PROXIES "${TRUSTED_PROXIES:-}" 'set_real_ip_from %s;\n'
@@ -52,5 +76,10 @@ trap 'rm -f "$out/trusted_proxies.conf.tmp" "$out/admin_allow_from.conf.tmp"' EX
     echo "# Rendered from ADMIN_ALLOW_FROM by wxpay-gateway-env.sh."
     cidrs ADMIN_ALLOW_FROM "${ADMIN_ALLOW_FROM:-$default_admin}" '%s 1;\n'
 } > "$out/admin_allow_from.conf.tmp"
+{
+    echo "# Rendered from $resolv by wxpay-gateway-env.sh."
+    echo "resolver$servers valid=5s;"
+} > "$out/resolver.conf.tmp"
 mv "$out/trusted_proxies.conf.tmp" "$out/trusted_proxies.conf"
+mv "$out/resolver.conf.tmp" "$out/resolver.conf"
 mv "$out/admin_allow_from.conf.tmp" "$out/admin_allow_from.conf"

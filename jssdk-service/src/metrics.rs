@@ -15,8 +15,9 @@ pub static UPSTREAM_FETCHES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
-/// Lookups by kind and result: hit (shared cache), local (process copy while the
-/// shared cache is down), miss.
+/// Lookups by kind and result: process (the trusted process copy, no shared
+/// cache read), hit (shared cache), local (process copy while the shared cache
+/// is down), miss, unavailable.
 pub static CACHE_LOOKUPS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     counter_vec(
         "jssdk_cache_lookups_total",

@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use shared::startup::{Application, StartupError, listen, server_settings};
 
 use crate::config::JssdkConfig;
-use crate::http::configure;
+use crate::http::with_openapi;
 use crate::state::JssdkState;
 
 /// Builds the state and serves on `LISTEN_ADDR`.
@@ -28,5 +28,5 @@ pub async fn with_listener(
 pub fn with_state(state: JssdkState, listener: TcpListener) -> Result<Application, StartupError> {
     let settings = server_settings(&state.config.common);
     let readiness = state.readiness();
-    Application::serve(listener, settings, readiness, configure(state))
+    Application::serve(listener, settings, readiness, with_openapi(state))
 }

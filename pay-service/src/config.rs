@@ -7,6 +7,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use shared::config::{CommonConfig, ConfigError, Env, Secret};
 use shared::sign::SignType;
+use shared::wechatpay_v3::{ApiV3Key, PrivateKey, PublicKey};
+
+use crate::db::ApiVersion;
 
 pub const SERVICE: &str = "pay-service";
 pub const DEFAULT_PORT: u16 = 8083;
@@ -46,12 +49,141 @@ pub struct PayConfig {
     pub reconcile_interval: Duration,
     /// `RECONCILE_BATCH` (default 50): orders one pass claims at most.
     pub reconcile_batch: i64,
-    /// `ADMIN_TOKEN`: bearer token of the admin routes; unset, they answer 404.
-    pub admin_token: Option<Secret>,
-    /// Refunds; required (and checked at start) when `ADMIN_TOKEN` is set.
+    /// `BILL_HOUR` (Beijing time, 0-23, default 10): from this hour the
+    /// previous day's WeChat bill is downloaded and reconciled.
+    pub bill_hour: u32,
+    /// `BILL_INTERVAL_SECONDS` (default 600): how often the daily bill job
+    /// looks whether a day is due (and retries one WeChat had no bill for
+    /// yet); 0 turns it off.
+    pub bill_interval: Duration,
+    /// `ADMIN_TOKENS=name:token,…` (one token per operator) and/or the older
+    /// `ADMIN_TOKEN` (operator `admin`): bearer tokens of the admin routes;
+    /// none set, they answer 404.
+    pub admins: Vec<AdminOperator>,
+    /// Rate limits and the refused-notification log's bounds.
+    pub limits: PayLimits,
+    /// Refunds; required (and checked at start) when an admin token is set.
     pub refunds: Option<RefundConfig>,
     /// `MERCHANT_WEBHOOK_URL` and friends; unset, events wait in the outbox.
     pub webhook: Option<WebhookConfig>,
+    /// `PAY_API_VERSION`: the API new orders use (default v3 when
+    /// `MCH_API_V3_KEY` is set, else v2). Existing orders keep theirs.
+    pub api_version: ApiVersion,
+    /// APIv3 credentials, present when `MCH_API_V3_KEY` is set (v3 orders
+    /// made before a switch back to v2 still need them).
+    pub v3: Option<V3Config>,
+}
+
+/// What APIv3 needs (API.md §2), read and checked at start.
+#[derive(Clone)]
+pub struct V3Config {
+    /// `MCH_API_V3_KEY` (32 bytes): decrypts notifications and certificates.
+    pub api_v3_key: Secret,
+    /// `MCH_CERT_SERIAL_NO`: the merchant API certificate's serial, named in
+    /// every request's `Authorization`.
+    pub serial_no: String,
+    /// `MCH_KEY_PEM`'s content: the merchant's PKCS#8 private key.
+    pub private_key_pem: Secret,
+    /// `WECHATPAY_PUBLIC_KEY_ID` and `WECHATPAY_PUBLIC_KEY_PEM`'s content;
+    /// unset, platform certificates are downloaded from `/v3/certificates`.
+    pub public_key: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for V3Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("V3Config")
+            .field("serial_no", &self.serial_no)
+            .field("public_key_id", &self.public_key.as_ref().map(|(id, _)| id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl V3Config {
+    /// None without `MCH_API_V3_KEY`; otherwise every value it needs, each
+    /// refused naming its variable.
+    fn from_env(env: &Env) -> Result<Option<Self>, ConfigError> {
+        let Some(key) = env.get("MCH_API_V3_KEY").filter(|k| !k.is_empty()) else {
+            return Ok(None);
+        };
+        ApiV3Key::new(key).map_err(|_| {
+            ConfigError::invalid("MCH_API_V3_KEY", "must be exactly 32 bytes (the APIv3 key)")
+        })?;
+        let serial_no = env
+            .get("MCH_CERT_SERIAL_NO")
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| {
+                ConfigError::Missing("MCH_CERT_SERIAL_NO (required with MCH_API_V3_KEY)".into())
+            })?
+            .to_owned();
+        if !serial_no.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ConfigError::invalid(
+                "MCH_CERT_SERIAL_NO",
+                "must be the certificate's serial number in hex",
+            ));
+        }
+        let key_pem = read_text_file("MCH_KEY_PEM", env)?.ok_or_else(|| {
+            ConfigError::Missing("MCH_KEY_PEM (required with MCH_API_V3_KEY)".into())
+        })?;
+        PrivateKey::from_pem(&key_pem)
+            .map_err(|e| ConfigError::invalid("MCH_KEY_PEM", e.to_string()))?;
+        let id = env
+            .get("WECHATPAY_PUBLIC_KEY_ID")
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let pem = read_text_file("WECHATPAY_PUBLIC_KEY_PEM", env)?;
+        let public_key = match (id, pem) {
+            (None, None) => None,
+            (Some(id), Some(pem)) => {
+                PublicKey::from_pem(&pem)
+                    .map_err(|e| ConfigError::invalid("WECHATPAY_PUBLIC_KEY_PEM", e.to_string()))?;
+                Some((id.to_owned(), pem))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing(
+                    "WECHATPAY_PUBLIC_KEY_ID (required with WECHATPAY_PUBLIC_KEY_PEM)".into(),
+                ));
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::Missing(
+                    "WECHATPAY_PUBLIC_KEY_PEM (required with WECHATPAY_PUBLIC_KEY_ID)".into(),
+                ));
+            }
+        };
+        Ok(Some(V3Config {
+            api_v3_key: Secret::new(key),
+            serial_no: serial_no.to_ascii_uppercase(),
+            private_key_pem: Secret::new(key_pem),
+            public_key,
+        }))
+    }
+}
+
+fn read_text_file(var: &str, env: &Env) -> Result<Option<String>, ConfigError> {
+    match read_pem_file(var, env)? {
+        None => Ok(None),
+        Some(bytes) => String::from_utf8(bytes)
+            .map(Some)
+            .map_err(|_| ConfigError::invalid(var, "is not a text (PEM) file")),
+    }
+}
+
+/// `PAY_API_VERSION`: `v2` or `v3`; default v3 when APIv3 is configured.
+fn api_version(env: &Env, v3: Option<&V3Config>) -> Result<ApiVersion, ConfigError> {
+    match env.get("PAY_API_VERSION").filter(|v| !v.is_empty()) {
+        None if v3.is_some() => Ok(ApiVersion::V3),
+        None => Ok(ApiVersion::V2),
+        Some(v) => match (ApiVersion::parse(&v.to_ascii_lowercase()), v3) {
+            (Some(ApiVersion::V3), None) => Err(ConfigError::Missing(
+                "MCH_API_V3_KEY (required with PAY_API_VERSION=v3)".into(),
+            )),
+            (Some(a), _) => Ok(a),
+            (None, _) => Err(ConfigError::invalid(
+                "PAY_API_VERSION",
+                format!("{v:?}: use v2 or v3"),
+            )),
+        },
+    }
 }
 
 /// The merchant's client certificate and where `/secapi/pay/refund` is.
@@ -286,16 +418,163 @@ fn order_bounds(env: &Env) -> Result<(i64, i64), ConfigError> {
     Ok((min_order_fen, max_order_fen))
 }
 
-/// `ADMIN_TOKEN`: unset or empty turns the admin routes off.
-fn admin_token(env: &Env) -> Result<Option<Secret>, ConfigError> {
-    match env.get("ADMIN_TOKEN").filter(|t| !t.is_empty()) {
-        None => Ok(None),
-        Some(t) if t.len() < 16 => Err(ConfigError::invalid(
-            "ADMIN_TOKEN",
-            "must be at least 16 characters",
-        )),
-        Some(t) => Ok(Some(Secret::new(t))),
+/// One operator of the admin routes: the audit trail names `name`.
+#[derive(Clone)]
+pub struct AdminOperator {
+    pub name: String,
+    pub token: Secret,
+}
+
+impl std::fmt::Debug for AdminOperator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminOperator")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
+}
+
+/// The operator name `ADMIN_TOKEN` stands for.
+pub const LEGACY_ADMIN_NAME: &str = "admin";
+
+fn admin_secret(var: &str, token: &str) -> Result<Secret, ConfigError> {
+    if token.len() < 16 {
+        return Err(ConfigError::invalid(
+            var,
+            "tokens must be at least 16 characters",
+        ));
+    }
+    if token
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || c == ',')
+    {
+        return Err(ConfigError::invalid(
+            var,
+            "tokens must not hold spaces, commas or control characters",
+        ));
+    }
+    Ok(Secret::new(token))
+}
+
+/// `ADMIN_TOKENS=name:token,…` plus `ADMIN_TOKEN` (operator `admin`); both
+/// unset or empty turn the admin routes off. Names are `[A-Za-z0-9_.-]`,
+/// 1 to 32 characters, each once; tokens at least 16 characters, each once
+/// (a shared token could not tell its operators apart).
+fn admin_operators(env: &Env) -> Result<Vec<AdminOperator>, ConfigError> {
+    let mut ops: Vec<AdminOperator> = Vec::new();
+    if let Some(list) = env.get("ADMIN_TOKENS").filter(|t| !t.trim().is_empty()) {
+        for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (name, token) = entry.split_once(':').ok_or_else(|| {
+                ConfigError::invalid(
+                    "ADMIN_TOKENS",
+                    "entries must be name:token, comma-separated",
+                )
+            })?;
+            let name = name.trim();
+            let valid = (1..=32).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            if !valid {
+                return Err(ConfigError::invalid(
+                    "ADMIN_TOKENS",
+                    "operator names must be 1 to 32 of A-Z a-z 0-9 _ . -",
+                ));
+            }
+            ops.push(AdminOperator {
+                name: name.to_owned(),
+                token: admin_secret("ADMIN_TOKENS", token.trim())?,
+            });
+        }
+    }
+    if let Some(t) = env.get("ADMIN_TOKEN").filter(|t| !t.is_empty()) {
+        ops.push(AdminOperator {
+            name: LEGACY_ADMIN_NAME.to_owned(),
+            token: admin_secret("ADMIN_TOKEN", t)?,
+        });
+    }
+    for (i, a) in ops.iter().enumerate() {
+        for b in &ops[..i] {
+            if a.name == b.name {
+                return Err(ConfigError::invalid(
+                    "ADMIN_TOKENS",
+                    format!(
+                        "operator {} is named twice (ADMIN_TOKEN is operator {LEGACY_ADMIN_NAME})",
+                        a.name
+                    ),
+                ));
+            }
+            if a.token.expose() == b.token.expose() {
+                return Err(ConfigError::invalid(
+                    "ADMIN_TOKENS",
+                    format!("operators {} and {} share a token", b.name, a.name),
+                ));
+            }
+        }
+    }
+    Ok(ops)
+}
+
+/// Per-minute budgets (0 turns one off) and the refused-notification log's
+/// bounds. Budgets are counted in the shared cache, so every replica spends
+/// the same one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PayLimits {
+    /// `ORDER_RATE_LIMIT` (default 20): orders one user may create per minute
+    /// (`/api/mp/v2Pay`, `POST /api/pay/orders`).
+    pub orders_per_minute: u32,
+    /// `ORDER_SYNC_RATE_LIMIT` (default 60): `?sync=true` reads (each asks
+    /// WeChat) per user per minute.
+    pub syncs_per_minute: u32,
+    /// `ADMIN_FAILED_LOGINS_PER_MINUTE` (default 5): failed admin logins per
+    /// client address per minute, after which that address gets 429.
+    pub admin_failures_per_minute: u32,
+    /// `REFUSED_NOTIFY_PER_MINUTE` (default 30): notifications refused before
+    /// verification that are written to the log per minute, all replicas
+    /// together; the rest are only counted and logged.
+    pub refused_records_per_minute: u32,
+    /// `REFUSED_NOTIFY_KEEP_ROWS` (default 1000): refused rows kept at most.
+    pub refused_keep_rows: i64,
+    /// `REFUSED_NOTIFY_KEEP_DAYS` (default 7): refused rows kept at most this long.
+    pub refused_keep_days: i64,
+}
+
+impl PayLimits {
+    fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let keep_rows: i64 = env.parse_or("REFUSED_NOTIFY_KEEP_ROWS", 1000)?;
+        if !(1..=1_000_000).contains(&keep_rows) {
+            return Err(ConfigError::invalid(
+                "REFUSED_NOTIFY_KEEP_ROWS",
+                "must be between 1 and 1000000",
+            ));
+        }
+        let keep_days: i64 = env.parse_or("REFUSED_NOTIFY_KEEP_DAYS", 7)?;
+        if !(1..=365).contains(&keep_days) {
+            return Err(ConfigError::invalid(
+                "REFUSED_NOTIFY_KEEP_DAYS",
+                "must be between 1 and 365",
+            ));
+        }
+        Ok(PayLimits {
+            orders_per_minute: env.parse_or("ORDER_RATE_LIMIT", 20)?,
+            syncs_per_minute: env.parse_or("ORDER_SYNC_RATE_LIMIT", 60)?,
+            admin_failures_per_minute: env.parse_or("ADMIN_FAILED_LOGINS_PER_MINUTE", 5)?,
+            refused_records_per_minute: env.parse_or("REFUSED_NOTIFY_PER_MINUTE", 30)?,
+            refused_keep_rows: keep_rows,
+            refused_keep_days: keep_days,
+        })
+    }
+}
+
+/// `BILL_HOUR`: an hour of the Beijing day.
+fn bill_hour(env: &Env) -> Result<u32, ConfigError> {
+    let hour: u32 = env.parse_or("BILL_HOUR", 10)?;
+    if hour > 23 {
+        return Err(ConfigError::invalid(
+            "BILL_HOUR",
+            "must be an hour of the day, 0 to 23",
+        ));
+    }
+    Ok(hour)
 }
 
 impl PayConfig {
@@ -318,14 +597,20 @@ impl PayConfig {
                 "must be at least 1",
             ));
         }
-        let admin_token = admin_token(env)?;
-        let refunds = match admin_token {
-            Some(_) => Some(RefundConfig::from_env(env, &common.wechat.pay)?),
-            None => None,
+        let admins = admin_operators(env)?;
+        let refunds = match admins.is_empty() {
+            false => Some(RefundConfig::from_env(env, &common.wechat.pay)?),
+            true => None,
         };
+        let limits = PayLimits::from_env(env)?;
         let webhook = WebhookConfig::from_env(env)?;
+        let v3 = V3Config::from_env(env)?;
+        let api_version = api_version(env, v3.as_ref())?;
         Ok(PayConfig {
-            admin_token,
+            api_version,
+            v3,
+            admins,
+            limits,
             refunds,
             webhook,
             common,
@@ -346,6 +631,8 @@ impl PayConfig {
                 env.parse_or("RECONCILE_INTERVAL_SECONDS", 60)?,
             ),
             reconcile_batch,
+            bill_hour: bill_hour(env)?,
+            bill_interval: Duration::from_secs(env.parse_or("BILL_INTERVAL_SECONDS", 600)?),
         })
     }
 
@@ -357,6 +644,16 @@ impl PayConfig {
     /// Where WeChat sends refund notifications.
     pub fn refund_notify_url(&self) -> String {
         self.common.public_url("/api/pay/refund-notify")
+    }
+
+    /// Where WeChat sends v3 payment notifications.
+    pub fn v3_notify_url(&self) -> String {
+        self.common.public_url("/api/pay/v3/notify")
+    }
+
+    /// Where WeChat sends v3 refund notifications.
+    pub fn v3_refund_notify_url(&self) -> String {
+        self.common.public_url("/api/pay/v3/refund-notify")
     }
 
     /// Whether sessions of `appid` may pay here.

@@ -49,7 +49,13 @@ impl PayError {
 }
 
 /// Business errors that are about the order's state rather than WeChat failing.
-const CONFLICT_CODES: &[&str] = &["ORDERPAID", "ORDERCLOSED", "OUT_TRADE_NO_USED"];
+/// v2 spells closed `ORDERCLOSED`, v3 `ORDER_CLOSED`.
+const CONFLICT_CODES: &[&str] = &[
+    "ORDERPAID",
+    "ORDERCLOSED",
+    "ORDER_CLOSED",
+    "OUT_TRADE_NO_USED",
+];
 
 impl From<PayError> for ApiError {
     fn from(e: PayError) -> Self {

@@ -24,11 +24,18 @@ pub use config::{DEFAULT_PORT, PayConfig, RefundConfig, SERVICE, WebhookConfig};
 pub use db::migrations;
 /// Diesel's view of the tables, for tests that set up a row's state by hand.
 pub use db::schema;
-pub use domain::{PayState, RefundStatus, Status, TradeType};
+pub use domain::{ApiVersion, PayState, RefundStatus, Status, TradeType};
 pub use error::PayError;
-pub use http::configure;
+pub use http::openapi::openapi;
+pub use http::{configure, with_openapi};
+pub use domain::bills::{
+    Comparison, Discrepancy, DiscrepancyKind, LocalDay, LocalPayment, LocalRefund,
+    ReconciliationView, compare as compare_bill, stored as stored_reconciliation,
+};
+pub use jobs::{BillPassOutcome, BillPassReport, bills_once, reconcile_day, reconciliation_table};
 pub use jobs::{DispatchReport, ReconcileReport, Workers, dispatch_once, reconcile_once};
-pub use startup::Application;
+pub use shared::startup::Application;
+pub use startup::{build, with_listener, with_state};
 
 /// What operators and tests read back from the database; nothing here
 /// changes it.
@@ -36,6 +43,6 @@ pub mod inspect {
     pub use crate::db::notifications::{Notification, list as notifications};
     pub use crate::db::orders::{Order, count_by_status, get as order};
     pub use crate::db::outbox::{Event, of_order as events};
-    pub use crate::db::refunds::{Refund, get as refund};
+    pub use crate::db::refunds::{Refund, get as refund, of_order as refunds_of};
     pub use crate::db::transitions::{Transition, of_order as transitions};
 }

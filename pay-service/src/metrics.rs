@@ -70,6 +70,34 @@ pub static EVENTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     )
 });
 
+/// Admin requests refused for their token (`missing`, `wrong_token`) or
+/// because their address failed too often (`rate_limited`).
+pub static ADMIN_LOGIN_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    counter_vec(
+        "pay_admin_login_failures_total",
+        "Admin requests refused for their token or their address's failures",
+        &["reason"],
+    )
+});
+
 pub fn transition(status: &str, source: &str) {
     ORDER_TRANSITIONS.with_label_values(&[status, source]).inc();
 }
+
+/// Discrepancies the last daily bill reconciliation found, by kind
+/// (`MISSING_LOCAL`, `MISSING_AT_WECHAT`, `AMOUNT_MISMATCH`, `STATUS_MISMATCH`).
+pub static BILL_DISCREPANCIES: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    gauge_vec(
+        "pay_bill_discrepancies",
+        "Discrepancies found by the last daily bill reconciliation, by kind",
+        &["kind"],
+    )
+});
+
+/// When a daily bill was last reconciled (Unix seconds).
+pub static BILL_LAST_RECONCILED: LazyLock<prometheus::IntGauge> = LazyLock::new(|| {
+    shared::metrics::gauge(
+        "pay_bill_last_reconciled_timestamp_seconds",
+        "When a daily WeChat bill was last downloaded and compared (Unix seconds)",
+    )
+});

@@ -3,6 +3,12 @@
 //! stored as it always was reads back as its enum, and a value outside the
 //! set is an error naming the column, never a silent default.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 use diesel::prelude::*;
 use pay_service::{RefundStatus, Status, TradeType, inspect, migrations};
 use testkit::{TestDb, all_backends};

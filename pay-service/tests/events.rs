@@ -3,6 +3,12 @@
 //! order per order, through failures and retries; the admin listing shows
 //! what is stuck; the audit trail names each change's request.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 mod common;
 
 use std::sync::{Arc, Mutex};

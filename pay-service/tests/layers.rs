@@ -14,6 +14,12 @@
 //! `super::…` climbing out of a layer; comments and string literals are
 //! ignored.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,12 @@
 //! on every backend: each refused notification changes nothing, and however
 //! often a genuine one arrives (on however many replicas) the order changes once.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 mod common;
 
 use std::time::Duration;

@@ -1,5 +1,11 @@
 //! Placing, reading and closing orders through the sandbox, on every backend.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 mod common;
 
 use common::*;

@@ -4,6 +4,12 @@
 //! forged ones refused, refundquery settling open refunds, the admin guard,
 //! and configuration errors at start.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "an integration test: a panic is how it reports a failure"
+)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -452,7 +458,7 @@ async fn refundquery_settles_open_refunds_on_get_and_in_reconciliation() {
 }
 
 #[tokio::test]
-async fn an_unusable_answer_keeps_the_amount_reserved_until_refundquery_tells() {
+async fn an_unusable_answer_keeps_the_amount_reserved_until_wechat_answers() {
     for db in all_backends(migrations) {
         let app = spawn_refund_app(&db, &[]).await;
         let no = app.paid_order("1.00").await;
@@ -462,21 +468,22 @@ async fn an_unusable_answer_keeps_the_amount_reserved_until_refundquery_tells() 
             1,
         );
         expect_error(app.refund(&no, 60, "x").await, 502, 10009).await;
-        // WeChat's answer is unknown: the 60 fen stay held (refundquery will tell).
+        // WeChat's answer is unknown: the 60 fen stay held.
         let msg = expect_error(app.refund(&no, 41, "x").await, 409, 1005).await;
         assert_eq!(msg, "amountFen 41 exceeds the 40 fen left to refund");
         let list = refunds_of(&app, &no).await;
         assert_eq!(list[0]["status"], "PENDING");
         assert_eq!(list.len(), 1);
 
-        // Long after, WeChat still has no such refund: it never arrived, and
-        // the amount is released.
+        // Long after, WeChat still has no such refund: that is no answer to
+        // the request (it may still be on its way), so nothing is released.
         let r = list[0]["outRefundNo"].as_str().unwrap().to_owned();
+        let backdated = r.clone();
         db.db
             .run(move |conn| {
                 use diesel::prelude::*;
                 use pay_service::schema::pay_refunds;
-                diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(r)))
+                diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(backdated)))
                     .set(pay_refunds::created_at.eq(pay_refunds::created_at - 3600))
                     .execute(conn)?;
                 Ok(())
@@ -484,12 +491,23 @@ async fn an_unusable_answer_keeps_the_amount_reserved_until_refundquery_tells() 
             .await
             .unwrap();
         let list = refunds_of(&app, &no).await;
-        assert_eq!(
-            (list[0]["status"].as_str(), list[0]["error"].as_str()),
-            (Some("FAILED"), Some("WeChat has no such refund"))
-        );
-        assert_eq!(order_row(&app, &no).await.refund_reserved_fen, 0);
-        refund_ok(&app, &no, 100).await;
+        assert_eq!(list[0]["status"], "PENDING");
+        assert_eq!(order_row(&app, &no).await.refund_reserved_fen, 60);
+        // Reconciliation sends it again under the same number; WeChat takes it.
+        let report = pay_service::reconcile_once(&app.state).await.unwrap();
+        assert_eq!(report.refunds_settled, 1);
+        assert!(app.sandbox.state().wait_refund_acknowledged(&r, WAIT).await);
+        let at_wechat: Vec<(String, u64)> = app
+            .sandbox
+            .state()
+            .refunds_of(&no)
+            .into_iter()
+            .map(|x| (x.out_refund_no, x.refund_fee))
+            .collect();
+        assert_eq!(at_wechat, vec![(r.clone(), 60)]);
+        let list = refunds_of(&app, &no).await;
+        assert_eq!(list[0]["status"], "SUCCESS");
+        refund_ok(&app, &no, 40).await;
     }
 }
 
@@ -657,40 +675,53 @@ async fn an_idempotency_key_makes_a_retried_refund_the_same_refund() {
 }
 
 #[tokio::test]
-async fn a_closed_refund_notification_releases_the_amount_once() {
+async fn a_closed_refund_notification_releases_the_amount_once_and_change_holds_it() {
     for db in all_backends(migrations) {
         let app = spawn_refund_app(&db, &[]).await;
-        let (no, r) = processing_refund(&app, "2.00", 150).await;
-        let sb = app.sandbox.state();
-        sb.complete_refund(&r, RefundStatus::Change, true).unwrap();
-        assert!(sb.wait_refund_acknowledged(&r, WAIT).await);
-        let (_, reply) = app
-            .notify_raw(NOTIFY, sb.refund_notification_xml(&r).unwrap())
-            .await;
-        assert!(success(&reply), "{reply:?}");
-        let refund = inspect::refund(app.state.db(), &r).await.unwrap().unwrap();
-        assert_eq!(
-            (refund.status.as_str(), refund.error.as_deref()),
-            ("FAILED", Some("WeChat refund status CHANGE"))
-        );
-        let order = order_row(&app, &no).await;
-        assert_eq!(
-            (
-                order.refund_reserved_fen,
-                order.refunded_fen,
-                order.status.as_str()
-            ),
-            (0, 0, "PAID")
-        );
-        let outcomes: Vec<String> = app
-            .notifications(Some(&no))
-            .await
-            .into_iter()
-            .filter(|n| n.kind == "refund")
-            .map(|n| n.outcome)
-            .collect();
-        assert_eq!(outcomes, vec!["released", "duplicate"]);
-        // No status change, no event beyond the payment's.
-        assert_eq!(app.transitions(&no).await.len(), 1);
+        for (end, status, reserved, first) in [
+            (RefundStatus::RefundClose, "FAILED", 0, "released"),
+            (RefundStatus::Change, "CHANGE", 150, "needs_operator"),
+        ] {
+            let (no, r) = processing_refund(&app, "2.00", 150).await;
+            let sb = app.sandbox.state();
+            sb.complete_refund(&r, end, true).unwrap();
+            assert!(sb.wait_refund_acknowledged(&r, WAIT).await);
+            let (_, reply) = app
+                .notify_raw(NOTIFY, sb.refund_notification_xml(&r).unwrap())
+                .await;
+            assert!(success(&reply), "{reply:?}");
+            let refund = inspect::refund(app.state.db(), &r).await.unwrap().unwrap();
+            assert_eq!(refund.status.as_str(), status);
+            assert!(
+                refund
+                    .error
+                    .as_deref()
+                    .unwrap()
+                    .starts_with(&format!("WeChat refund status {}", end.as_str())),
+                "{refund:?}"
+            );
+            // CHANGE: the money may still reach the payer once an operator
+            // acts, so the amount stays held.
+            let order = order_row(&app, &no).await;
+            assert_eq!(
+                (
+                    order.refund_reserved_fen,
+                    order.refunded_fen,
+                    order.status.as_str()
+                ),
+                (reserved, 0, "PAID")
+            );
+            let outcomes: Vec<String> = app
+                .notifications(Some(&no))
+                .await
+                .into_iter()
+                .filter(|n| n.kind == "refund")
+                .map(|n| n.outcome)
+                .collect();
+            assert_eq!(outcomes, vec![first, "duplicate"]);
+            // No status change, no event beyond the payment's.
+            assert_eq!(app.transitions(&no).await.len(), 1);
+            sb.hold_refunds(false);
+        }
     }
 }

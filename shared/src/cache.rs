@@ -1,13 +1,17 @@
 //! The cache: one interface over an in-process map (one replica) and Redis
-//! (any number of replicas). Holds tokens, OAuth states, locks and rate counters.
+//! (any number of replicas). Holds tokens, OAuth states, locks and rate counters,
+//! and carries change notices between replicas ([`Cache::publish`],
+//! [`Cache::subscribe`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use tokio::sync::{broadcast, mpsc};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -196,6 +200,44 @@ impl Cache {
         }
     }
 
+    /// Sends `message` to every current subscriber of `channel` (Redis
+    /// `PUBLISH`; in process, the subscribers of this cache). Fire and forget:
+    /// a subscriber that is not connected right now misses it, and learns so
+    /// from its [`Notice::Lost`].
+    pub async fn publish(&self, channel: &str, message: &str) -> Result<(), CacheError> {
+        match self {
+            Cache::Memory(m) => {
+                m.publish(channel, message);
+                Ok(())
+            }
+            Cache::Redis(r) => {
+                r.exec(r.conn().publish::<_, _, i64>(r.key(channel), message))
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Listens on `channel` until the [`Subscription`] is dropped. On Redis a
+    /// task of its own holds a dedicated connection, reconnects after a drop
+    /// and probes the connection every [`SUBSCRIPTION_PROBE`] (a half-open
+    /// connection delivers nothing and says nothing); the subscription reports
+    /// [`Notice::Live`] each time it is (re)established and [`Notice::Lost`]
+    /// when it drops. Must be called inside a tokio runtime.
+    pub fn subscribe(&self, channel: &str) -> Subscription {
+        match self {
+            Cache::Memory(m) => Subscription::Memory {
+                rx: m.subscribe(channel),
+                pending: Some(Notice::Live),
+            },
+            Cache::Redis(r) => {
+                let (tx, rx) = mpsc::channel(64);
+                let task = tokio::spawn(redis_subscriber(r.client.clone(), r.key(channel), tx));
+                Subscription::Redis { rx, task }
+            }
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), CacheError> {
         match self {
             Cache::Memory(_) => Ok(()),
@@ -213,10 +255,128 @@ fn millis(ttl: Duration) -> u64 {
     ttl.as_millis().max(1) as u64
 }
 
+/// What a [`Subscription`] reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Subscribed (again): every message published from now on arrives. After
+    /// a [`Notice::Lost`], those published in between may have been missed.
+    Live,
+    /// The subscription dropped (connection lost or unresponsive, or this
+    /// subscriber fell behind): messages may be missed until the next `Live`.
+    Lost,
+    Message(String),
+}
+
+/// A channel subscription ([`Cache::subscribe`]); dropping it unsubscribes.
+pub enum Subscription {
+    Memory {
+        rx: broadcast::Receiver<String>,
+        pending: Option<Notice>,
+    },
+    Redis {
+        rx: mpsc::Receiver<Notice>,
+        task: tokio::task::JoinHandle<()>,
+    },
+}
+
+impl Subscription {
+    /// The next notice; None once the cache behind it is gone.
+    pub async fn next(&mut self) -> Option<Notice> {
+        match self {
+            Subscription::Memory { rx, pending } => {
+                if let Some(n) = pending.take() {
+                    return Some(n);
+                }
+                match rx.recv().await {
+                    Ok(m) => Some(Notice::Message(m)),
+                    // Fell behind: what was skipped is lost; the receiver goes
+                    // on from the oldest message still held, so it is live again.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        *pending = Some(Notice::Live);
+                        Some(Notice::Lost)
+                    }
+                    Err(broadcast::error::RecvError::Closed) => None,
+                }
+            }
+            Subscription::Redis { rx, .. } => rx.recv().await,
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Subscription::Redis { task, .. } = self {
+            task.abort();
+        }
+    }
+}
+
+/// How often a Redis subscription checks that its connection still answers
+/// (a `SUBSCRIBE` to the channel it holds, acknowledged within
+/// `REDIS_TIMEOUT`). A connection that died without a reset is noticed
+/// within this plus `REDIS_TIMEOUT`.
+pub const SUBSCRIPTION_PROBE: Duration = Duration::from_secs(1);
+
+/// The pause between two attempts to subscribe again.
+const RESUBSCRIBE_PAUSE: Duration = Duration::from_millis(500);
+
+/// The task behind a Redis [`Subscription`]: connect, subscribe, forward,
+/// probe; on any failure report `Lost` and start over. Ends when the
+/// subscription is dropped.
+async fn redis_subscriber(client: redis::Client, channel: String, tx: mpsc::Sender<Notice>) {
+    loop {
+        let connected = tokio::time::timeout(REDIS_TIMEOUT, async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        })
+        .await;
+        if let Ok(Ok(pubsub)) = connected {
+            if tx.send(Notice::Live).await.is_err() {
+                return;
+            }
+            let (mut sink, mut stream) = pubsub.split();
+            let mut probe = tokio::time::interval(SUBSCRIPTION_PROBE);
+            probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            probe.tick().await;
+            loop {
+                tokio::select! {
+                    msg = stream.next() => match msg {
+                        Some(msg) => {
+                            let payload = msg.get_payload::<String>().unwrap_or_default();
+                            if tx.send(Notice::Message(payload)).await.is_err() {
+                                return;
+                            }
+                        }
+                        None => break,
+                    },
+                    _ = probe.tick() => {
+                        let answered = tokio::time::timeout(REDIS_TIMEOUT, sink.subscribe(&channel)).await;
+                        if !matches!(answered, Ok(Ok(()))) {
+                            break;
+                        }
+                    }
+                    _ = tx.closed() => return,
+                }
+            }
+            tracing::warn!("cache subscription lost; subscribing again");
+            if tx.send(Notice::Lost).await.is_err() {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RESUBSCRIBE_PAUSE) => {}
+            _ = tx.closed() => return,
+        }
+    }
+}
+
 /// Redis through one `ConnectionManager` built at start and cloned per call; it
 /// reconnects by itself when Redis comes back.
 pub struct RedisCache {
     manager: ConnectionManager,
+    /// For the dedicated connections of subscriptions.
+    client: redis::Client,
     prefix: Arc<str>,
     started: Instant,
     /// Milliseconds after `started` before which calls fail at once: after a
@@ -240,9 +400,10 @@ impl RedisCache {
             .set_factor(1)
             .set_max_delay(1000)
             .set_number_of_retries(2);
-        let manager = ConnectionManager::new_with_config(client, config).await?;
+        let manager = ConnectionManager::new_with_config(client.clone(), config).await?;
         Ok(RedisCache {
             manager,
+            client,
             prefix: Arc::from(prefix),
             started: Instant::now(),
             down_until_ms: AtomicU64::new(0),
@@ -325,7 +486,15 @@ static EVICTIONS: std::sync::LazyLock<prometheus::IntCounter> = std::sync::LazyL
 #[derive(Default)]
 pub struct MemoryCache {
     inner: Mutex<MemoryInner>,
+    /// Publish/subscribe channels; apart from the entries, and not counted
+    /// against the limits (a handful of channels, each holding at most
+    /// `CHANNEL_CAPACITY` undelivered messages).
+    channels: Mutex<HashMap<String, broadcast::Sender<String>>>,
 }
+
+/// Messages a slow in-process subscriber may fall behind before it is told
+/// [`Notice::Lost`].
+const CHANNEL_CAPACITY: usize = 64;
 
 #[derive(Default)]
 struct MemoryInner {
@@ -418,7 +587,27 @@ impl MemoryCache {
                 limits,
                 ..MemoryInner::default()
             }),
+            channels: Mutex::default(),
         }
+    }
+
+    fn channel(&self, name: &str) -> broadcast::Sender<String> {
+        let mut channels = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        // Channels nobody listens to any more go, so that they cannot pile up.
+        channels.retain(|_, tx| tx.receiver_count() > 0);
+        channels
+            .entry(name.to_owned())
+            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
+            .clone()
+    }
+
+    fn publish(&self, channel: &str, message: &str) {
+        // No subscriber: nobody to tell, as with Redis.
+        let _ = self.channel(channel).send(message.to_owned());
+    }
+
+    fn subscribe(&self, channel: &str) -> broadcast::Receiver<String> {
+        self.channel(channel).subscribe()
     }
 
     /// How many entries it holds now (expired ones not yet dropped included).

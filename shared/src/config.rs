@@ -105,6 +105,11 @@ impl ConfigError {
     }
 }
 
+/// The file of `KEY=VALUE` lines every binary reads from its working
+/// directory when present, as docker compose does: `cp .env.example .env`
+/// works for `cargo run` too. The environment wins over it.
+pub const DOTENV: &str = ".env";
+
 /// A snapshot of the configuration variables. Services read it once at start;
 /// tests and `stack` build one from explicit pairs instead of mutating the
 /// process environment.
@@ -123,17 +128,44 @@ impl fmt::Debug for Env {
 }
 
 impl Env {
-    /// The process environment over the optional `WXPAY_CONFIG` file.
+    /// The process environment over the optional `WXPAY_CONFIG` file, over
+    /// `.env` in the working directory when there is one.
     pub fn from_process() -> Result<Self, ConfigError> {
+        Env::layered(
+            std::path::Path::new(DOTENV),
+            std::env::var("WXPAY_CONFIG").ok().as_deref(),
+            std::env::vars(),
+        )
+    }
+
+    /// `dotenv` when the file exists (dotenvy's syntax: quotes, `export`,
+    /// comments), then the file `config_file` names, then `vars`: each
+    /// later source wins. Nothing is written to the process environment.
+    pub fn layered(
+        dotenv: &std::path::Path,
+        config_file: Option<&str>,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
         let mut env = Env::default();
-        if let Ok(path) = std::env::var("WXPAY_CONFIG") {
-            let text = std::fs::read_to_string(&path).map_err(|e| ConfigError::File {
-                path: path.clone(),
+        if dotenv.is_file() {
+            let file_error = |reason: String| ConfigError::File {
+                path: dotenv.display().to_string(),
+                reason,
+            };
+            let pairs = dotenvy::from_path_iter(dotenv).map_err(|e| file_error(e.to_string()))?;
+            for pair in pairs {
+                let (k, v) = pair.map_err(|e| file_error(e.to_string()))?;
+                env.vars.insert(k, v);
+            }
+        }
+        if let Some(path) = config_file {
+            let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                path: path.to_owned(),
                 reason: e.to_string(),
             })?;
             env.merge_file_text(&text);
         }
-        env.vars.extend(std::env::vars());
+        env.vars.extend(vars);
         Ok(env)
     }
 
@@ -185,6 +217,19 @@ impl Env {
     {
         self.vars
             .extend(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+    }
+
+    /// The names whose value still holds [`PLACEHOLDER`] (any case), sorted:
+    /// copied from an example file and never filled in.
+    pub fn placeholders(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self
+            .vars
+            .iter()
+            .filter(|(_, v)| v.to_ascii_lowercase().contains(PLACEHOLDER))
+            .map(|(k, _)| k.as_str())
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// A set, non-empty value.
@@ -273,11 +318,8 @@ pub struct WechatBases {
     pub pay: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
+/// Defined beside the logging it configures; named here too, where it is read.
+pub use crate::telemetry::LogFormat;
 
 /// Timeouts and retries for calls to WeChat.
 #[derive(Debug, Clone)]
@@ -322,6 +364,12 @@ pub struct CommonConfig {
     pub trusted_gateways: crate::http::TrustedGateways,
 }
 
+/// The placeholder of the example files (`.env.example`: `change-me`,
+/// deploy/k8s's secret example: `CHANGE-ME`). A value holding it, in any
+/// variable, stops the service at start: a secret nobody filled in must not
+/// reach WeChat or sign anything.
+pub const PLACEHOLDER: &str = "change-me";
+
 /// Session keys shorter than this are refused: the token's HMAC is only as
 /// strong as its key.
 pub const MIN_SESSION_SECRET_LEN: usize = 32;
@@ -332,6 +380,13 @@ impl CommonConfig {
         service: &'static str,
         default_port: u16,
     ) -> Result<Self, ConfigError> {
+        let placeholders = env.placeholders();
+        if !placeholders.is_empty() {
+            return Err(ConfigError::invalid(
+                &placeholders.join(", "),
+                format!("still the example's placeholder ({PLACEHOLDER}): set real values"),
+            ));
+        }
         let listen_addr = env.parse_or(
             "LISTEN_ADDR",
             SocketAddr::from(([127, 0, 0, 1], default_port)),
@@ -534,6 +589,73 @@ mod tests {
     use super::*;
 
     const SECRET: &str = "0123456789abcdef0123456789abcdef";
+
+    /// A file in a fresh temporary folder.
+    fn temp_file(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "wxpay-config-{}-{}",
+            std::process::id(),
+            crate::random::alphanumeric(8)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    #[test]
+    fn dotenv_is_read_and_the_config_file_and_the_environment_win() {
+        let dotenv = temp_file(
+            ".env",
+            "# a comment\nexport ONLY_DOTENV=\"quoted value\"\nIN_ALL=dotenv\nIN_DOTENV_AND_FILE=dotenv\n",
+        );
+        let file = temp_file("wxpay.conf", "IN_ALL=file\nIN_DOTENV_AND_FILE=file\n");
+        let env = Env::layered(
+            &dotenv,
+            Some(file.to_str().unwrap()),
+            [("IN_ALL".to_owned(), "process".to_owned())],
+        )
+        .unwrap();
+        assert_eq!(env.get("ONLY_DOTENV"), Some("quoted value"));
+        assert_eq!(env.get("IN_DOTENV_AND_FILE"), Some("file"));
+        assert_eq!(env.get("IN_ALL"), Some("process"));
+    }
+
+    #[test]
+    fn no_dotenv_is_fine_and_a_broken_one_is_named() {
+        let missing = std::env::temp_dir().join("wxpay-no-such-dir/.env");
+        let env = Env::layered(&missing, None, [("A".to_owned(), "1".to_owned())]).unwrap();
+        assert_eq!(env.get("A"), Some("1"));
+        let broken = temp_file(".env", "GOOD=1\nBAD LINE WITHOUT EQUALS\n");
+        let err = Env::layered(&broken, None, []).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("cannot read config file {}", broken.display())),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_placeholder_is_refused_and_named() {
+        let env = Env::from_pairs([
+            ("SESSION_SECRET", SECRET),
+            ("WX_APP_SECRET", "change-me"),
+            (
+                "DATABASE_URL",
+                "postgres://wxpay:CHANGE-ME@db.invalid/wxpay",
+            ),
+            ("MCH_KEY", "change-me-to-the-32-char-apiv2-k"),
+        ]);
+        let err = CommonConfig::from_env(&env, "pay-service", 8083)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("DATABASE_URL, MCH_KEY, WX_APP_SECRET") && err.contains("placeholder"),
+            "{err}"
+        );
+        assert!(!err.contains("CHANGE-ME@"), "values are not printed: {err}");
+        let filled = Env::from_pairs([("SESSION_SECRET", SECRET), ("WX_APP_SECRET", "s3cret")]);
+        assert!(CommonConfig::from_env(&filled, "pay-service", 8083).is_ok());
+    }
 
     #[test]
     fn database_passwords_never_print() {

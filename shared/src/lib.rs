@@ -4,6 +4,7 @@
 //! service starts. The module map is in README.md; test helpers live in the
 //! dev-only `testkit` crate.
 
+pub mod bill;
 pub mod cache;
 pub mod config;
 pub mod crypto;
@@ -12,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod money;
+pub mod openapi;
 pub mod random;
 pub mod session;
 pub mod sign;

@@ -4,10 +4,15 @@
 //! one of these functions, so that `stack`, which hosts every service in one
 //! process, registers each exactly once:
 //!
-//! ```ignore
+//! ```
+//! use std::sync::LazyLock;
+//! use prometheus::IntCounterVec;
+//!
 //! pub static LOGINS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-//!     shared::metrics::counter_vec("auth_logins_total", "Logins by kind and outcome", &["kind", "outcome"])
+//!     shared::metrics::counter_vec("doc_logins_total", "Logins by kind and outcome", &["kind", "outcome"])
 //! });
+//! LOGINS.with_label_values(&["mp", "ok"]).inc();
+//! assert_eq!(LOGINS.with_label_values(&["mp", "ok"]).get(), 1);
 //! ```
 
 use prometheus::core::Collector;

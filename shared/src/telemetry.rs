@@ -4,12 +4,18 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
-use prometheus::{Encoder, HistogramVec, IntCounterVec, IntGauge, TextEncoder};
+use prometheus::{Encoder, HistogramVec, IntCounterVec, TextEncoder};
 
 use crate::cache::Cache;
-use crate::config::LogFormat;
 use crate::db::Database;
 use crate::metrics;
+
+/// How logs are written (`LOG_FORMAT`): pretty text or one JSON object a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
 
 /// Installs the global subscriber once; later calls (tests, `stack`) are no-ops.
 pub fn init_tracing(format: LogFormat) {
@@ -59,20 +65,6 @@ pub static WECHAT_CALLS: LazyLock<HistogramVec> = LazyLock::new(|| {
     )
 });
 
-static RESIDENT_MEMORY: LazyLock<IntGauge> =
-    LazyLock::new(|| metrics::gauge("process_resident_memory_bytes", "Resident memory"));
-
-/// Resident set size of this process, from /proc (0 where there is none).
-pub fn resident_memory_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
-
 /// What `/readyz` checks: every database and the cache the process uses.
 #[derive(Clone, Default)]
 pub struct Readiness {
@@ -121,7 +113,6 @@ async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
 }
 
 async fn metrics() -> HttpResponse {
-    RESIDENT_MEMORY.set(resident_memory_bytes() as i64);
     let mut buf = Vec::new();
     if let Err(e) = TextEncoder::new().encode(&prometheus::gather(), &mut buf) {
         return HttpResponse::InternalServerError().body(e.to_string());

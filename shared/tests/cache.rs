@@ -137,3 +137,70 @@ async fn unreachable_redis_is_an_error_not_a_hang() {
     let result = Cache::connect(Some("redis://127.0.0.1:1"), "x:").await;
     assert!(result.is_err());
 }
+
+/// The next notice within a deadline (a hung subscription fails the test
+/// rather than the suite).
+async fn notice(sub: &mut shared::cache::Subscription) -> Option<shared::cache::Notice> {
+    tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("a notice within 10 s")
+}
+
+#[tokio::test]
+async fn published_messages_reach_every_subscriber() {
+    use shared::cache::Notice;
+    for cache in testkit::all_caches().await {
+        let mut a = cache.subscribe("changes");
+        let mut b = cache.subscribe("changes");
+        let mut other = cache.subscribe("other");
+        for sub in [&mut a, &mut b, &mut other] {
+            assert_eq!(notice(sub).await, Some(Notice::Live), "{cache:?}");
+        }
+        cache.publish("changes", "one").await.unwrap();
+        cache.publish("changes", "two").await.unwrap();
+        for sub in [&mut a, &mut b] {
+            assert_eq!(notice(sub).await, Some(Notice::Message("one".into())));
+            assert_eq!(notice(sub).await, Some(Notice::Message("two".into())));
+        }
+        // Nothing crossed over to another channel.
+        cache.publish("other", "three").await.unwrap();
+        assert_eq!(
+            notice(&mut other).await,
+            Some(Notice::Message("three".into())),
+            "{cache:?}"
+        );
+    }
+}
+
+/// Redis going away is reported (`Lost`), and once it is back the
+/// subscription is re-established by itself (`Live`) and delivers again.
+#[tokio::test]
+async fn a_redis_subscription_reports_the_outage_and_resubscribes() {
+    use shared::cache::Notice;
+    if !testkit::RedisServer::available() {
+        return;
+    }
+    let mut redis = testkit::RedisServer::start(&std::env::temp_dir())
+        .await
+        .expect("redis-server starts");
+    let cache = Cache::connect(Some(&redis.url()), "pubsub:").await.unwrap();
+    let mut sub = cache.subscribe("changes");
+    assert_eq!(notice(&mut sub).await, Some(Notice::Live));
+    redis.kill().expect("kill our redis-server");
+    assert_eq!(notice(&mut sub).await, Some(Notice::Lost));
+    redis.restart().await.expect("redis-server starts again");
+    assert_eq!(notice(&mut sub).await, Some(Notice::Live));
+    // The command connection reconnects by itself too; retry until it has.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while cache.publish("changes", "after").await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "publish never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        notice(&mut sub).await,
+        Some(Notice::Message("after".into()))
+    );
+}

@@ -26,8 +26,8 @@ fn settings() -> shared::http::ServerSettings {
     }
 }
 
-/// The status line of `GET path` on 127.0.0.1:port.
-async fn status_line(port: u16, path: &str) -> String {
+/// The whole answer (status line, headers, body) to `GET path` on 127.0.0.1:port.
+async fn get(port: u16, path: &str) -> String {
     let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
         .await
         .expect("connects");
@@ -35,7 +35,12 @@ async fn status_line(port: u16, path: &str) -> String {
     stream.write_all(request.as_bytes()).await.expect("writes");
     let mut reply = String::new();
     stream.read_to_string(&mut reply).await.expect("reads");
-    reply.lines().next().unwrap_or_default().to_owned()
+    reply
+}
+
+/// The status line of `GET path` on 127.0.0.1:port.
+async fn status_line(port: u16, path: &str) -> String {
+    get(port, path).await.lines().next().unwrap_or_default().to_owned()
 }
 
 fn app_with_ping(listener: TcpListener) -> Application {
@@ -88,4 +93,29 @@ async fn the_guard_lives_exactly_as_long_as_the_server() {
 fn a_service_step_names_itself() {
     let err = StartupError::service("client certificate", "no such file");
     assert_eq!(err.to_string(), "client certificate: no such file");
+}
+
+/// The process metrics an operator's dashboards and alerts read
+/// (deploy/observability) come from the prometheus crate's process collector.
+#[tokio::test]
+async fn metrics_carry_the_process_figures() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    let app = app_with_ping(listener);
+    let port = app.port();
+    let handle = app.handle();
+    let server = tokio::spawn(app.run_until_stopped());
+    let metrics = get(port, "/metrics").await;
+    for name in [
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+        "process_open_fds",
+        "process_start_time_seconds",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(name)),
+            "/metrics lacks {name}"
+        );
+    }
+    handle.stop(true).await;
+    server.await.expect("joins").expect("stops cleanly");
 }

@@ -11,6 +11,8 @@ use shared::startup::{Application, listen, server_settings};
 use shared::telemetry::Readiness;
 use wechat_sandbox::{Sandbox, SandboxConfig};
 
+pub mod docs;
+
 pub struct Stack {
     addr: SocketAddr,
     public_url: String,
@@ -22,13 +24,20 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// What the sandbox replaces. Someone who set one of these meant real WeChat:
 /// replacing it silently would run a "production" stack against the sandbox.
-const SANDBOX_REPLACES: [&str; 9] = [
+/// (`PAY_API_VERSION` is not one: the sandbox serves both APIs, v3 by default.)
+const SANDBOX_REPLACES: [&str; 15] = [
     "WX_APP_ID",
     "WX_APP_SECRET",
     "MP_APP_ID",
     "MP_APP_SECRET",
     "MCH_ID",
     "MCH_KEY",
+    "MCH_API_V3_KEY",
+    "MCH_CERT_SERIAL_NO",
+    "MCH_KEY_PEM",
+    "MCH_CERT_PEM",
+    "WECHATPAY_PUBLIC_KEY_ID",
+    "WECHATPAY_PUBLIC_KEY_PEM",
     "WECHAT_API_BASE",
     "WECHAT_OPEN_BASE",
     "WECHATPAY_API_BASE",
@@ -120,7 +129,10 @@ impl Stack {
             jssdk_service::configure(jssdk),
             pay_service::configure(pay),
         );
+        // The merged /openapi.json and the /docs page it renders.
+        let docs_routes = docs::configure();
         let app = Application::serve(listener, settings, readiness, move |cfg| {
+            docs_routes(cfg);
             auth_routes(cfg);
             jssdk_routes(cfg);
             pay_routes(cfg);

@@ -2,7 +2,8 @@
 //! sandbox on, ports 0, a temporary SQLite file) and runs `node e2e/flow.mjs
 //! <url>`, which drives headless Chromium through login on the consent page,
 //! wx.config and share, a JSAPI payment confirmed in the sandbox cashier, one
-//! cancelled, MWEB and NATIVE payments, and a tampered wx.config signature.
+//! cancelled, MWEB and NATIVE payments, and a tampered wx.config signature,
+//! once over APIv3 (the default) and once with `PAY_API_VERSION=v2`.
 //! Then the sandbox's own records must agree with what the page showed.
 //!
 //! Needs `/usr/bin/chromium`, `node` and `e2e/node_modules` (`cd e2e && npm ci`);
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use shared::config::Env;
 use stack::Stack;
-use wechat_sandbox::TradeState;
+use wechat_sandbox::{PayApi, TradeState};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The flow takes seconds; this only bounds a hung browser.
@@ -89,7 +90,12 @@ fn orders_of(stdout: &str) -> serde_json::Value {
 
 /// Starts `stack` on ports 0 with its SQLite file in `dir`.
 async fn start_stack(dir: &TempDir) -> Stack {
-    let env = Env::from_pairs([
+    start_stack_with(dir, &[]).await
+}
+
+/// As [`start_stack`], plus `vars` (e.g. `PAY_API_VERSION`).
+async fn start_stack_with(dir: &TempDir, vars: &[(&str, &str)]) -> Stack {
+    let mut env = Env::from_pairs([
         ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
         ("SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
         (
@@ -98,6 +104,7 @@ async fn start_stack(dir: &TempDir) -> Stack {
         ),
         ("SANDBOX_TIME_SCALE", TIME_SCALE.to_owned()),
     ]);
+    env.extend(vars.iter().copied());
     Stack::start(env).await.expect("stack starts")
 }
 
@@ -153,22 +160,24 @@ async fn stack_serves_the_page_and_sends_it_to_the_sandboxs_jssdk() {
     assert_eq!(other.status(), 404);
 }
 
+/// The flow over APIv3 (the stack's default: RSA pay parameters, v3
+/// notifications) and over v2 (`PAY_API_VERSION=v2`).
 #[actix_web::test]
 async fn the_demo_page_logs_in_configures_the_jssdk_and_pays_in_a_real_browser() {
     let root = workspace_root();
     let missing = missing_tools(&root);
     if !missing.is_empty() {
         let reason = format!("missing {}", missing.join(", "));
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true, so the browser test may not be skipped: {reason}"
-        );
-        eprintln!("skipping the browser test: {reason}");
+        testkit::skip_or_fail(&reason);
         return;
     }
+    walk(&root, &[], PayApi::V3).await;
+    walk(&root, &[("PAY_API_VERSION", "v2")], PayApi::V2).await;
+}
 
+async fn walk(root: &Path, vars: &[(&str, &str)], api: PayApi) {
     let dir = TempDir::new();
-    let stack = start_stack(&dir).await;
+    let stack = start_stack_with(&dir, vars).await;
     let url = format!("http://{}", stack.addr());
     let sandbox = stack
         .sandbox()
@@ -180,7 +189,7 @@ async fn the_demo_page_logs_in_configures_the_jssdk_and_pays_in_a_real_browser()
     let child = tokio::process::Command::new("node")
         .arg("e2e/flow.mjs")
         .arg(&url)
-        .current_dir(&root)
+        .current_dir(root)
         .env("E2E_OUT", &out)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -217,6 +226,7 @@ async fn the_demo_page_logs_in_configures_the_jssdk_and_pays_in_a_real_browser()
         let no = orders[key].as_str().expect(key);
         let order = sandbox.order(no).expect(key);
         assert_eq!(order.state, TradeState::Success, "{key}");
+        assert_eq!(order.api, api, "{key}");
         assert_eq!(order.total_fee, fen, "{key}");
         // Without a sandbox_user cookie the sandbox logs in its first user,
         // u1 (张三), who then allows the userinfo login: u1 paid every one.

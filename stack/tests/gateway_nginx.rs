@@ -1,7 +1,7 @@
 //! deploy/nginx/gateway.conf in real nginx (Debian's `/usr/sbin/nginx`), on
 //! loopback, with the address lists its own script (wxpay-gateway-env.sh)
 //! renders, and a TLS terminator's stand-in in front of it, in front of:
-//! - three recording upstreams, to check that every path API.md §4 names goes
+//! - three recording upstreams, to check that every path the contract names goes
 //!   to the right service with the forwarding headers, that connections are
 //!   reused, that what the gateway answers itself is an API envelope, whose
 //!   address the services are told (TRUSTED_PROXIES), who may reach the admin
@@ -33,10 +33,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deploy_support::{ApiPath, SANDBOX_FROM_GATEWAY, api_md, api_paths, read_repo, skip_or_fail};
+use deploy_support::{
+    ApiPath, SANDBOX_FROM_GATEWAY, api_paths, contract, read_repo, skip_or_fail,
+};
 use gateway_support::{
-    GatewayEnv, Nginx, RecordedGateway, assert_gateway_envelope, assert_no_route, client,
-    client_from, free_port, header, json_of, nginx_binary, render_env, temp_dir,
+    GatewayEnv, Nginx, NginxOptions, RecordedGateway, assert_gateway_envelope, assert_no_route,
+    client, client_from, free_port, header, json_of, nginx_binary, render_env, temp_dir,
     web_root_with_demo_page,
 };
 use serde_json::json;
@@ -76,16 +78,16 @@ macro_rules! nginx_or_skip {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_api_path_reaches_its_service_with_the_forwarding_headers() {
     let bin = nginx_or_skip!();
-    let Some(api) = api_md() else {
-        return skip_or_fail("../shared/API.md is not beside the repository");
-    };
+    let api = contract();
     let gw = RecordedGateway::start(&bin, &GatewayEnv::default()).await;
     step_every_api_path_reaches_its_service(&gw, &api_paths(&api)).await;
     step_the_sandbox_stand_in_reaches_the_sandbox(&gw).await;
     step_a_bare_client_gets_fresh_forwarding_headers(&gw).await;
     step_an_untrusted_clients_forwarding_headers_are_extended_not_believed(&gw).await;
     step_bodies_and_methods_pass(&gw).await;
-    step_upstream_connections_are_reused(&gw).await;
+    step_no_idle_upstream_connection_is_kept(&gw).await;
+    step_every_answer_carries_the_security_headers(&gw).await;
+    step_the_healthcheck_path_answers_the_container_only(&gw).await;
     step_a_services_error_status_passes_through(&gw).await;
     step_too_large_a_body_is_refused_at_the_gateway(&gw).await;
     step_what_is_not_routed_is_a_404_envelope(&gw).await;
@@ -121,9 +123,10 @@ async fn step_every_api_path_reaches_its_service(gw: &RecordedGateway, paths: &[
             format!("{}?a=1&b=%E4%B8%AD", p.path),
             "path and query pass unchanged"
         );
-        // Keep-alive to the upstream: HTTP/1.1 and no `Connection: close`.
+        // HTTP/1.1, and the connection closes after the answer (no idle
+        // upstream connection: gateway.conf says why).
         assert_eq!(echo["version"], "HTTP/1.1");
-        assert!(echo["headers"].get("connection").is_none(), "{echo}");
+        assert_eq!(echo["headers"]["connection"], "close", "{echo}");
     }
     // `/internal/access-token` never reached jssdk-service.
     let internal_seen = gw
@@ -213,9 +216,10 @@ async fn step_bodies_and_methods_pass(gw: &RecordedGateway) {
     assert_eq!(echo["bodyLen"].as_u64(), Some(xml.len() as u64));
 }
 
-/// Upstream connections are reused: one worker, sequential requests, the
-/// same connection (same client port at the upstream).
-async fn step_upstream_connections_are_reused(gw: &RecordedGateway) {
+/// The gateway keeps no idle connection to a service (gateway.conf says
+/// why: a service closing an idle one after 5 s would race a POST): each
+/// request comes on a connection of its own, told to close.
+async fn step_no_idle_upstream_connection_is_kept(gw: &RecordedGateway) {
     let pay = gw.recorder("pay-service");
     let mut ports = Vec::new();
     for _ in 0..3 {
@@ -227,11 +231,73 @@ async fn step_upstream_connections_are_reused(gw: &RecordedGateway) {
             .bytes()
             .await
             .unwrap();
-        ports.push(pay.last().peer_port);
+        let seen = pay.last();
+        assert_eq!(seen.headers["connection"], "close");
+        ports.push(seen.peer_port);
     }
-    assert!(
-        ports.windows(2).all(|w| w[0] == w[1]),
-        "upstream keepalive: client ports {ports:?}"
+    let distinct: std::collections::BTreeSet<_> = ports.iter().collect();
+    assert_eq!(distinct.len(), 3, "one connection per request: {ports:?}");
+}
+
+/// The compose healthcheck's path: nginx's own 200 to a request from the
+/// container's loopback, nothing proxied; from anyone else, not a route.
+async fn step_the_healthcheck_path_answers_the_container_only(gw: &RecordedGateway) {
+    let before = gw.recorders.total();
+    let url = format!("{}/gateway-healthz", gw.base);
+    let res = gw.http.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "ok\n");
+    let res = client_from(CLIENT_A).get(&url).send().await.unwrap();
+    assert_no_route(res).await;
+    assert_eq!(gw.recorders.total(), before, "nothing proxied");
+}
+
+/// Security headers on every answer, the services' and the gateway's own,
+/// and one X-Request-Id: the one the service was given. HSTS only where
+/// the browser came over https.
+async fn step_every_answer_carries_the_security_headers(gw: &RecordedGateway) {
+    let proxied = gw
+        .http
+        .get(format!("{}/api/pay/orders/T4", gw.base))
+        .send()
+        .await
+        .unwrap();
+    let own = gw
+        .http
+        .get(format!("{}/api/nope", gw.base))
+        .send()
+        .await
+        .unwrap();
+    let page = gw.http.get(format!("{}/", gw.base)).send().await.unwrap();
+    for (what, res) in [("proxied", &proxied), ("404", &own), ("page", &page)] {
+        for (name, value) in [
+            ("x-content-type-options", "nosniff"),
+            ("x-frame-options", "DENY"),
+            ("content-security-policy", "frame-ancestors 'none'"),
+            ("referrer-policy", "strict-origin-when-cross-origin"),
+        ] {
+            assert_eq!(header(res, name).as_deref(), Some(value), "{what}: {name}");
+        }
+        assert_eq!(
+            res.headers().get_all("x-request-id").iter().count(),
+            1,
+            "{what}: one request id"
+        );
+        assert!(header(res, "strict-transport-security").is_none(), "{what}");
+    }
+    let id = header(&proxied, "x-request-id").unwrap();
+    let (_, echo) = json_of(proxied).await;
+    assert_eq!(echo["headers"]["x-request-id"], id.as_str());
+    let https = gw
+        .http
+        .get(format!("{}/api/pay/orders/T4", gw.base))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header(&https, "strict-transport-security").as_deref(),
+        Some("max-age=31536000")
     );
 }
 
@@ -376,6 +442,30 @@ async fn step_credentials_in_query_strings_stay_out_of_the_access_log(gw: &Recor
     ] {
         assert!(log.contains(logged), "{logged} is logged:\n{log}");
     }
+    // One JSON object a line, with the request id the service was given and
+    // where the time went.
+    let line: serde_json::Value = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .find(|v: &serde_json::Value| v["request"] == format!("GET {marker} HTTP/1.1"))
+        .unwrap();
+    let seen = gw.recorder("pay-service").last();
+    assert_eq!(line["request_id"], seen.headers["x-request-id"].as_str());
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["upstream_status"], "200");
+    assert_eq!(
+        line["upstream_addr"],
+        format!("127.0.0.1:{}", gw.recorder("pay-service").port)
+    );
+    for timing in [
+        "upstream_connect_time",
+        "upstream_header_time",
+        "upstream_response_time",
+    ] {
+        let t: f64 = line[timing].as_str().unwrap().parse().unwrap();
+        assert!((0.0..5.0).contains(&t), "{timing}: {line}");
+    }
+    assert!(line["request_time"].as_f64().is_some(), "{line}");
 }
 
 /// The access log once it holds `line`; nginx writes a request's line just
@@ -430,6 +520,139 @@ async fn step_every_service_is_a_503_envelope(nginx: &Nginx) {
             "{path}"
         );
     }
+}
+
+/// A service that does not answer in time is a 504, not a 503: the request
+/// may have been carried out, and the client must not take it for "not
+/// done". It is not sent again (proxy_next_upstream: `error` only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_that_times_out_is_a_504_envelope_and_not_retried() {
+    let bin = nginx_or_skip!();
+    let recorders = gateway_support::Recorders::start().await;
+    let missing = std::env::temp_dir().join("wxpay-no-such-web-root");
+    let nginx = Nginx::start_with(
+        &bin,
+        |h, p| format!("127.0.0.1:{}", recorders.port_for(h, p)),
+        &missing,
+        &GatewayEnv::default(),
+        NginxOptions {
+            read_timeout_secs: Some(1),
+            ..NginxOptions::default()
+        },
+    )
+    .await;
+    let res = client()
+        .get(format!(
+            "{}/api/wechat/getOpenId?code=C&echo_delay_ms=3000",
+            nginx.base()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(header(&res, "x-request-id").is_some());
+    let (status, body) = json_of(res).await;
+    assert_eq!(status, 504, "{body}");
+    assert_eq!(body["code"], 5003, "{body}");
+    assert_eq!(
+        recorders.by_service["auth-service"].count(),
+        1,
+        "not retried"
+    );
+    drop(nginx);
+    recorders.stop().await;
+}
+
+/// The services are found by name at run time (gateway.conf's `set` lines
+/// and the resolver rendered from resolv.conf): the gateway starts while a
+/// name does not resolve yet, reaches the service once it does, and follows
+/// it to a new address when its container is recreated, without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn services_are_found_by_name_at_run_time() {
+    let bin = nginx_or_skip!();
+    let dns = gateway_support::Dns::start().await;
+    let name = "pay-service.wxpay.test";
+    // The service's port: free on both addresses the test gives it.
+    let port = free_port();
+    let missing = std::env::temp_dir().join("wxpay-no-such-web-root");
+    let nginx = Nginx::start_with(
+        &bin,
+        |host, _| {
+            if host == "pay-service" {
+                format!("{name}:{port}")
+            } else {
+                format!("127.0.0.1:{}", free_port())
+            }
+        },
+        &missing,
+        &GatewayEnv::default(),
+        NginxOptions {
+            dns_port: Some(dns.port),
+            ..NginxOptions::default()
+        },
+    )
+    .await;
+    let http = client();
+    let url = format!("{}/api/pay/orders/T1", nginx.base());
+
+    // Started although the name does not resolve: its routes answer 503.
+    let (status, body) = json_of(http.get(&url).send().await.unwrap()).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        dns.queries.load(std::sync::atomic::Ordering::SeqCst) > 0,
+        "asked the DNS"
+    );
+
+    // The container starts: reached once nginx asks again (valid=5s).
+    let first = gateway_support::Recorder::start_on(
+        "pay-service",
+        TcpListener::bind(("127.0.0.5", port)).unwrap(),
+    );
+    dns.set(name, "127.0.0.5".parse().unwrap());
+    let started = Instant::now();
+    let reached = |recorder: &gateway_support::Recorder| recorder.count() > 0;
+    while !reached(&first) {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "never reached the service at its new name"
+        );
+        let _ = http.get(&url).send().await.unwrap().bytes().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let appeared_after = started.elapsed();
+
+    // Recreated at another address: followed, and nothing is sent to the old one.
+    first.stop().await;
+    let second = gateway_support::Recorder::start_on(
+        "pay-service",
+        TcpListener::bind(("127.0.0.6", port)).unwrap(),
+    );
+    dns.set(name, "127.0.0.6".parse().unwrap());
+    let moved = Instant::now();
+    while !reached(&second) {
+        assert!(
+            moved.elapsed() < Duration::from_secs(20),
+            "never followed the service to its new address"
+        );
+        let _ = http.get(&url).send().await.unwrap().bytes().await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (status, echo) = json_of(http.get(&url).send().await.unwrap()).await;
+    assert_eq!(
+        (status, echo["upstream"].as_str()),
+        (200, Some("pay-service"))
+    );
+    eprintln!(
+        "reached {:.1} s after the name appeared, {:.1} s after it moved",
+        appeared_after.as_secs_f64(),
+        moved.elapsed().as_secs_f64()
+    );
+    // Within `valid` (5 s) plus the polling, not Docker's TTL of 600 s.
+    assert!(
+        moved.elapsed() < Duration::from_secs(12),
+        "{:?}",
+        moved.elapsed()
+    );
+    second.stop().await;
 }
 
 /// No demo page installed: `/` is simply not a route.
@@ -554,7 +777,44 @@ fn the_gateway_script_renders_the_lists_and_refuses_what_is_not_an_address() {
     step_each_address_becomes_one_line(&out);
     step_unset_means_no_proxy_and_loopback_and_private_admins(&out);
     step_a_bad_value_stops_naming_its_variable_and_keeps_the_lists(&out);
+    step_the_resolver_is_the_containers_dns(&dir);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// resolver.conf names the nameservers of resolv.conf (Docker's embedded DNS
+/// is 127.0.0.11; an IPv6 one in brackets) with `valid=5s`, which overrides
+/// the records' TTL; without a nameserver the container stops, saying so.
+fn step_the_resolver_is_the_containers_dns(dir: &std::path::Path) {
+    let script = deploy_support::repo_root().join("deploy/nginx/wxpay-gateway-env.sh");
+    let run = |resolv: &str| {
+        let conf = dir.join("resolv.conf");
+        let out = dir.join("resolver-out");
+        let _ = std::fs::remove_dir_all(&out);
+        std::fs::write(&conf, resolv).unwrap();
+        let res = std::process::Command::new("sh")
+            .arg(&script)
+            .env("WXPAY_NGINX_DIR", &out)
+            .env("WXPAY_RESOLV_CONF", &conf)
+            .env_remove("TRUSTED_PROXIES")
+            .env_remove("ADMIN_ALLOW_FROM")
+            .output()
+            .unwrap();
+        (res, out)
+    };
+    let (res, out) =
+        run("search wxpay_default\nnameserver 127.0.0.11\nnameserver fd00::53\noptions ndots:0\n");
+    assert!(res.status.success(), "{res:?}");
+    assert_eq!(
+        rendered(&out, "resolver.conf"),
+        ["resolver 127.0.0.11 [fd00::53] valid=5s;"]
+    );
+    let (res, out) = run("search nothing-else\n");
+    assert!(!res.status.success());
+    assert!(
+        String::from_utf8_lossy(&res.stderr).contains("no nameserver"),
+        "{res:?}"
+    );
+    assert!(!out.join("resolver.conf").exists(), "nothing half-written");
 }
 
 /// The lines of a rendered list, without its comment.
@@ -855,7 +1115,7 @@ impl Walk {
         let jssdk = jssdk_service::with_listener(jssdk, jssdk_l)
             .await
             .expect("jssdk starts");
-        let pay = pay_service::Application::with_listener(pay, pay_l)
+        let pay = pay_service::with_listener(pay, pay_l)
             .await
             .expect("pay starts");
         tokio::spawn(auth.run_until_stopped());

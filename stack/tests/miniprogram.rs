@@ -60,11 +60,7 @@ fn the_mini_program_signs_in_saves_the_profile_and_pays_against_stack() {
     let node_ok = node_major().is_some_and(|v| v >= 20);
     if !node_ok {
         let reason = "node 20 or later is not installed (apt-get install nodejs)";
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "CI=true, so the mini program test may not be skipped: {reason}"
-        );
-        eprintln!("SKIPPED: the mini program test: {reason}");
+        testkit::skip_or_fail(reason);
         return;
     }
 

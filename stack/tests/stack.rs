@@ -27,6 +27,10 @@ impl Drop for TempDir {
 }
 
 async fn start() -> Running {
+    start_with(&[]).await
+}
+
+async fn start_with(vars: &[(&str, &str)]) -> Running {
     let dir =
         std::env::temp_dir().join(format!("wxpay-stack-{}", shared::random::alphanumeric(12)));
     std::fs::create_dir_all(&dir).unwrap();
@@ -38,6 +42,8 @@ async fn start() -> Running {
             format!("sqlite://{}/stack.db", dir.display()),
         ),
     ]);
+    let mut env = env;
+    env.extend(vars.iter().copied());
     let stack = Stack::start(env).await.expect("stack starts");
     let base = format!("http://{}", stack.addr());
     let sandbox = stack.sandbox().expect("sandbox on by default");
@@ -223,4 +229,65 @@ async fn a_logged_out_token_is_refused_by_pay_service_too() {
     assert_eq!(res.status(), 401);
     let body: serde_json::Value = res.json().await.unwrap();
     assert_eq!(body["code"], 1002, "{body}");
+}
+
+/// The README's payment pays over APIv3 by default (RSA pay parameters,
+/// `/v3/pay/transactions/jsapi`, a v3 notification acknowledged), and over
+/// v2 with `PAY_API_VERSION=v2`.
+#[actix_web::test]
+async fn payments_go_over_v3_by_default_and_over_v2_on_request() {
+    for (vars, sign_type, endpoint) in [
+        (&[][..], "RSA", "/v3/pay/transactions/jsapi"),
+        (&[("PAY_API_VERSION", "v2")][..], "MD5", "/pay/unifiedorder"),
+    ] {
+        let s = start_with(vars).await;
+        let c = client();
+        let code = s
+            .sandbox
+            .issue_js_code(wechat_sandbox::SANDBOX_MP_APPID, "u1");
+        let session: serde_json::Value = c
+            .get(format!("{}/api/mp/getSession?code={code}", s.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = session["data"]["token"]
+            .as_str()
+            .expect("a token")
+            .to_owned();
+        let pay: serde_json::Value = c
+            .get(format!("{}/api/mp/v2Pay?money=0.01", s.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(pay["code"], 0, "{pay}");
+        assert_eq!(pay["data"]["signType"], sign_type, "{pay}");
+        assert_eq!(s.sandbox.calls(endpoint), 1, "{vars:?}");
+        let no = pay["data"]["outTradeNo"].as_str().unwrap().to_owned();
+        s.sandbox
+            .pay_order(&no, wechat_sandbox::PayOptions::default())
+            .unwrap();
+        assert!(
+            s.sandbox
+                .wait_acknowledged(&no, std::time::Duration::from_secs(20))
+                .await,
+            "{vars:?}"
+        );
+        let order: serde_json::Value = c
+            .get(format!("{}/api/pay/orders/{no}", s.base))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(order["data"]["status"], "PAID", "{order}");
+    }
 }

@@ -12,6 +12,9 @@
               with the step named"
 )]
 
+/// OpenAPI documents against route tables and real responses.
+pub mod openapi;
+
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -23,16 +26,59 @@ use diesel::connection::SimpleConnection;
 use shared::cache::Cache;
 use shared::db::{Database, Migrations};
 
+/// Whether this run is CI's (`CI=true`), where every test must run.
+pub fn in_ci() -> bool {
+    std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Records that the running test (or a part of it) could not run here, and
+/// why: printed, and appended as `test<TAB>reason` to `$WXPAY_SKIP_LOG` when
+/// set, so that `scripts/test` reports it as skipped — never as passed.
+/// Under `CI=true` nothing may skip: the test fails instead.
+pub fn skip_or_fail(reason: &str) {
+    assert!(
+        !in_ci(),
+        "CI=true, so this test may not be skipped: {reason}"
+    );
+    record_skip(reason);
+}
+
+fn record_skip(reason: &str) {
+    let thread = std::thread::current();
+    // libtest names each test's thread after the test.
+    let test = thread.name().unwrap_or("unknown test");
+    eprintln!("SKIPPED: {test}: {reason}");
+    let Some(log) = std::env::var_os("WXPAY_SKIP_LOG") else {
+        return;
+    };
+    if let Err(e) = append_skip(Path::new(&log), test, reason) {
+        eprintln!(
+            "could not record the skip in {}: {e}",
+            log.to_string_lossy()
+        );
+    }
+}
+
+/// Appends `test<TAB>reason` to the skip log, the format `scripts/test` reads.
+fn append_skip(log: &Path, test: &str, reason: &str) -> io::Result<()> {
+    let line = format!("{test}\t{}\n", reason.replace(['\n', '\t'], " "));
+    // One short write with O_APPEND: lines from parallel tests do not interleave.
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)?;
+    io::Write::write_all(&mut file, line.as_bytes())
+}
+
 /// The value of a test service variable. Unset: a printed skip outside CI, a
 /// panic under `CI=true`, where every test must run.
 pub fn service_url(var: &str) -> Option<String> {
     match std::env::var(var) {
         Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{var} must be set when CI=true: tests never skip in CI")
-        }
         _ => {
-            eprintln!("skipping: {var} is not set");
+            skip_or_fail(&format!(
+                "{var} is not set (the part that needs it did not run)"
+            ));
             None
         }
     }
@@ -158,6 +204,44 @@ where
 pub struct RedisServer {
     socket: PathBuf,
     child: Option<Child>,
+    /// Set by [`RedisServer::start_tls`]: a TLS listener beside the socket.
+    tls: Option<RedisTls>,
+}
+
+/// A TLS listener of a test `redis-server`: its port on 127.0.0.1 and the
+/// files of a CA of its own, whose certificate for `localhost` it serves.
+struct RedisTls {
+    port: u16,
+    ca_cert: PathBuf,
+    cert: PathBuf,
+    key: PathBuf,
+    log: PathBuf,
+}
+
+/// Runs openssl (the independent oracle for the test certificates), failing
+/// with its stderr.
+fn openssl(dir: &Path, args: &[&str]) -> io::Result<()> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot run openssl: {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(io::Error::other(format!(
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )))
+    }
+}
+
+/// A port that was free a moment ago (bind port 0 and let go): for servers,
+/// such as redis-server's TLS listener, that cannot pick one themselves.
+fn free_port() -> io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 impl RedisServer {
@@ -171,11 +255,7 @@ impl RedisServer {
             .status()
             .is_ok_and(|s| s.success());
         if !installed {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "redis-server must be installed when CI=true"
-            );
-            eprintln!("skipping: redis-server is not installed");
+            skip_or_fail("redis-server is not installed");
         }
         installed
     }
@@ -186,9 +266,124 @@ impl RedisServer {
         let mut server = RedisServer {
             socket,
             child: None,
+            tls: None,
         };
         server.restart().await?;
         Ok(server)
+    }
+
+    /// Starts one that also listens with TLS on a free port of 127.0.0.1
+    /// ([`RedisServer::tls_url`]), serving a certificate for `localhost` only,
+    /// signed by a CA made for it with openssl in `dir`
+    /// ([`RedisServer::tls_ca_file`]). The unix socket stays plain: it is how
+    /// the start is awaited, and how a test looks inside.
+    pub async fn start_tls(dir: &Path) -> io::Result<Self> {
+        let tag = shared::random::alphanumeric(8);
+        let name = |what: &str| format!("redis-{tag}-{what}");
+        let (ca_key, ca_cert, key, csr, cert, ext) = (
+            name("ca.key"),
+            name("ca.pem"),
+            name("server.key"),
+            name("server.csr"),
+            name("server.pem"),
+            name("server.ext"),
+        );
+        openssl(
+            dir,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=wxpay test Redis CA",
+                "-keyout",
+                &ca_key,
+                "-out",
+                &ca_cert,
+            ],
+        )?;
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                &key,
+                "-out",
+                &csr,
+            ],
+        )?;
+        std::fs::write(
+            dir.join(&ext),
+            "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        )?;
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_cert,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &ext,
+                "-out",
+                &cert,
+            ],
+        )?;
+        // The port is free when chosen, but another process may take it
+        // before redis-server binds it: a server that exits at once is
+        // retried on another port.
+        let mut last = io::Error::other("no attempt");
+        for _ in 0..5 {
+            let mut server = RedisServer {
+                socket: dir.join(name("tls.sock")),
+                child: None,
+                tls: Some(RedisTls {
+                    port: free_port()?,
+                    ca_cert: dir.join(&ca_cert),
+                    cert: dir.join(&cert),
+                    key: dir.join(&key),
+                    log: dir.join(name("server.log")),
+                }),
+            };
+            match server.restart().await {
+                Ok(()) => return Ok(server),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+
+    /// `rediss://localhost:PORT/0` of a server from [`RedisServer::start_tls`].
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|t| format!("rediss://localhost:{}/0", t.port))
+    }
+
+    /// The PEM file of the CA that signed the TLS listener's certificate.
+    pub fn tls_ca_file(&self) -> Option<&Path> {
+        self.tls.as_ref().map(|t| t.ca_cert.as_path())
+    }
+
+    /// The TLS listener's port.
+    pub fn tls_port(&self) -> Option<u16> {
+        self.tls.as_ref().map(|t| t.port)
     }
 
     pub fn url(&self) -> String {
@@ -200,10 +395,28 @@ impl RedisServer {
         if self.child.is_some() {
             return Err(io::Error::other("redis-server is already running"));
         }
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", "0", "--unixsocket"])
             .arg(&self.socket)
-            .args(["--save", "", "--appendonly", "no"])
+            .args(["--save", "", "--appendonly", "no"]);
+        if let Some(tls) = &self.tls {
+            command
+                .args(["--bind", "127.0.0.1", "--tls-port", &tls.port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.ca_cert)
+                // Server authentication only, as managed Redis offers it.
+                .args(["--tls-auth-clients", "no"])
+                // Why it did not start (a redis-server built without TLS
+                // refuses --tls-port) is kept for the error below.
+                .arg("--logfile")
+                .arg(&tls.log);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -211,6 +424,21 @@ impl RedisServer {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
+            // A server that exited (a taken port, a refused option) will not answer.
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                let log = self
+                    .tls
+                    .as_ref()
+                    .and_then(|t| std::fs::read_to_string(&t.log).ok())
+                    .unwrap_or_default();
+                return Err(io::Error::other(format!(
+                    "redis-server exited ({status}): {}",
+                    log.lines().rev().take(3).collect::<Vec<_>>().join(" | ")
+                )));
+            }
             if let Ok(cache) = Cache::connect(Some(&self.url()), "probe:").await
                 && cache.ping().await.is_ok()
             {
@@ -244,5 +472,22 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.kill();
         let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_skip_is_one_line_naming_the_test_and_the_reason() {
+        let dir = std::env::temp_dir().join(format!("testkit-skip-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("skips.log");
+        append_skip(&log, "a::b", "nginx\tis not\ninstalled").unwrap();
+        append_skip(&log, "c", "no node").unwrap();
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(text, "a::b\tnginx is not installed\nc\tno node\n");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -157,6 +157,10 @@ struct FaultBody {
     errcode: Option<i64>,
     errmsg: Option<String>,
     delay_ms: Option<u64>,
+    err_code: Option<String>,
+    err_code_des: Option<String>,
+    #[serde(default)]
+    applied: bool,
     #[serde(default = "one")]
     count: u32,
 }
@@ -184,9 +188,16 @@ pub(crate) async fn inject_fault(sandbox: web::Data<SandboxState>, body: web::By
             req.delay_ms
                 .ok_or_else(|| bad_request("kind delay needs delayMs"))?,
         )),
+        "payError" => FaultKind::PayError {
+            err_code: req
+                .err_code
+                .ok_or_else(|| bad_request("kind payError needs errCode"))?,
+            err_code_des: req.err_code_des.unwrap_or_else(|| "系统错误".into()),
+            applied: req.applied,
+        },
         _ => {
             return Err(bad_request(
-                "kind must be errcode, http500, delay or garbage",
+                "kind must be errcode, http500, delay, garbage or payError",
             ));
         }
     };

@@ -27,6 +27,16 @@ pub enum FaultKind {
     Delay(Duration),
     /// HTTP 200 whose body is neither JSON nor XML.
     Garbage,
+    /// A Pay endpoint's signed `result_code` FAIL with `err_code` (e.g.
+    /// `SYSTEMERROR`, `BIZERR_NEED_RETRY`); with `applied` the request is
+    /// carried out first and only its answer replaced, as when WeChat did the
+    /// work but could not say so. Unsigned `return_code` FAIL on requests that
+    /// do not authenticate.
+    PayError {
+        err_code: String,
+        err_code_des: String,
+        applied: bool,
+    },
 }
 
 pub(crate) const GARBAGE_BODY: &str = "<html><body>502 Bad Gateway</body>{\"errcode\":";
@@ -101,6 +111,29 @@ fn is_pay_path(path: &str) -> bool {
     path.starts_with("/pay/")
 }
 
+/// Serves a [`FaultKind::PayError`]: the body is read (and handed on when the
+/// request is to be applied), then answered as a signed business failure.
+async fn pay_error(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+    err_code: &str,
+    err_code_des: &str,
+    applied: bool,
+) -> Result<ServiceResponse, actix_web::Error> {
+    let body = req.extract::<web::Bytes>().await?;
+    let state = req.app_data::<web::Data<SandboxState>>().cloned();
+    let reply = match &state {
+        Some(state) => crate::pay::business_failure(state, &body, err_code, err_code_des),
+        None => HttpResponse::InternalServerError().finish(),
+    };
+    if applied {
+        req.set_payload(actix_web::dev::Payload::from(body));
+        let done = next.call(req).await?;
+        return Ok(done.into_response(reply));
+    }
+    Ok(req.into_response(reply))
+}
+
 fn fault_response(path: &str, kind: &FaultKind) -> HttpResponse {
     match kind {
         FaultKind::Errcode { errmsg, .. } if is_pay_path(path) => HttpResponse::Ok()
@@ -117,7 +150,9 @@ fn fault_response(path: &str, kind: &FaultKind) -> HttpResponse {
             .content_type("text/plain; charset=utf-8")
             .body(GARBAGE_BODY),
         // Handled before a response is built.
-        FaultKind::Delay(_) => HttpResponse::InternalServerError().finish(),
+        FaultKind::Delay(_) | FaultKind::PayError { .. } => {
+            HttpResponse::InternalServerError().finish()
+        }
     }
 }
 
@@ -141,6 +176,16 @@ pub(crate) async fn count_and_inject(
         Some(FaultKind::Delay(d)) => {
             tokio::time::sleep(d).await;
             next.call(req).await?.map_into_left_body()
+        }
+        Some(FaultKind::PayError {
+            err_code,
+            err_code_des,
+            applied,
+        }) => {
+            tracing::info!(%path, %err_code, applied, "serving injected Pay error");
+            pay_error(req, next, &err_code, &err_code_des, applied)
+                .await?
+                .map_into_right_body()
         }
         Some(kind) => {
             tracing::info!(%path, ?kind, "serving injected fault");

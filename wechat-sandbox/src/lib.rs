@@ -16,6 +16,7 @@
 //! # Ok(()) }
 //! ```
 
+mod bills;
 mod clock;
 mod config;
 mod control;
@@ -37,6 +38,7 @@ mod tls;
 mod tokens;
 mod v3;
 
+pub use bills::{BILL_READY_HOUR, BillFile, BillType, NoBill, Plant, PlantKind};
 pub use config::{
     AppKind, SANDBOX_MCH_API_V3_KEY, SANDBOX_MCH_ID, SANDBOX_MCH_KEY, SANDBOX_MP_APPID,
     SANDBOX_MP_SECRET, SANDBOX_OA_APPID, SANDBOX_OA_SECRET, SandboxApp, SandboxConfig,

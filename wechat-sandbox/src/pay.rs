@@ -251,7 +251,7 @@ impl PayRequest {
     /// Success and business failures are signed with the request's sign type
     /// and carry appid, mch_id and a fresh nonce_str.
     fn reply(&self, result: Result<BTreeMap<String, String>, PayFailure>) -> HttpResponse {
-        let mut fields = match result {
+        let fields = match result {
             Ok(mut fields) => {
                 fields
                     .entry("result_code".into())
@@ -265,6 +265,11 @@ impl PayRequest {
                 ("err_code_des".to_owned(), des.to_owned()),
             ]),
         };
+        self.signed(fields)
+    }
+
+    /// `fields` with return_code SUCCESS, appid, mch_id, nonce_str and sign.
+    fn signed(&self, mut fields: BTreeMap<String, String>) -> HttpResponse {
         fields.insert("return_code".into(), "SUCCESS".into());
         fields.insert("return_msg".into(), "OK".into());
         fields.insert("appid".into(), self.appid().to_owned());
@@ -741,6 +746,24 @@ fn prepay_reply(order: &Order) -> BTreeMap<String, String> {
 
 pub(crate) type PayOperation =
     fn(&SandboxState, &PayRequest) -> Result<BTreeMap<String, String>, PayFailure>;
+
+/// A signed `result_code` FAIL with `code`, as an injected fault answers an
+/// authenticated Pay request (unauthenticated ones get the usual FAIL).
+pub(crate) fn business_failure(
+    sandbox: &SandboxState,
+    body: &[u8],
+    code: &str,
+    des: &str,
+) -> HttpResponse {
+    match sandbox.authenticate_pay(body) {
+        Ok(req) => req.signed(BTreeMap::from([
+            ("result_code".to_owned(), "FAIL".to_owned()),
+            ("err_code".to_owned(), code.to_owned()),
+            ("err_code_des".to_owned(), des.to_owned()),
+        ])),
+        Err(msg) => return_fail(&msg),
+    }
+}
 
 fn serve(sandbox: &SandboxState, body: &[u8], op: PayOperation) -> HttpResponse {
     match sandbox.authenticate_pay(body) {

@@ -15,7 +15,7 @@ use crate::errors::{WxError, json_response};
 use crate::params::Params;
 use crate::state::SandboxState;
 use crate::v3::{V3Files, V3Keys, V3State};
-use crate::{control, faults, jssdk, oauth, pay, refund, scan, tls, tokens, v3};
+use crate::{bills, control, faults, jssdk, oauth, pay, refund, scan, tls, tokens, v3};
 
 /// A running sandbox. Dropping it leaves the server running until the
 /// runtime ends; call [`Sandbox::stop`] to end it and its pending deliveries.
@@ -237,6 +237,7 @@ fn routes(cfg: &mut web::ServiceConfig) {
             "/sandbox/jsapi/cashier/cancel",
             web::post().to(jssdk::cancel),
         )
+        .configure(bills::routes)
         .configure(v3::routes);
 }
 

@@ -52,6 +52,8 @@ pub struct SandboxState {
     pub(crate) http: reqwest::Client,
     /// APIv3 keys and signing mode.
     pub(crate) v3: crate::v3::V3State,
+    /// Planted bill discrepancies and v3 bill downloads.
+    pub(crate) bills: Mutex<crate::bills::BillStore>,
 }
 
 impl SandboxState {
@@ -89,6 +91,7 @@ impl SandboxState {
             runtime,
             http,
             v3,
+            bills: Mutex::default(),
         })
     }
 
@@ -125,6 +128,33 @@ impl SandboxState {
     /// certificate, WeChat Pay public key and its ID).
     pub fn v3_keys(&self) -> crate::v3::V3KeysInfo {
         self.v3.info()
+    }
+
+    /// The four `Wechatpay-*` headers the sandbox would send with `body`
+    /// now (per the sign mode), for tests that forge or replay v3
+    /// notifications.
+    pub fn v3_sign(&self, body: &[u8]) -> Vec<(&'static str, String)> {
+        self.v3_sign_at(body, chrono::Utc::now().timestamp())
+    }
+
+    /// As [`Self::v3_sign`], with `Wechatpay-Timestamp` = `timestamp`.
+    pub fn v3_sign_at(&self, body: &[u8], timestamp: i64) -> Vec<(&'static str, String)> {
+        let (serial, key) = self.v3.signer();
+        crate::v3::SignedHeaders::sign_at(serial, key, body, timestamp)
+            .pairs()
+            .iter()
+            .map(|(k, v)| (*k, (*v).to_owned()))
+            .collect()
+    }
+
+    /// The decrypted resource a `TRANSACTION.SUCCESS` notification of the
+    /// order carries (WeChat's transaction object), for tests.
+    pub fn v3_transaction_resource(&self, out_trade_no: &str) -> Option<serde_json::Value> {
+        let now = self.now();
+        crate::clock::lock(&self.orders)
+            .orders
+            .get(out_trade_no)
+            .map(|o| crate::v3::transaction_json(o, now))
     }
 
     /// What `POST /sandbox/reset` does: counts and faults.

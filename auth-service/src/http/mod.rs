@@ -7,6 +7,7 @@ mod cookies;
 mod error;
 mod mp;
 mod oauth;
+pub mod openapi;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -45,6 +46,18 @@ fn mount(cfg: &mut web::ServiceConfig, state: AuthState) {
         .route("/api/mp/decrypt", web::post().to(mp::decrypt))
         .route("/api/auth/me", web::get().to(account::me))
         .route("/api/auth/logout", web::post().to(account::logout));
+}
+
+/// What the standalone service serves besides the health routes: the route
+/// table and its OpenAPI document at `/openapi.json` (`stack` mounts
+/// [`configure`] and serves one merged document instead).
+pub fn with_openapi(state: AuthState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    let routes = configure(state);
+    let document = shared::openapi::serve(&openapi::openapi());
+    move |cfg| {
+        routes(cfg);
+        document(cfg);
+    }
 }
 
 type Reply = Result<HttpResponse, shared::error::ApiError>;

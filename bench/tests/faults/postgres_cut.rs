@@ -6,7 +6,7 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
 use bench::scenarios::notification_xml;
-use pay_service::{Application, PayConfig, PayState};
+use pay_service::{PayConfig, PayState};
 use shared::session::SessionKind;
 use testkit::postgres_db;
 use url::Url;
@@ -70,7 +70,7 @@ async fn a_notification_while_postgres_is_cut_is_refused_then_applied_once_on_re
     let state = PayState::build(PayConfig::from_env(&env).expect("config"), None)
         .await
         .expect("state builds");
-    let app = Application::with_state(state.clone(), listener).expect("server starts");
+    let app = pay_service::with_state(state.clone(), listener).expect("server starts");
     tokio::spawn(app.run_until_stopped());
     let client = client();
     let readyz = format!("{base}/readyz");

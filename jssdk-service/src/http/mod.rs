@@ -3,6 +3,7 @@
 //! answer in the envelope.
 
 mod handlers;
+pub mod openapi;
 
 use actix_web::web;
 
@@ -23,5 +24,19 @@ pub fn configure(state: JssdkState) -> impl Fn(&mut web::ServiceConfig) + Clone 
                 "/internal/access-token",
                 web::get().to(handlers::internal_access_token),
             );
+    }
+}
+
+/// What the standalone service serves besides the health routes: the route
+/// table and its OpenAPI document at `/openapi.json` (`stack` mounts
+/// [`configure`] and serves one merged document instead).
+pub fn with_openapi(
+    state: JssdkState,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    let routes = configure(state);
+    let document = shared::openapi::serve(&openapi::openapi());
+    move |cfg: &mut web::ServiceConfig| {
+        routes(cfg);
+        document(cfg);
     }
 }

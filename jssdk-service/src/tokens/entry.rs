@@ -13,6 +13,14 @@ pub enum Kind {
 impl Kind {
     pub const ALL: [Kind; 2] = [Kind::AccessToken, Kind::JsapiTicket];
 
+    /// Its place in `ALL`, for per-kind arrays.
+    pub fn index(self) -> usize {
+        match self {
+            Kind::AccessToken => 0,
+            Kind::JsapiTicket => 1,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::AccessToken => "access_token",
@@ -93,6 +101,11 @@ impl Keys {
 
     pub fn failure(&self, kind: Kind) -> String {
         format!("jssdk:{}:{}:failure", self.appid, kind.as_str())
+    }
+
+    /// The channel change notices go out on.
+    pub fn changes(&self) -> String {
+        format!("jssdk:{}:changed", self.appid)
     }
 }
 

@@ -1,16 +1,19 @@
 //! The token manager: the one way the service gets an access_token or a
 //! jsapi_ticket.
 //!
-//! A lookup reads the shared cache. On a miss, one fetch runs per process and
+//! A lookup is served from the process's own copy while that copy is trusted
+//! ([`super::local`]: checked against the shared cache, with no change notice
+//! from another replica since, [`super::sync`]), so that a warm request touches
+//! no shared cache at all. Otherwise it reads the shared cache. On a miss, one fetch runs per process and
 //! kind (a single-flight: every concurrent caller awaits the same spawned task),
 //! and across replicas the cache lock `…:lock` (`set_nx` with a random owner,
 //! released with `compare_and_delete`) lets exactly one replica call WeChat
 //! while the others poll the cache for its result, for at most `lock_wait`.
 //! A failed fetch leaves a short-lived `…:failure` marker, so that the waiting
 //! callers and replicas report that error instead of calling WeChat in turn.
-//! The last value seen is also kept in the process, to keep serving while the
-//! shared cache is down; no fetch happens without the lock, so no replica can
-//! replace a value behind another's back.
+//! The last value seen is also served while the shared cache is down; no fetch
+//! happens without the lock, so no replica can replace a value behind another's
+//! back. Every write or drop is followed by a change notice to the others.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,11 +22,14 @@ use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
+use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
 use shared::cache::{Cache, CacheError};
 use shared::wechat::{WechatClient, WechatError};
 
 use super::entry::{Entry, Keys, Kind};
+use super::local::ProcessCopies;
+use super::sync;
 use super::upstream::{Upstream, token_rejected};
 use crate::clock::Clock;
 use crate::config::{JssdkConfig, TokenPolicy};
@@ -65,8 +71,15 @@ pub(super) struct Inner {
     pub(super) policy: TokenPolicy,
     cache: Cache,
     clock: Arc<dyn Clock>,
-    /// The newest value seen per kind, for when the shared cache is down.
-    local: Mutex<HashMap<Kind, Entry>>,
+    /// The newest value seen per kind, and whether it may be served as is.
+    pub(super) copies: ProcessCopies,
+    /// Names this process in its change notices, so that it skips its own.
+    replica: Arc<str>,
+    /// Lookups served from a trusted copy (by `Kind::index`), resolved once:
+    /// the warm path is too hot for a label lookup per request.
+    process_hits: [IntCounter; 2],
+    /// Dropped with the manager: stops the change listener.
+    _stop_listener: Mutex<tokio::sync::oneshot::Sender<()>>,
     flights: Mutex<HashMap<(Kind, Want), (u64, Flight)>>,
     flight_ids: AtomicU64,
 }
@@ -121,22 +134,45 @@ impl TokenManager {
         wechat: WechatClient,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        TokenManager {
+        let keys = Keys::new(&config.app.app_id);
+        let channel = keys.changes();
+        let replica: Arc<str> = Arc::from(shared::random::nonce());
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let listen_on = cache.clone();
+        let manager = TokenManager {
             inner: Arc::new(Inner {
                 upstream: Upstream {
                     wechat,
                     app: config.app.clone(),
                     endpoint: config.token_endpoint,
                 },
-                keys: Keys::new(&config.app.app_id),
+                keys,
                 policy: config.policy.clone(),
                 cache,
                 clock,
-                local: Mutex::default(),
+                copies: ProcessCopies::default(),
+                replica: replica.clone(),
+                process_hits: Kind::ALL
+                    .map(|k| CACHE_LOOKUPS.with_label_values(&[k.as_str(), "process"])),
+                _stop_listener: Mutex::new(stop),
                 flights: Mutex::default(),
                 flight_ids: AtomicU64::new(0),
             }),
-        }
+        };
+        sync::spawn_listener(
+            &listen_on,
+            &channel,
+            Arc::downgrade(&manager.inner),
+            replica,
+            stopped,
+        );
+        manager
+    }
+
+    /// Whether change notices from other replicas are arriving (tests, and
+    /// what `/readyz` could report).
+    pub fn notices_live(&self) -> bool {
+        self.inner.copies.is_live()
     }
 
     /// A valid access_token, fetched only when no replica holds one.
@@ -167,6 +203,10 @@ impl Inner {
 
     pub(super) async fn get(self: &Arc<Self>, kind: Kind) -> Result<Entry, TokenError> {
         let now = self.now();
+        if let Some(e) = self.copies.trusted(kind, now, Instant::now()) {
+            self.process_hits[kind.index()].inc();
+            return Ok(e);
+        }
         match self.read(kind).await {
             Ok(Some(e)) if e.is_valid(now) => {
                 count_lookup(kind, "hit");
@@ -176,7 +216,7 @@ impl Inner {
                 count_lookup(kind, "miss");
                 self.obtain(kind, Want::Valid).await
             }
-            Err(err) => match self.local_copy(kind) {
+            Err(err) => match self.copies.any(kind) {
                 Some(e) if e.is_valid(now) => {
                     count_lookup(kind, "local");
                     Ok(e)
@@ -190,28 +230,26 @@ impl Inner {
     }
 
     /// The shared cache's entry; one that does not parse counts as absent and is
-    /// replaced by the next fetch.
+    /// replaced by the next fetch. What it finds checks the process copy.
     async fn read(&self, kind: Kind) -> Result<Option<Entry>, CacheError> {
+        // Taken before the read: a notice that arrives while it is on the wire
+        // leaves what it brings back unchecked.
+        let (generation, started) = (self.copies.generation(), Instant::now());
         let raw = self.cache.get(&self.keys.value(kind)).await?;
         let entry = raw.and_then(|r| serde_json::from_str::<Entry>(&r).ok());
-        if let Some(e) = &entry {
-            self.remember(kind, e);
-        }
+        self.copies
+            .checked(kind, entry.as_ref(), generation, started);
         Ok(entry)
     }
 
-    fn remember(&self, kind: Kind, e: &Entry) {
-        let mut local = lock(&self.local);
-        if local
-            .get(&kind)
-            .is_none_or(|old| old.fetched_at_ms <= e.fetched_at_ms)
-        {
-            local.insert(kind, e.clone());
+    /// Tells the other replicas that `kind` changed in the shared cache. A
+    /// notice that cannot be sent leaves them on their once-a-second check
+    /// (their subscription is down too, then) or their trust window.
+    async fn announce(&self, kind: Kind) {
+        let notice = sync::notice(kind, &self.replica);
+        if let Err(e) = self.cache.publish(&self.keys.changes(), &notice).await {
+            tracing::warn!(kind = kind.as_str(), error = %e, "could not announce the change");
         }
-    }
-
-    fn local_copy(&self, kind: Kind) -> Option<Entry> {
-        lock(&self.local).get(&kind).cloned()
     }
 
     /// Joins this process's fetch for (kind, want), or starts it. The fetch runs
@@ -359,24 +397,24 @@ impl Inner {
     /// Removes a rejected value from the cache and the process, unless it was
     /// already replaced.
     async fn drop_value(&self, kind: Kind, rejected: &Entry) {
-        {
-            let mut local = lock(&self.local);
-            if local.get(&kind).is_some_and(|e| e.value == rejected.value) {
-                local.remove(&kind);
-            }
-        }
+        self.copies.forget(kind, &rejected.value);
         let key = self.keys.value(kind);
         if let Ok(Some(raw)) = self.cache.get(&key).await
             && serde_json::from_str::<Entry>(&raw).is_ok_and(|e| e.value == rejected.value)
+            && self
+                .cache
+                .compare_and_delete(&key, &raw)
+                .await
+                .unwrap_or(false)
         {
-            let _ = self.cache.compare_and_delete(&key, &raw).await;
+            self.announce(kind).await;
         }
     }
 
     /// Publishes a fetched value. A cache that fails here does not make the value
     /// wrong: the callers still get it, and the process keeps it.
     async fn store(&self, kind: Kind, e: &Entry) {
-        self.remember(kind, e);
+        self.copies.fetched(kind, e, Instant::now());
         let ttl = Duration::from_millis(e.remaining_ms(self.now()).max(1) as u64);
         let json = match serde_json::to_string(e) {
             Ok(json) => json,
@@ -385,8 +423,11 @@ impl Inner {
                 return;
             }
         };
-        if let Err(err) = self.cache.set(&self.keys.value(kind), &json, ttl).await {
-            tracing::warn!(kind = kind.as_str(), error = %err, "could not publish the fetched value");
+        match self.cache.set(&self.keys.value(kind), &json, ttl).await {
+            Ok(()) => self.announce(kind).await,
+            Err(err) => {
+                tracing::warn!(kind = kind.as_str(), error = %err, "could not publish the fetched value")
+            }
         }
     }
 

@@ -35,6 +35,9 @@ pub async fn start_sandbox() -> Sandbox {
 
 pub struct Instance {
     pub base: String,
+    /// The instance's state (shared with its server): to look at its token
+    /// manager.
+    pub state: JssdkState,
 }
 
 /// One service instance with its own in-process state. `extra` overrides the
@@ -44,6 +47,16 @@ pub async fn spawn_instance(
     sb: &Sandbox,
     extra: &[(&str, &str)],
     cache: Option<Cache>,
+) -> Instance {
+    spawn_instance_with_clock(sb, extra, cache, Arc::new(SandboxClock(sb.state()))).await
+}
+
+/// `spawn_instance` on a clock of the test's choosing.
+pub async fn spawn_instance_with_clock(
+    sb: &Sandbox,
+    extra: &[(&str, &str)],
+    cache: Option<Cache>,
+    clock: Arc<dyn Clock>,
 ) -> Instance {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
     let port = listener.local_addr().unwrap().port();
@@ -60,12 +73,12 @@ pub async fn spawn_instance(
     .collect();
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = JssdkConfig::from_env(&Env::from_pairs(pairs)).expect("test config");
-    let state = JssdkState::build_with_clock(config, cache, Arc::new(SandboxClock(sb.state())))
+    let state = JssdkState::build_with_clock(config, cache, clock)
         .await
         .expect("state builds");
-    let app = jssdk_service::with_state(state, listener).expect("server starts");
+    let app = jssdk_service::with_state(state.clone(), listener).expect("server starts");
     tokio::spawn(app.run_until_stopped());
-    Instance { base }
+    Instance { base, state }
 }
 
 pub fn client() -> reqwest::Client {

@@ -11,6 +11,7 @@ mod common;
 mod coordination;
 mod failures;
 mod internal;
+mod notices;
 mod redis_outage;
 mod refresh;
 mod signature;

@@ -3,6 +3,7 @@
 //! when are the domain's, which calls these functions (inside its own
 //! transactions where a change spans tables).
 
+pub mod bills;
 pub mod notifications;
 pub mod orders;
 pub mod outbox;
@@ -15,7 +16,7 @@ use diesel::result::Error;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use shared::db::Migrations;
 
-pub use types::{RefundStatus, Status, TradeType};
+pub use types::{ApiVersion, RefundStatus, Status, TradeType};
 
 const SQLITE: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES: EmbeddedMigrations = embed_migrations!("migrations/postgres");

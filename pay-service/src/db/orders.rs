@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use shared::db::{Database, DbConnection, DbError, now_unix};
 
 use super::schema::pay_orders;
-use super::types::{Status, TradeType};
+use super::types::{ApiVersion, Status, TradeType};
 use super::with_reason;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -38,6 +38,8 @@ pub struct Order {
     pub refund_reserved_fen: i64,
     /// Refunds WeChat confirmed.
     pub refunded_fen: i64,
+    /// The API the order was created with; every later call uses it.
+    pub api: ApiVersion,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -59,6 +61,7 @@ pub struct NewOrder {
     pub next_check_at: i64,
     pub created_at: i64,
     pub updated_at: i64,
+    pub api: ApiVersion,
 }
 
 pub async fn insert(db: &Database, order: NewOrder) -> Result<Order, DbError> {

@@ -8,7 +8,14 @@ use super::schema::pay_refunds;
 use super::types::RefundStatus;
 use super::with_reason;
 
-const OPEN: [RefundStatus; 2] = [RefundStatus::Pending, RefundStatus::Processing];
+/// Statuses WeChat may still change: PENDING (our request's answer is
+/// unknown), PROCESSING (accepted), CHANGE (waiting for an operator at the
+/// merchant platform). Each holds its amount on the order.
+const OPEN: [RefundStatus; 3] = [
+    RefundStatus::Pending,
+    RefundStatus::Processing,
+    RefundStatus::Change,
+];
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = pay_refunds)]
@@ -25,10 +32,12 @@ pub struct Refund {
     pub created_at: i64,
     pub updated_at: i64,
     pub succeeded_at: Option<i64>,
+    /// The admin operator who asked for it.
+    pub operator: Option<String>,
 }
 
 impl Refund {
-    /// PENDING or PROCESSING: WeChat may still change it.
+    /// PENDING, PROCESSING or CHANGE: WeChat may still change it.
     pub fn is_open(&self) -> bool {
         OPEN.contains(&self.status)
     }
@@ -42,6 +51,7 @@ pub struct NewRefund<'a> {
     pub amount_fen: i64,
     pub reason: &'a str,
     pub request_id: &'a str,
+    pub operator: &'a str,
 }
 
 /// Locks the refund's row (PostgreSQL), or takes SQLite's write lock, before
@@ -74,6 +84,7 @@ pub fn insert_pending(conn: &mut DbConnection, r: &NewRefund, now: i64) -> Resul
             pay_refunds::reason.eq(r.reason),
             pay_refunds::status.eq(RefundStatus::Pending),
             pay_refunds::request_id.eq(r.request_id),
+            pay_refunds::operator.eq(r.operator),
             pay_refunds::created_at.eq(now),
             pay_refunds::updated_at.eq(now),
         ))
@@ -98,6 +109,7 @@ pub async fn mark_accepted(
         .set((
             pay_refunds::status.eq(RefundStatus::Processing),
             pay_refunds::refund_id.eq(&id),
+            pay_refunds::error.eq(None::<String>),
             pay_refunds::updated_at.eq(now_unix()),
         ))
         .execute(conn)?;
@@ -124,6 +136,47 @@ pub fn mark_failed(
     ))
     .execute(conn)?;
     Ok(changed == 1)
+}
+
+/// PENDING or PROCESSING → CHANGE with `why`; the amount stays reserved.
+/// False when it was not one of those.
+pub fn mark_change(
+    conn: &mut DbConnection,
+    out_refund_no: &str,
+    why: &str,
+) -> Result<bool, DbError> {
+    let changed = diesel::update(
+        pay_refunds::table
+            .filter(pay_refunds::out_refund_no.eq(out_refund_no))
+            .filter(pay_refunds::status.eq_any([RefundStatus::Pending, RefundStatus::Processing])),
+    )
+    .set((
+        pay_refunds::status.eq(RefundStatus::Change),
+        pay_refunds::error.eq(why),
+        pay_refunds::updated_at.eq(now_unix()),
+    ))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// A PENDING refund whose request got no definite answer: `why` is kept and
+/// `updated_at` moved, so that the next re-send waits `RECONCILE_AFTER_SECONDS`.
+pub async fn note_unknown(db: &Database, out_refund_no: &str, why: &str) -> Result<(), DbError> {
+    let (no, why) = (out_refund_no.to_owned(), why.to_owned());
+    db.run(move |conn| {
+        diesel::update(
+            pay_refunds::table
+                .filter(pay_refunds::out_refund_no.eq(&no))
+                .filter(pay_refunds::status.eq(RefundStatus::Pending)),
+        )
+        .set((
+            pay_refunds::error.eq(&why),
+            pay_refunds::updated_at.eq(now_unix()),
+        ))
+        .execute(conn)?;
+        Ok(())
+    })
+    .await
 }
 
 /// → SUCCESS with WeChat's refund id.

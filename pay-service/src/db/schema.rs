@@ -25,6 +25,7 @@ diesel::table! {
         updated_at -> BigInt,
         refund_reserved_fen -> BigInt,
         refunded_fen -> BigInt,
+        api -> Text,
     }
 }
 
@@ -38,6 +39,8 @@ diesel::table! {
         detail -> Text,
         received_at -> BigInt,
         kind -> Text,
+        body_sha256 -> Nullable<Text>,
+        body_size -> Nullable<BigInt>,
     }
 }
 
@@ -67,6 +70,7 @@ diesel::table! {
         created_at -> BigInt,
         updated_at -> BigInt,
         succeeded_at -> Nullable<BigInt>,
+        operator -> Nullable<Text>,
     }
 }
 

@@ -135,6 +135,10 @@ pub enum RefundStatus {
     Success,
     /// WeChat refused or closed it; the reservation was released.
     Failed,
+    /// WeChat's CHANGE (v3: ABNORMAL): the money could not reach the payer
+    /// (card closed or frozen). Needs an operator at the merchant platform;
+    /// the amount stays reserved, since WeChat may still pay it out.
+    Change,
 }
 
 text_enum!(RefundStatus, "pay_refunds.status", {
@@ -142,6 +146,23 @@ text_enum!(RefundStatus, "pay_refunds.status", {
     Processing => "PROCESSING",
     Success => "SUCCESS",
     Failed => "FAILED",
+    Change => "CHANGE",
+});
+
+/// The WeChat Pay API an order was created with (`pay_orders.api`): v2
+/// (XML, MD5/HMAC signs) or v3 (JSON, SHA256-RSA). `PAY_API_VERSION` picks
+/// it for new orders; an order keeps it for life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, AsExpression, FromSqlRow)]
+#[diesel(sql_type = Text)]
+#[serde(rename_all = "lowercase")]
+pub enum ApiVersion {
+    V2,
+    V3,
+}
+
+text_enum!(ApiVersion, "pay_orders.api", {
+    V2 => "v2",
+    V3 => "v3",
 });
 
 #[cfg(test)]
@@ -171,6 +192,7 @@ mod tests {
             RefundStatus::Processing,
             RefundStatus::Success,
             RefundStatus::Failed,
+            RefundStatus::Change,
         ] {
             assert_eq!(RefundStatus::parse(r.as_str()), Some(r));
             assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
@@ -183,6 +205,12 @@ mod tests {
         assert_eq!(e.to_string(), "pay_orders.status: unknown value 'XYZ'");
         let e = TradeType::from_column("APP").unwrap_err();
         assert_eq!(e.to_string(), "pay_orders.trade_type: unknown value 'APP'");
+        for a in [ApiVersion::V2, ApiVersion::V3] {
+            assert_eq!(ApiVersion::parse(a.as_str()), Some(a));
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
+        let e = ApiVersion::from_column("v1").unwrap_err();
+        assert_eq!(e.to_string(), "pay_orders.api: unknown value 'v1'");
         let e = RefundStatus::from_column("paid").unwrap_err();
         assert_eq!(e.to_string(), "pay_refunds.status: unknown value 'paid'");
     }

@@ -65,6 +65,36 @@ pub fn refund_released(out_refund_no: &str, why: &str, cause: &Cause) {
     );
 }
 
+/// Logs a refund that WeChat could not pay out (CHANGE): an operator must
+/// finish it at the merchant platform; its amount stays reserved.
+pub fn refund_needs_operator(out_refund_no: &str, why: &str, cause: &Cause) {
+    tracing::warn!(
+        target: "audit",
+        out_refund_no,
+        why,
+        source = cause.source,
+        request_id = %cause.request_id,
+        "refund needs an operator; amount stays reserved"
+    );
+}
+
+/// Logs an admin request whose token is missing or matches no operator
+/// (`why`), or that was refused because its address spent its budget of
+/// failures, and counts it (`pay_admin_login_failures_total`).
+pub fn admin_login_failed(client: &str, why: &'static str, path: &str, request_id: &str) {
+    metrics::ADMIN_LOGIN_FAILURES
+        .with_label_values(&[why])
+        .inc();
+    tracing::warn!(
+        target: "audit",
+        client,
+        why,
+        path,
+        request_id,
+        "admin login failed"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,8 +8,11 @@
 //! event ([`events`]) in the changing transaction, then logged by [`audit`].
 
 pub mod audit;
+pub mod bills;
 pub mod events;
+mod gateway;
 pub mod idempotency;
+pub mod limits;
 pub mod notifications;
 pub mod orders;
 mod prepay;
@@ -19,11 +22,12 @@ pub mod refunds;
 pub mod settle;
 pub mod state;
 pub mod trade;
+pub mod v3_notifications;
 
 /// The rows the domain hands out.
 pub use crate::db::orders::Order;
 pub use crate::db::outbox::{Event, EventFilter};
 /// The typed columns, defined with the columns they type (`db::types`).
-pub use crate::db::{RefundStatus, Status, TradeType};
+pub use crate::db::{ApiVersion, RefundStatus, Status, TradeType};
 pub use audit::Cause;
 pub use state::PayState;

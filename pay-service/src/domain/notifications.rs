@@ -2,11 +2,15 @@
 //! HTTP frame around them (size limit, reply) is `http::notify`. What each
 //! one became is its [`Outcome`], which decides the reply (SUCCESS only once
 //! the order is PAID in the database, committed), the metric, the log line
-//! and the `pay_notifications` row every notification that was read gets.
+//! and the `pay_notifications` row. A notification that does not verify is
+//! refused before any database work and kept only as a bounded record
+//! ([`record_refused`]: hash, size, reason, a short prefix); verified ones are
+//! kept whole.
 
 use std::collections::BTreeMap;
 
 use prometheus::IntCounterVec;
+use sha2::{Digest, Sha256};
 use shared::db::now_unix;
 
 use super::audit::{self, Cause};
@@ -123,7 +127,22 @@ impl Received {
             detail: outcome.detail(),
             received_at: now_unix(),
             kind: O::KIND.to_owned(),
+            body_sha256: None,
+            body_size: None,
         }
+    }
+
+    /// Refuses a notification that did not verify: recorded the bounded way
+    /// ([`record_refused`]), never whole.
+    pub async fn refuse<O: NotificationOutcome>(self, state: &PayState, outcome: O) -> O {
+        let detail = outcome.detail();
+        let reason = if detail.is_empty() {
+            outcome.label().to_owned()
+        } else {
+            format!("{}: {detail}", outcome.label())
+        };
+        record_refused(state, O::KIND, self.raw.as_bytes(), &reason).await;
+        outcome
     }
 
     /// Keeps a refused (or unapplied) notification for an operator, and
@@ -142,6 +161,84 @@ impl Received {
     }
 }
 
+/// How much of a refused body is kept: enough to see what it was.
+pub const REFUSED_PREFIX_BYTES: usize = 256;
+/// How much of a refusal's reason is kept.
+const REFUSED_DETAIL_CHARS: usize = 200;
+/// The shared-cache counter of refusals recorded this minute (all replicas).
+const REFUSED_BUDGET_KEY: &str = "pay:refused_notify:budget";
+
+/// Records a notification refused before it verified (bad sign or
+/// signature, not XML, not decryptable, not our merchant): its kind (the
+/// row's `kind`, e.g. `payment`, `refund`, `v3_payment`), the SHA-256 and
+/// size of the whole body, at most [`REFUSED_PREFIX_BYTES`] of it, and
+/// `reason` (`label` or `label: detail`; the label becomes the row's
+/// `outcome`). Call it only after the checks that need no database.
+///
+/// Bounded so that a flood of forged bodies cannot fill the database or
+/// hold its connections: at most `REFUSED_NOTIFY_PER_MINUTE` rows a minute
+/// are written (counted in the shared cache; the rest are only logged and
+/// counted by the caller's metric), and each write trims the refused rows
+/// to `REFUSED_NOTIFY_KEEP_ROWS` and `REFUSED_NOTIFY_KEEP_DAYS`. Best
+/// effort: a refused notification is answered FAIL whether or not this lands.
+pub async fn record_refused(state: &PayState, kind: &str, body: &[u8], reason: &str) {
+    let limits = &state.config.limits;
+    let within_budget = match state
+        .cache
+        .incr(REFUSED_BUDGET_KEY, std::time::Duration::from_secs(60))
+        .await
+    {
+        Ok(n) => n <= i64::from(limits.refused_records_per_minute),
+        Err(e) => {
+            tracing::warn!(error = %e, "refused notification not recorded: the cache is unavailable");
+            false
+        }
+    };
+    let sha256 = hex::encode(Sha256::digest(body));
+    if !within_budget {
+        tracing::debug!(kind, %sha256, size = body.len(), "refused notification over the record budget; not recorded");
+        return;
+    }
+    let (label, detail) = match reason.split_once(": ") {
+        Some((l, d)) => (l.trim(), d.trim()),
+        None => (reason.trim(), ""),
+    };
+    let row = NewNotification {
+        out_trade_no: None,
+        raw_body: prefix_of(body),
+        sign_verified: false,
+        outcome: label.chars().take(40).collect(),
+        detail: detail.chars().take(REFUSED_DETAIL_CHARS).collect(),
+        received_at: now_unix(),
+        kind: kind.chars().take(40).collect(),
+        body_sha256: Some(sha256),
+        body_size: Some(body.len() as i64),
+    };
+    let keep_rows = limits.refused_keep_rows;
+    let keep_since = row.received_at - limits.refused_keep_days * 86_400;
+    if let Err(e) = state
+        .db
+        .transaction(move |conn| notifications::insert_refused(conn, &row, keep_rows, keep_since))
+        .await
+    {
+        tracing::error!(error = %e, kind, "refused notification not recorded");
+    }
+}
+
+/// At most [`REFUSED_PREFIX_BYTES`] bytes of text from the start of `body`
+/// (invalid UTF-8 shown as U+FFFD, cut on a character boundary).
+fn prefix_of(body: &[u8]) -> String {
+    let head = &body[..body.len().min(REFUSED_PREFIX_BYTES)];
+    let mut text = String::with_capacity(REFUSED_PREFIX_BYTES);
+    for c in String::from_utf8_lossy(head).chars() {
+        if text.len() + c.len_utf8() > REFUSED_PREFIX_BYTES {
+            break;
+        }
+        text.push(c);
+    }
+    text
+}
+
 type Fields = BTreeMap<String, String>;
 
 fn field<'a>(fields: &'a Fields, key: &str) -> &'a str {
@@ -155,7 +252,7 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
         Ok(f) => f,
         Err(e) => {
             return received
-                .record(state, Outcome::Malformed(e.to_string()))
+                .refuse(state, Outcome::Malformed(e.to_string()))
                 .await;
         }
     };
@@ -164,7 +261,7 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
         .filter(|n| !n.is_empty())
         .cloned();
     if !state.pay.verify(&fields) {
-        return received.record(state, Outcome::BadSign).await;
+        return received.refuse(state, Outcome::BadSign).await;
     }
     received.sign_verified = true;
     if field(&fields, "return_code") != "SUCCESS" || field(&fields, "result_code") != "SUCCESS" {

@@ -11,12 +11,13 @@ use shared::db::now_unix;
 use shared::session::Claims;
 
 use super::audit::Cause;
+use super::gateway;
 use super::idempotency::IdempotencyKey;
 use super::prepay;
 use super::state::PayState;
 use super::trade::{self, close_at_wechat, close_locally};
 use crate::db::orders::{self, NewOrder, Order};
-use crate::db::{Status, TradeType};
+use crate::db::{ApiVersion, Status, TradeType};
 use crate::error::PayError;
 use crate::metrics;
 use crate::wechat::{PayApi, beijing};
@@ -242,6 +243,7 @@ fn new_order(state: &PayState, claims: &Claims, checked: &Checked) -> NewOrder {
         next_check_at: now + cfg.reconcile_after.as_secs() as i64,
         created_at: now,
         updated_at: now,
+        api: cfg.api_version,
     }
 }
 
@@ -259,19 +261,51 @@ async fn replay(
     prepay::ensure(state, existing, request_id).await
 }
 
-/// Fresh `wx.requestPayment` parameters for a JSAPI order.
+/// Fresh `wx.requestPayment` parameters for a JSAPI order, signed for the
+/// order's API: v2 with the merchant key (MD5 / HMAC-SHA256), v3 with the
+/// merchant's private key (`signType: "RSA"`).
 pub fn pay_params(state: &PayState, order: &Order) -> Result<PayParams, PayError> {
     let prepay_id = order
         .prepay_id
         .as_deref()
         .ok_or_else(|| PayError::Internal("order without prepay_id".into()))?;
-    Ok(sign_pay_params(
-        &state.pay,
-        &order.appid,
-        prepay_id,
-        &now_unix().to_string(),
-        &shared::random::nonce(),
-    ))
+    let (time_stamp, nonce_str) = (now_unix().to_string(), shared::random::nonce());
+    match order.api {
+        ApiVersion::V2 => Ok(sign_pay_params(
+            &state.pay,
+            &order.appid,
+            prepay_id,
+            &time_stamp,
+            &nonce_str,
+        )),
+        ApiVersion::V3 => Ok(sign_pay_params_v3(
+            gateway::v3_api(state)?.signer(),
+            &order.appid,
+            prepay_id,
+            &time_stamp,
+            &nonce_str,
+        )),
+    }
+}
+
+/// v3's JSAPI pay parameters: `paySign` is Base64 SHA256withRSA over
+/// `appId\ntimeStamp\nnonceStr\npackage\n`.
+pub fn sign_pay_params_v3(
+    signer: &shared::wechatpay_v3::MerchantSigner,
+    app_id: &str,
+    prepay_id: &str,
+    time_stamp: &str,
+    nonce_str: &str,
+) -> PayParams {
+    let package = format!("prepay_id={prepay_id}");
+    PayParams {
+        app_id: app_id.to_owned(),
+        time_stamp: time_stamp.to_owned(),
+        nonce_str: nonce_str.to_owned(),
+        pay_sign: signer.jsapi_pay_sign(app_id, time_stamp, nonce_str, &package),
+        package,
+        sign_type: shared::wechatpay_v3::JSAPI_SIGN_TYPE.to_owned(),
+    }
 }
 
 pub fn sign_pay_params(
@@ -348,7 +382,7 @@ pub async fn close(
         Status::Closed => return Ok(order),
         Status::NotPay | Status::PayError => {}
     }
-    match close_at_wechat(state, &order.appid, no).await {
+    match close_at_wechat(state, &order).await {
         Ok(()) => {}
         Err(PayError::PayRefused { code, .. }) if code == "ORDERPAID" => {
             trade::sync(state, order, &Cause::request("query", request_id)).await?;

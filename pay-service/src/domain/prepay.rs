@@ -1,16 +1,17 @@
-//! Making sure WeChat has an order: unifiedorder, called until it answered
-//! once. A retry sends the same parameters (time_expire included), which
-//! WeChat accepts for the same out_trade_no.
+//! Making sure WeChat has an order: unifiedorder (v2) or
+//! `/v3/pay/transactions/*` (v3), by the order's API, called until it
+//! answered once. A retry sends the same parameters (time_expire included),
+//! which WeChat accepts for the same out_trade_no.
 
 use shared::db::now_unix;
 
 use super::audit::Cause;
+use super::gateway;
 use super::state::PayState;
 use super::trade::{self, close_locally};
+use crate::db::Status;
 use crate::db::orders::{self, Order};
-use crate::db::{Status, TradeType};
 use crate::error::PayError;
-use crate::wechat::{Scene, UnifiedOrderRequest};
 
 /// WeChat refuses a time_expire less than this many seconds away.
 const MIN_EXPIRY_AHEAD: i64 = 300;
@@ -26,8 +27,7 @@ pub(super) async fn ensure(
         return Ok(order);
     }
     check_payable(&order)?;
-    let req = unified_order(state, &order);
-    let reply = match state.pay.unified_order(&req).await {
+    let reply = match gateway::prepay(state, &order).await {
         Ok(reply) => reply,
         Err(PayError::PayRefused { code, description }) => {
             after_refusal(state, &order, &code, request_id).await?;
@@ -63,31 +63,6 @@ fn check_payable(order: &Order) -> Result<(), PayError> {
     Ok(())
 }
 
-/// The order as unifiedorder takes it.
-fn unified_order(state: &PayState, order: &Order) -> UnifiedOrderRequest {
-    let scene = match order.trade_type {
-        TradeType::Jsapi => Scene::Jsapi {
-            openid: order.openid.clone(),
-        },
-        TradeType::Native => Scene::Native {
-            product_id: order.out_trade_no.clone(),
-        },
-        TradeType::Mweb => Scene::Mweb {
-            wap_url: state.config.common.public_base_url.to_string(),
-        },
-    };
-    UnifiedOrderRequest {
-        appid: order.appid.clone(),
-        body: order.description.clone(),
-        out_trade_no: order.out_trade_no.clone(),
-        total_fee: order.amount_fen,
-        spbill_create_ip: order.client_ip.clone(),
-        notify_url: state.config.notify_url(),
-        time_expire: order.expires_at,
-        scene,
-    }
-}
-
 /// What WeChat's refusal means for the order here.
 async fn after_refusal(
     state: &PayState,
@@ -96,8 +71,9 @@ async fn after_refusal(
     request_id: &str,
 ) -> Result<(), PayError> {
     match code {
-        // WeChat asks for a retry with the same parameters.
-        "SYSTEMERROR" => {}
+        // WeChat asks for a retry with the same parameters (v2, v3), or
+        // refused us rather than the order (v3: rate, our signature).
+        "SYSTEMERROR" | "SYSTEM_ERROR" | "FREQUENCY_LIMITED" | "SIGN_ERROR" => {}
         "ORDERPAID" => {
             trade::sync(state, order.clone(), &Cause::request("query", request_id)).await?;
         }

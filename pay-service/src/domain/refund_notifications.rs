@@ -9,6 +9,7 @@ use prometheus::IntCounterVec;
 use super::audit::{self, Cause};
 use super::notifications::{NotificationOutcome, Received};
 use super::refund_rules::{self, RefundReport, RefundSettled};
+use super::refunds as refunds_domain;
 use super::state::PayState;
 use crate::db::notifications;
 use crate::db::orders;
@@ -26,10 +27,15 @@ pub enum Outcome {
     /// `req_info` missing, not base64, or not decryptable with our key.
     Undecryptable(String),
     Settled(RefundSettled),
-    /// WeChat reports the refund failed (REFUNDCLOSE, CHANGE): released.
+    /// WeChat reports the refund closed (REFUNDCLOSE): released.
     Released,
     /// The same report again.
     AlreadyReleased,
+    /// WeChat reports CHANGE (the money could not reach the payer): the
+    /// refund waits for an operator, its amount held.
+    NeedsOperator,
+    /// CHANGE again, or for a refund that is no longer open.
+    AlreadyNeedsOperator,
     /// Reports PROCESSING (never sent by WeChat, but harmless).
     StillProcessing,
     DbError,
@@ -45,6 +51,8 @@ impl Outcome {
             Outcome::Settled(s) => s.outcome(),
             Outcome::Released => "released",
             Outcome::AlreadyReleased => "duplicate",
+            Outcome::NeedsOperator => "needs_operator",
+            Outcome::AlreadyNeedsOperator => "duplicate",
             Outcome::StillProcessing => "processing",
             Outcome::DbError => "db_error",
         }
@@ -70,6 +78,8 @@ impl NotificationOutcome for Outcome {
             Outcome::Settled(RefundSettled::Applied { .. } | RefundSettled::Duplicate)
                 | Outcome::Released
                 | Outcome::AlreadyReleased
+                | Outcome::NeedsOperator
+                | Outcome::AlreadyNeedsOperator
         )
     }
 
@@ -98,9 +108,11 @@ struct Authentic {
 /// Reads, checks and applies one refund notification.
 pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
     let mut received = Received::new(body);
+    // Everything before this needs no database: a forged body is refused
+    // without taking a connection.
     let Authentic { appid, info } = match authenticate(state, body) {
         Ok(a) => a,
-        Err(outcome) => return received.record(state, outcome).await,
+        Err(outcome) => return received.refuse(state, outcome).await,
     };
     received.out_trade_no = Some(info.out_trade_no.clone()).filter(|n| !n.is_empty());
     received.sign_verified = true;
@@ -119,6 +131,18 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
         Ok(s) => s,
         Err(why) => return received.record(state, Outcome::Malformed(why)).await,
     };
+    apply(state, received, info.out_refund_no, reported, cause).await
+}
+
+/// What an authentic refund report (v2's `req_info`, v3's decrypted
+/// resource) does to the refund, recorded with the notification's row.
+pub(super) async fn apply(
+    state: &PayState,
+    received: Received,
+    out_refund_no: String,
+    reported: RefundState,
+    cause: &Cause,
+) -> Outcome {
     match reported {
         RefundState::Success {
             refund_id,
@@ -131,11 +155,17 @@ pub async fn process(state: &PayState, body: &[u8], cause: &Cause) -> Outcome {
                 refund_fee,
                 succeeded_at,
             };
-            succeeded(state, received, info.out_refund_no, report, cause).await
+            succeeded(state, received, out_refund_no, report, cause).await
+        }
+        RefundState::Failed { status } if refunds_domain::needs_operator(&status) => {
+            let why = format!(
+                "WeChat refund status {status}: needs an operator at the merchant platform"
+            );
+            needs_operator(state, received, out_refund_no, why, cause).await
         }
         RefundState::Failed { status } => {
             let why = format!("WeChat refund status {status}");
-            failed(state, received, info.out_refund_no, why, cause).await
+            failed(state, received, out_refund_no, why, cause).await
         }
         RefundState::Processing { .. } => received.record(state, Outcome::StillProcessing).await,
     }
@@ -206,9 +236,50 @@ async fn succeeded(
     }
 }
 
-/// REFUNDCLOSE or CHANGE: the refund's amount is released (once) and the
-/// notification is kept, in one transaction. A refund that already
-/// succeeded is not released.
+/// CHANGE: the refund waits for an operator (once), its amount held, and the
+/// notification is kept, in one transaction.
+async fn needs_operator(
+    state: &PayState,
+    received: Received,
+    out_refund_no: String,
+    why: String,
+    cause: &Cause,
+) -> Outcome {
+    let (tx_why, tx_no) = (why.clone(), out_refund_no.clone());
+    let result = state
+        .db
+        .transaction(move |conn| {
+            let outcome = match refunds::lock(conn, &tx_no)? {
+                None => Outcome::Settled(RefundSettled::UnknownRefund),
+                Some(r) if r.status == RefundStatus::Success => Outcome::Settled(
+                    RefundSettled::Mismatch("the refund already succeeded".into()),
+                ),
+                Some(_) if refund_rules::hold_for_operator(conn, &tx_no, &tx_why)? => {
+                    Outcome::NeedsOperator
+                }
+                Some(_) => Outcome::AlreadyNeedsOperator,
+            };
+            notifications::insert(conn, &received.row(&outcome))?;
+            Ok(outcome)
+        })
+        .await;
+    match result {
+        Ok(outcome) => {
+            if outcome == Outcome::NeedsOperator {
+                audit::refund_needs_operator(&out_refund_no, &why, cause);
+            }
+            outcome
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "refund notification not recorded");
+            Outcome::DbError
+        }
+    }
+}
+
+/// REFUNDCLOSE: the refund's amount is released (once) and the notification
+/// is kept, in one transaction. A refund that already succeeded is not
+/// released.
 async fn failed(
     state: &PayState,
     received: Received,

@@ -47,8 +47,10 @@ pub fn reserve(conn: &mut DbConnection, refund: &NewRefund) -> Result<Reserved, 
     Ok(Reserved::Held)
 }
 
-/// An open refund (PENDING or PROCESSING) → FAILED, its amount given back to
-/// the order. False when it was not open.
+/// An open refund (PENDING, PROCESSING or CHANGE) → FAILED, its amount given
+/// back to the order. Only for a definite answer from WeChat (a refusal of
+/// the request, REFUNDCLOSE): never for an unknown outcome. False when it
+/// was not open.
 pub fn release(conn: &mut DbConnection, out_refund_no: &str, why: &str) -> Result<bool, DbError> {
     let Some(refund) = refunds::lock(conn, out_refund_no)? else {
         return Ok(false);
@@ -59,6 +61,21 @@ pub fn release(conn: &mut DbConnection, out_refund_no: &str, why: &str) -> Resul
         orders::release_refund(conn, &refund.out_trade_no, refund.amount_fen)?;
     }
     Ok(released)
+}
+
+/// An open refund WeChat reports as CHANGE (money could not reach the payer)
+/// → CHANGE: an operator finishes it at the merchant platform, so the amount
+/// stays reserved (WeChat may still pay it out). False when it was not
+/// PENDING or PROCESSING.
+pub fn hold_for_operator(
+    conn: &mut DbConnection,
+    out_refund_no: &str,
+    why: &str,
+) -> Result<bool, DbError> {
+    if refunds::lock(conn, out_refund_no)?.is_none() {
+        return Ok(false);
+    }
+    refunds::mark_change(conn, out_refund_no, why)
 }
 
 /// What WeChat reports about a successful refund (notification or refundquery).
@@ -137,7 +154,7 @@ pub fn settle_refunded(
             tracing::error!(out_trade_no = %no, out_refund_no, "WeChat reports a refund we had released as succeeded; reserving it again");
             orders::reserve_refund_again(conn, &no, refund.amount_fen)?;
         }
-        RefundStatus::Pending | RefundStatus::Processing => {}
+        RefundStatus::Pending | RefundStatus::Processing | RefundStatus::Change => {}
     }
     let now = now_unix();
     let succeeded_at = report.succeeded_at.unwrap_or(now);

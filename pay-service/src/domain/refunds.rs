@@ -3,14 +3,22 @@
 //!
 //! Order of events for one refund: reserve the amount (DB) → ask WeChat
 //! (`/secapi/pay/refund`) → PROCESSING, or FAILED with the reservation
-//! released if WeChat refused → SUCCESS by notification or refundquery
-//! (`refund_rules::settle_refunded`). A refund whose request got no usable
-//! answer stays PENDING, holding its amount, until refundquery tells.
+//! released if WeChat definitely refused → SUCCESS by notification or
+//! refundquery (`refund_rules::settle_refunded`), or CHANGE (the money could
+//! not reach the payer: an operator's case, the amount stays held).
+//!
+//! A refund whose request got no definite answer (timeout, 5xx, garbage, a
+//! reply whose sign does not verify, `SYSTEMERROR`, `BIZERR_NEED_RETRY`)
+//! stays PENDING, holding its amount, and reconciliation sends it again under
+//! the same `out_refund_no` until WeChat answers for certain: WeChat answers a
+//! repeated number with the refund it already has, so the payer is never paid
+//! twice, and a released amount is always one WeChat will not pay out.
 
 use serde::Serialize;
 use shared::db::{DbError, now_unix};
 
 use super::audit::{self, Cause};
+use super::gateway;
 use super::idempotency::IdempotencyKey;
 use super::orders::new_out_trade_no;
 use super::refund_rules::{self, RefundReport, RefundSettled, Reserved};
@@ -19,7 +27,7 @@ use crate::db::orders::{self, Order};
 use crate::db::refunds::{self, NewRefund, Refund};
 use crate::db::{RefundStatus, Status};
 use crate::error::PayError;
-use crate::wechat::{RefundQueryRequest, RefundRequest, RefundState};
+use crate::wechat::RefundState;
 
 /// WeChat's limit on `refund_desc`, in characters.
 pub const MAX_REASON_CHARS: usize = 80;
@@ -32,7 +40,7 @@ pub struct RefundView {
     pub out_trade_no: String,
     pub amount_fen: i64,
     pub reason: String,
-    /// PENDING, PROCESSING, SUCCESS or FAILED.
+    /// PENDING, PROCESSING, SUCCESS, FAILED or CHANGE.
     pub status: RefundStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refund_id: Option<String>,
@@ -41,6 +49,10 @@ pub struct RefundView {
     pub created_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub succeeded_at: Option<i64>,
+    /// The operator who asked for it (absent on refunds made before
+    /// operators were recorded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
 }
 
 impl From<&Refund> for RefundView {
@@ -55,6 +67,7 @@ impl From<&Refund> for RefundView {
             error: r.error.clone(),
             created_at: r.created_at,
             succeeded_at: r.succeeded_at,
+            operator: r.operator.clone(),
         }
     }
 }
@@ -68,6 +81,9 @@ pub struct RefundAsk {
     /// order is the same refund, so a retried request (after a timeout) never
     /// refunds twice.
     pub idempotency_key: Option<String>,
+    /// The operator (`ADMIN_TOKENS` name) asking: kept on the refund and in
+    /// its audit lines.
+    pub operator: String,
 }
 
 /// An ask that passed every check.
@@ -75,6 +91,7 @@ struct Checked {
     amount_fen: i64,
     reason: String,
     key: Option<IdempotencyKey>,
+    operator: String,
 }
 
 fn check_reason(reason: Option<String>) -> Result<String, PayError> {
@@ -104,15 +121,41 @@ fn check(state: &PayState, ask: RefundAsk) -> Result<Checked, PayError> {
         amount_fen: ask.amount_fen,
         reason,
         key,
+        operator: ask.operator,
     })
 }
 
-/// How long a PENDING refund may still be on its way to WeChat: until then a
-/// refundquery that finds nothing does not release it.
-fn pending_grace(state: &PayState) -> i64 {
-    let http = &state.config.common.http;
-    let worst = http.timeout.as_secs() * (u64::from(http.retries) + 1);
-    worst as i64 + 60
+/// WeChat's `err_code`s that mean "send the same out_refund_no again": the
+/// refund may still happen (WeChat's refund API documentation says not to
+/// change the number and to call again with the same parameters).
+/// `SYSTEM_ERROR` is APIv3's spelling of the same answer.
+const RETRY_CODES: &[&str] = &[
+    "SYSTEMERROR",
+    "SYSTEM_ERROR",
+    "BIZERR_NEED_RETRY",
+    "FREQUENCY_LIMITED",
+];
+
+/// Whether an error from `/secapi/pay/refund` is WeChat definitely refusing
+/// the refund (it will not happen, the amount may be released). Anything
+/// else (transport errors, unusable or unverifiable replies, the retry
+/// codes, a FAIL without err_code) leaves the outcome unknown.
+pub fn is_definite_refusal(e: &PayError) -> bool {
+    match e {
+        PayError::PayRefused { code, .. } => {
+            !code.is_empty() && !RETRY_CODES.contains(&code.as_str())
+        }
+        // return_code FAIL: WeChat's gateway refused the request (sign,
+        // parameter format) before any refund was considered.
+        PayError::PayGatewayRefused(_) => true,
+        _ => false,
+    }
+}
+
+/// WeChat refund statuses after which an operator must act (v2 `CHANGE`,
+/// v3 `ABNORMAL`).
+pub fn needs_operator(wechat_status: &str) -> bool {
+    matches!(wechat_status, "CHANGE" | "ABNORMAL")
 }
 
 /// Refunds `ask.amount_fen` of a PAID (or partly refunded) order.
@@ -147,7 +190,7 @@ pub async fn request(
     };
     refuse_unreserved(reserved, ask.amount_fen)?;
     let amount_fen = ask.amount_fen;
-    tracing::info!(target: "audit", out_trade_no, %out_refund_no, amount_fen, source = cause.source, request_id = %cause.request_id, "refund reserved");
+    tracing::info!(target: "audit", out_trade_no, %out_refund_no, amount_fen, operator = %ask.operator, source = cause.source, request_id = %cause.request_id, "refund reserved");
     ask_wechat(state, &order, &out_refund_no, amount_fen, ask.reason, cause).await
 }
 
@@ -158,11 +201,12 @@ async fn reserve(
     ask: &Checked,
     cause: &Cause,
 ) -> Result<Reserved, DbError> {
-    let (no, refund_no, reason, request_id) = (
+    let (no, refund_no, reason, request_id, operator) = (
         out_trade_no.to_owned(),
         out_refund_no.to_owned(),
         ask.reason.clone(),
         cause.request_id.clone(),
+        ask.operator.clone(),
     );
     let amount_fen = ask.amount_fen;
     state
@@ -174,6 +218,7 @@ async fn reserve(
                 amount_fen,
                 reason: &reason,
                 request_id: &request_id,
+                operator: &operator,
             };
             refund_rules::reserve(conn, &refund)
         })
@@ -236,29 +281,20 @@ async fn ask_wechat(
     reason: String,
     cause: &Cause,
 ) -> Result<Refund, PayError> {
-    let client = state
-        .refund_client
-        .clone()
-        .ok_or_else(|| PayError::Internal("refunds are not configured".into()))?;
     let out_trade_no = order.out_trade_no.as_str();
-    let req = RefundRequest {
-        appid: order.appid.clone(),
-        out_trade_no: out_trade_no.to_owned(),
-        out_refund_no: out_refund_no.to_owned(),
-        total_fee: order.amount_fen,
-        refund_fee: amount_fen,
-        reason,
-        notify_url: state.config.refund_notify_url(),
-    };
-    match state.pay.refund(&client, &req).await {
-        Ok(reply) => refunds::mark_accepted(&state.db, out_refund_no, &reply.refund_id).await?,
-        Err(e @ (PayError::PayRefused { .. } | PayError::PayGatewayRefused(_))) => {
-            release(state, out_refund_no, &e.to_string()).await?;
-            audit::refund_released(out_refund_no, &e.to_string(), cause);
+    // On the order's API: v2 over TLS with the certificate, v3 signed.
+    match gateway::refund(state, order, out_refund_no, amount_fen, reason).await {
+        Ok(refund_id) => refunds::mark_accepted(&state.db, out_refund_no, &refund_id).await?,
+        Err(e) if is_definite_refusal(&e) => {
+            if release(state, out_refund_no, &e.to_string()).await? {
+                audit::refund_released(out_refund_no, &e.to_string(), cause);
+            }
             return Err(e);
         }
         Err(e) => {
-            tracing::warn!(out_trade_no, out_refund_no, error = %e, "refund outcome unknown; it stays PENDING until refundquery tells");
+            let why = format!("outcome unknown, sent again under the same number: {e}");
+            refunds::note_unknown(&state.db, out_refund_no, &why).await?;
+            tracing::warn!(target: "audit", out_trade_no, out_refund_no, error = %e, source = cause.source, request_id = %cause.request_id, "refund outcome unknown; it stays PENDING and is sent again");
             return Err(e);
         }
     }
@@ -290,7 +326,7 @@ pub async fn list(
     let mut asked = false;
     for refund in refunds.iter().filter(|r| r.is_open()) {
         asked = true;
-        if let Err(e) = settle_by_query(state, &order.appid, refund, cause).await {
+        if let Err(e) = settle_by_query(state, &order, refund, cause).await {
             // The list still answers; the refund stays open for the next look.
             tracing::warn!(out_refund_no = %refund.out_refund_no, error = %e, "refundquery failed");
         }
@@ -306,32 +342,36 @@ pub async fn list(
 pub enum Queried {
     Succeeded,
     Released,
+    /// A PENDING refund WeChat now has (PROCESSING).
+    Accepted,
+    /// CHANGE: waiting for an operator.
+    NeedsOperator,
     Unchanged,
 }
 
 /// Asks WeChat about one open refund and applies the answer.
 pub async fn settle_by_query(
     state: &PayState,
-    appid: &str,
+    order: &Order,
     refund: &Refund,
     cause: &Cause,
 ) -> Result<Queried, PayError> {
     let no = refund.out_refund_no.as_str();
-    let query = RefundQueryRequest {
-        appid: appid.to_owned(),
-        out_refund_no: no.to_owned(),
-    };
-    let released = match state.pay.refund_query(&query).await? {
-        None => {
-            // Not (yet) at WeChat: released only once it cannot still be on its way.
-            let old = refund.created_at <= now_unix() - pending_grace(state);
-            let why = "WeChat has no such refund";
-            (refund.status == RefundStatus::Pending && old && release(state, no, why).await?)
-                .then_some(why.to_owned())
-        }
+    // refundquery (v2) or the v3 refund query, by the order's API.
+    let released = match gateway::refund_query(state, order, no).await? {
+        // Not (yet) at WeChat. Never a reason to release: the request may
+        // still be on its way, or WeChat asked for it again (SYSTEMERROR);
+        // reconciliation sends a PENDING refund again until WeChat answers.
+        None => None,
         Some(RefundState::Processing { refund_id }) => {
             refunds::mark_accepted(&state.db, no, &refund_id).await?;
             None
+        }
+        Some(RefundState::Failed { status }) if needs_operator(&status) => {
+            let why = format!(
+                "WeChat refund status {status}: needs an operator at the merchant platform"
+            );
+            return hold_for_operator(state, no, &why, cause).await;
         }
         Some(RefundState::Failed { status }) => {
             let why = format!("WeChat refund status {status}");
@@ -358,6 +398,50 @@ pub async fn settle_by_query(
         }
         None => Queried::Unchanged,
     })
+}
+
+/// A CHANGE report: the refund waits for an operator, its amount held.
+async fn hold_for_operator(
+    state: &PayState,
+    out_refund_no: &str,
+    why: &str,
+    cause: &Cause,
+) -> Result<Queried, PayError> {
+    let (no, tx_why) = (out_refund_no.to_owned(), why.to_owned());
+    let held = state
+        .db
+        .transaction(move |conn| refund_rules::hold_for_operator(conn, &no, &tx_why))
+        .await?;
+    if !held {
+        return Ok(Queried::Unchanged);
+    }
+    audit::refund_needs_operator(out_refund_no, why, cause);
+    Ok(Queried::NeedsOperator)
+}
+
+/// A PENDING refund sent to WeChat again, under its own out_refund_no, with
+/// its own amount and reason: WeChat answers with the refund if it has it.
+async fn send_again(
+    state: &PayState,
+    order: &Order,
+    refund: &Refund,
+    cause: &Cause,
+) -> Result<Queried, PayError> {
+    let sent = ask_wechat(
+        state,
+        order,
+        &refund.out_refund_no,
+        refund.amount_fen,
+        refund.reason.clone(),
+        cause,
+    )
+    .await;
+    match sent {
+        Ok(r) if r.status == RefundStatus::Pending => Ok(Queried::Unchanged),
+        Ok(_) => Ok(Queried::Accepted),
+        Err(e) if is_definite_refusal(&e) => Ok(Queried::Released),
+        Err(e) => Err(e),
+    }
 }
 
 async fn succeeded_by_query(
@@ -405,7 +489,12 @@ pub async fn reconcile(state: &PayState, cause: &Cause) -> Result<usize, PayErro
         let Some(order) = orders::get(&state.db, &refund.out_trade_no).await? else {
             continue;
         };
-        match settle_by_query(state, &order.appid, &refund, cause).await {
+        let settled = if refund.status == RefundStatus::Pending {
+            send_again(state, &order, &refund, cause).await
+        } else {
+            settle_by_query(state, &order, &refund, cause).await
+        };
+        match settled {
             Ok(Queried::Unchanged) => {}
             Ok(_) => changed += 1,
             Err(e) => {

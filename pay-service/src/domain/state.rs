@@ -12,6 +12,7 @@ use shared::telemetry::Readiness;
 
 use crate::config::{PayConfig, WebhookConfig};
 use crate::db;
+use crate::wechat::v3::V3Api;
 use crate::wechat::{PayApi, RefundClient};
 
 #[derive(Clone)]
@@ -20,6 +21,8 @@ pub struct PayState {
     pub(crate) db: Database,
     pub(crate) cache: Cache,
     pub(crate) pay: PayApi,
+    /// The APIv3 client, present when `MCH_API_V3_KEY` is set.
+    pub(crate) v3: Option<V3Api>,
     pub(crate) sessions: SessionKeys,
     /// Present when refunds are configured (`ADMIN_TOKEN` set).
     pub(crate) refund_client: Option<RefundClient>,
@@ -47,22 +50,34 @@ impl PayState {
     /// `stack`'s). Call it inside a Tokio runtime.
     pub async fn build(config: PayConfig, cache: Option<Cache>) -> Result<Self, StartupError> {
         let infra = Infra::build(&config.common, Some(db::migrations()), cache).await?;
-        let db = infra
-            .db
-            .clone()
-            .expect("Infra::build with migrations yields a database");
+        let db = infra.db.clone().ok_or_else(|| {
+            StartupError::service("database", "Infra::build gave no database despite migrations")
+        })?;
         let pay = PayApi::new(
             infra.wechat.clone(),
             config.mch_id.clone(),
             config.mch_key.clone(),
             config.sign_type,
         );
+        let v3 = match &config.v3 {
+            Some(v3) => Some(
+                V3Api::new(
+                    &config.mch_id,
+                    v3,
+                    &config.common.wechat.pay,
+                    &config.common.http,
+                    infra.cache.clone(),
+                )
+                .map_err(|e| StartupError::service("APIv3 client", e))?,
+            ),
+            None => None,
+        };
         let refund_client = match &config.refunds {
             // PayConfig::from_env loaded the same PEMs; what is left to fail
             // is the TLS backend itself, as for shared's WechatClient.
             Some(r) => Some(
                 RefundClient::new(r, &config.common.http)
-                    .unwrap_or_else(|e| panic!("refund TLS client: {e}")),
+                    .map_err(|e| StartupError::service("refund TLS client", e.to_string()))?,
             ),
             None => None,
         };
@@ -74,7 +89,7 @@ impl PayState {
                     .redirect(reqwest::redirect::Policy::none())
                     .user_agent(concat!("wxpay-events/", env!("CARGO_PKG_VERSION")))
                     .build()
-                    .expect("TLS backend initialises");
+                    .map_err(|e| StartupError::service("merchant webhook client", e))?;
                 Some(Arc::new(Webhook {
                     http,
                     config: w.clone(),
@@ -87,16 +102,23 @@ impl PayState {
             db,
             cache: infra.cache,
             pay,
+            v3,
             sessions: infra.sessions,
             refund_client,
             webhook,
         })
     }
 
+    /// What `/readyz` checks: the database only. WeChat's notifications and
+    /// the background passes on PostgreSQL need nothing else; the routes
+    /// that need the cache (a user's session, checked against revocations)
+    /// answer 503 on their own while it is down. The cache is one Redis for
+    /// every replica, so its outage would make all of them unready at once:
+    /// nothing to route around, and the notifications would get 503 too.
     pub fn readiness(&self) -> Readiness {
         Readiness {
             databases: vec![self.db.clone()],
-            caches: vec![self.cache.clone()],
+            caches: Vec::new(),
         }
     }
 

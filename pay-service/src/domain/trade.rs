@@ -5,12 +5,13 @@
 use shared::db::now_unix;
 
 use super::audit::{self, Cause};
+use super::gateway;
 use super::settle::{self, PaidReport, Settled};
 use super::state::PayState;
 use crate::db::Status;
 use crate::db::orders::{self, Order};
 use crate::error::PayError;
-use crate::wechat::{CloseOrderRequest, OrderQueryRequest, TradeState, beijing};
+use crate::wechat::{TradeState, beijing};
 
 /// What applying orderquery's answer did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,29 +21,15 @@ pub enum Applied {
     Unchanged,
 }
 
+/// orderquery (v2) or the v3 query, by the order's API.
 async fn query(state: &PayState, order: &Order) -> Result<TradeState, PayError> {
-    state
-        .pay
-        .order_query(&OrderQueryRequest {
-            appid: order.appid.clone(),
-            out_trade_no: order.out_trade_no.clone(),
-        })
-        .await
+    gateway::query(state, order).await
 }
 
-/// Closes the order at WeChat, so that it can no longer be paid there.
-pub(super) async fn close_at_wechat(
-    state: &PayState,
-    appid: &str,
-    no: &str,
-) -> Result<(), PayError> {
-    state
-        .pay
-        .close_order(&CloseOrderRequest {
-            appid: appid.to_owned(),
-            out_trade_no: no.to_owned(),
-        })
-        .await
+/// Closes the order at WeChat (on its API), so that it can no longer be
+/// paid there.
+pub(super) async fn close_at_wechat(state: &PayState, order: &Order) -> Result<(), PayError> {
+    gateway::close(state, order).await
 }
 
 /// Asks WeChat (orderquery) about a NOTPAY order and applies the answer.
@@ -106,7 +93,7 @@ pub async fn apply_trade_state(
                 return Ok(Applied::Unchanged);
             }
             // Expired unpaid: close at WeChat first, so it cannot be paid later.
-            close_at_wechat(state, &order.appid, no).await?;
+            close_at_wechat(state, order).await?;
             close_locally(state, no, cause).await?;
             Ok(Applied::Closed)
         }

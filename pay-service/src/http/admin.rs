@@ -1,31 +1,62 @@
-//! The admin routes (`Authorization: Bearer ADMIN_TOKEN`): refunds and the
-//! merchant-event outbox. With `ADMIN_TOKEN` unset they answer 404 like an
-//! unknown route, so their existence is not advertised.
+//! The admin routes (`Authorization: Bearer <token>`, one token per operator
+//! from `ADMIN_TOKENS`, or `ADMIN_TOKEN` as operator `admin`): refunds and
+//! the merchant-event outbox. With no token configured they answer 404 like
+//! an unknown route, so their existence is not advertised. A request whose
+//! token is missing or wrong is an audited failed login, counted against its
+//! client address; an address with `ADMIN_FAILED_LOGINS_PER_MINUTE` failures
+//! in the minute gets 429, whatever token it sends, until the minute ends.
 
-use std::future::{Ready, ready};
+use std::future::Future;
+use std::pin::Pin;
 
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use shared::error::{ApiError, ok};
+use shared::http::{client_ip, rate_limit_key};
 use shared::sign::constant_time_eq;
 
-use super::{cause, idempotency_key};
+use super::{cause, idempotency_key, request_id};
+use crate::domain::audit;
+use crate::domain::limits::{self, Budget};
 use crate::domain::refunds::{self, RefundAsk, RefundView};
 use crate::domain::{EventFilter, PayState, events};
 use crate::error::PayError;
 
-/// Proof that the request carries the admin token.
-pub(super) struct Admin;
+/// Proof that the request carries an operator's token: the operator's name.
+pub(super) struct Admin {
+    pub name: String,
+}
 
-fn check(req: &HttpRequest) -> Result<Admin, ApiError> {
+/// The operator whose token `given` is. Every token is compared (in
+/// constant time), so the time taken does not tell which one was close.
+fn operator_of(state: &PayState, given: &str) -> Option<String> {
+    let mut found = None;
+    for op in &state.config().admins {
+        let same =
+            !given.is_empty() && constant_time_eq(given.as_bytes(), op.token.expose().as_bytes());
+        if same && found.is_none() {
+            found = Some(op.name.clone());
+        }
+    }
+    found
+}
+
+async fn check(req: HttpRequest) -> Result<Admin, ApiError> {
     let state = req
         .app_data::<web::Data<PayState>>()
+        .cloned()
         .ok_or_else(|| ApiError::Internal("PayState is not registered".into()))?;
-    let Some(expected) = &state.config.admin_token else {
+    if state.config().admins.is_empty() {
         return Err(ApiError::NotFound("no such route".into()));
-    };
+    }
+    let client = client_ip(&req).map_or_else(|| "unknown".to_owned(), rate_limit_key);
+    let (path, rid) = (req.path().to_owned(), request_id(&req));
+    if limits::exhausted(&state, Budget::AdminFailures, &client).await? {
+        audit::admin_login_failed(&client, "rate_limited", &path, &rid);
+        return Err(ApiError::RateLimited);
+    }
     let given = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -33,21 +64,27 @@ fn check(req: &HttpRequest) -> Result<Admin, ApiError> {
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .unwrap_or("");
-    if !given.is_empty() && constant_time_eq(given.as_bytes(), expected.expose().as_bytes()) {
-        Ok(Admin)
-    } else {
-        Err(ApiError::Unauthorized(
-            "admin token missing or wrong".into(),
-        ))
+    if let Some(name) = operator_of(&state, given) {
+        return Ok(Admin { name });
     }
+    let why = if given.is_empty() {
+        "missing"
+    } else {
+        "wrong_token"
+    };
+    audit::admin_login_failed(&client, why, &path, &rid);
+    limits::spend(&state, Budget::AdminFailures, &client).await?;
+    Err(ApiError::Unauthorized(
+        "admin token missing or wrong".into(),
+    ))
 }
 
 impl FromRequest for Admin {
     type Error = ApiError;
-    type Future = Ready<Result<Self, Self::Error>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(check(req))
+        Box::pin(check(req.clone()))
     }
 }
 
@@ -61,7 +98,7 @@ pub(super) struct RefundBody {
 /// `POST /api/pay/admin/orders/{outTradeNo}/refunds` `{amountFen, reason?}`,
 /// optionally with `Idempotency-Key`.
 pub(super) async fn create_refund(
-    _: Admin,
+    admin: Admin,
     state: web::Data<PayState>,
     path: web::Path<String>,
     body: web::Json<RefundBody>,
@@ -73,6 +110,7 @@ pub(super) async fn create_refund(
         amount_fen: body.amount_fen,
         reason: body.reason,
         idempotency_key: idempotency_key(&req)?,
+        operator: admin.name,
     };
     let refund = refunds::request(&state, &path, ask, &cause).await?;
     Ok(ok(RefundView::from(&refund)))

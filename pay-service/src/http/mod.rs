@@ -3,7 +3,10 @@
 //! startup module, that knows actix.
 
 mod admin;
+mod bills;
 mod notify;
+mod notify_v3;
+pub mod openapi;
 mod orders;
 
 use actix_web::{HttpRequest, web};
@@ -42,11 +45,30 @@ pub fn configure(state: PayState) -> impl Fn(&mut web::ServiceConfig) + Clone + 
                 web::get().to(admin::list_refunds),
             )
             .route("/api/pay/admin/events", web::get().to(admin::list_events))
+            .route(
+                "/api/pay/admin/reconciliations",
+                web::post().to(bills::run),
+            )
+            .route(
+                "/api/pay/admin/reconciliations",
+                web::get().to(bills::get),
+            )
             .service(
                 web::resource("/api/pay/refund-notify")
                     .app_data(web::PayloadConfig::new(max_xml))
                     .route(web::post().to(notify::receive_refund)),
             );
+        // APIv3 notifications: JSON, signed; the same body limit.
+        cfg.service(
+            web::resource("/api/pay/v3/notify")
+                .app_data(web::PayloadConfig::new(max_xml))
+                .route(web::post().to(notify_v3::receive)),
+        )
+        .service(
+            web::resource("/api/pay/v3/refund-notify")
+                .app_data(web::PayloadConfig::new(max_xml))
+                .route(web::post().to(notify_v3::receive_refund)),
+        );
         for path in ["/api/pay/notify", "/api/mp/payCallback"] {
             cfg.service(
                 web::resource(path)
@@ -56,6 +78,18 @@ pub fn configure(state: PayState) -> impl Fn(&mut web::ServiceConfig) + Clone + 
                     .route(web::post().to(notify::receive)),
             );
         }
+    }
+}
+
+/// What the standalone service serves besides the health routes: the route
+/// table and its OpenAPI document at `/openapi.json` (`stack` mounts
+/// [`configure`] and serves one merged document instead).
+pub fn with_openapi(state: PayState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    let routes = configure(state);
+    let document = shared::openapi::serve(&openapi::openapi());
+    move |cfg: &mut web::ServiceConfig| {
+        routes(cfg);
+        document(cfg);
     }
 }
 

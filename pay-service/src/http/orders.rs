@@ -1,15 +1,92 @@
 //! The order routes: parse, call the domain (`domain::orders`), map the result.
+//!
+//! Order creation and `?sync=true` (each calls WeChat) are rate-limited per
+//! user (`ORDER_RATE_LIMIT`, `ORDER_SYNC_RATE_LIMIT` a minute): a request
+//! refused for its parameters spends nothing; once the minute's budget is
+//! spent the answer is 429/1006.
 
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
 use actix_web::http::header;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use shared::error::{ApiError, ok};
-use shared::session::Session;
+use shared::session::{Claims, Session, SessionKeys, SessionKind};
 
 use super::{cause, idempotency_key, request_id};
+use crate::domain::limits::{self, Budget};
 use crate::domain::orders::{self, OrderRequest, OrderView, PayParams};
 use crate::domain::{PayState, TradeType, trade};
 use crate::error::PayError;
+
+/// A mini-program session presented as `Authorization: Bearer` (API.md:
+/// v2Pay takes "Bearer token of a mini-program user"). A session cookie is
+/// not enough: a link on another site would carry it, and create orders and
+/// call WeChat in the visitor's name.
+pub(super) struct MpBearer(Claims);
+
+async fn mp_bearer(req: HttpRequest) -> Result<MpBearer, ApiError> {
+    let keys = req
+        .app_data::<web::Data<SessionKeys>>()
+        .cloned()
+        .ok_or_else(|| ApiError::Internal("SessionKeys not registered as app data".into()))?;
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "v2Pay needs Authorization: Bearer (a mini-program token)".into(),
+            )
+        })?;
+    let claims = keys.authenticate(token).await?;
+    if claims.kind != SessionKind::Mp {
+        return Err(ApiError::Forbidden(
+            "v2Pay takes a mini-program session".into(),
+        ));
+    }
+    Ok(MpBearer(claims))
+}
+
+impl FromRequest for MpBearer {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        Box::pin(mp_bearer(req.clone()))
+    }
+}
+
+/// Runs `work` within `who`'s budget: 429 when it is spent; the budget is
+/// spent unless `work` was refused for the request itself (400, 403).
+async fn within_budget<T>(
+    state: &PayState,
+    budget: Budget,
+    uid: i64,
+    work: impl Future<Output = Result<T, PayError>>,
+) -> Result<T, ApiError> {
+    let who = uid.to_string();
+    if limits::exhausted(state, budget, &who).await? {
+        return Err(ApiError::RateLimited);
+    }
+    let result = work.await;
+    let refused_for_itself = matches!(
+        result,
+        Err(PayError::InvalidParam(_) | PayError::Forbidden(_))
+    );
+    if !refused_for_itself && !limits::spend(state, budget, &who).await? {
+        tracing::info!(uid, ?budget, "rate limit reached");
+    }
+    Ok(result?)
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -30,7 +107,7 @@ struct V2PayReply {
 /// `GET /api/mp/v2Pay?money=M`: the seed's mini-program payment, a JSAPI order.
 pub(super) async fn v2_pay(
     state: web::Data<PayState>,
-    Session(claims): Session,
+    MpBearer(claims): MpBearer,
     query: web::Query<V2PayQuery>,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
@@ -47,7 +124,8 @@ pub(super) async fn v2_pay(
         .ok_or_else(|| PayError::invalid("money is required"))?;
     let amount_fen =
         shared::money::yuan_to_fen(money).map_err(|e| PayError::invalid(format!("money: {e}")))?;
-    let order = orders::place(
+    let rid = request_id(&req);
+    let place = orders::place(
         &state,
         &claims,
         OrderRequest {
@@ -60,9 +138,9 @@ pub(super) async fn v2_pay(
             idempotency_key: idempotency_key(&req)?,
             client_ip: shared::http::client_ip(&req),
         },
-        &request_id(&req),
-    )
-    .await?;
+        &rid,
+    );
+    let order = within_budget(&state, Budget::Orders, claims.uid, place).await?;
     let params = orders::pay_params(&state, &order)?;
     Ok(ok(V2PayReply {
         out_trade_no: order.out_trade_no,
@@ -99,7 +177,8 @@ pub(super) async fn create_order(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let order = orders::place(
+    let rid = request_id(&req);
+    let place = orders::place(
         &state,
         &claims,
         OrderRequest {
@@ -112,9 +191,9 @@ pub(super) async fn create_order(
             idempotency_key: idempotency_key(&req)?,
             client_ip: shared::http::client_ip(&req),
         },
-        &request_id(&req),
-    )
-    .await?;
+        &rid,
+    );
+    let order = within_budget(&state, Budget::Orders, claims.uid, place).await?;
     let mut reply = CreatedReply {
         out_trade_no: order.out_trade_no.clone(),
         pay_params: None,
@@ -145,7 +224,9 @@ pub(super) async fn get_order(
 ) -> Result<HttpResponse, ApiError> {
     let mut order = orders::owned(&state, &claims, &path).await?;
     if query.sync {
-        order = trade::sync(&state, order, &cause("query", &req)).await?;
+        let cause = cause("query", &req);
+        let sync = trade::sync(&state, order, &cause);
+        order = within_budget(&state, Budget::Syncs, claims.uid, sync).await?;
     }
     Ok(ok(OrderView::from(&order)))
 }

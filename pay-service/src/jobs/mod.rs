@@ -3,6 +3,7 @@
 //! pass ([`reconcile_once`], [`dispatch_once`]) run on a timer by
 //! [`Workers`]. They act through the domain only.
 
+mod bills;
 mod dispatch;
 mod reconcile;
 mod webhook;
@@ -14,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::domain::PayState;
 
+pub use bills::{BillPassOutcome, BillPassReport, bills_once, reconcile_day, table as reconciliation_table};
 pub use dispatch::{DispatchReport, dispatch_once};
 pub use reconcile::{ReconcileReport, reconcile_once};
 
@@ -49,6 +51,11 @@ impl Workers {
         let interval = state.config.reconcile_interval;
         if !interval.is_zero() {
             let handle = tokio::spawn(reconcile::run(state.clone(), interval));
+            tasks.push(Arc::new(AbortOnDrop(handle)));
+        }
+        let bill_interval = state.config.bill_interval;
+        if !bill_interval.is_zero() {
+            let handle = tokio::spawn(bills::run(state.clone(), bill_interval));
             tasks.push(Arc::new(AbortOnDrop(handle)));
         }
         if let Some(w) = &state.webhook

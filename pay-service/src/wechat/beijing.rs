@@ -3,8 +3,14 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDateTime, Utc};
 
+/// Evaluated at compile time: an invalid offset fails the build, not a request.
+const BEIJING: FixedOffset = match FixedOffset::east_opt(8 * 3600) {
+    Some(offset) => offset,
+    None => panic!("UTC+8 is a valid offset"),
+};
+
 fn offset() -> FixedOffset {
-    FixedOffset::east_opt(8 * 3600).expect("UTC+8 is a valid offset")
+    BEIJING
 }
 
 /// Unix seconds → `yyyyMMddHHmmss` Beijing time.

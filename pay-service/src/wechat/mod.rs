@@ -6,12 +6,14 @@
 //! Nothing here knows about orders as this service keeps them.
 
 pub mod beijing;
+pub mod bills;
 mod closeorder;
 mod orderquery;
 mod refund;
 mod refundquery;
 mod req_info;
 mod unifiedorder;
+pub mod v3;
 
 use std::collections::BTreeMap;
 

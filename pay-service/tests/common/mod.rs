@@ -8,7 +8,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 
 use pay_service::inspect::{self, Notification, Transition};
-use pay_service::{Application, PayConfig, PayState};
+use pay_service::{PayConfig, PayState};
 use serde_json::Value;
 use shared::config::Env;
 use shared::session::SessionKind;
@@ -63,13 +63,18 @@ pub async fn spawn_service(db: &TestDb, sandbox: &Sandbox, vars: &[(&str, &str)]
         // Tests run reconciliation themselves, deterministically.
         ("RECONCILE_INTERVAL_SECONDS", "0"),
         ("RECONCILE_AFTER_SECONDS", "0"),
+        // and the daily bill job (tests/bills.rs calls `bills_once`).
+        ("BILL_INTERVAL_SECONDS", "0"),
         ("WECHAT_RETRIES", "0"),
+        // The sandbox's env carries v3 credentials, which default new orders
+        // to v3; these tests are about v2 unless they say otherwise.
+        ("PAY_API_VERSION", "v2"),
     ]);
     env.set("ALLOWED_REDIRECT_ORIGINS", format!("{base},{SHOP}"));
     env.extend(vars.iter().copied());
     let config = PayConfig::from_env(&env).expect("test config");
     let state = PayState::build(config, None).await.expect("state builds");
-    let app = Application::with_state(state.clone(), listener).expect("server starts");
+    let app = pay_service::with_state(state.clone(), listener).expect("server starts");
     tokio::spawn(app.run_until_stopped());
     Service { base, state }
 }

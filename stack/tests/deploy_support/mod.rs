@@ -1,6 +1,6 @@
 //! What `deploy_files.rs` and `gateway_nginx.rs` both read: the repository's
 //! files, the gateway's routing table (parsed from deploy/nginx/gateway.conf),
-//! the routes API.md §4 names, and the environment variables a crate reads.
+//! the routes the contract (docs/openapi.json) names, and the environment variables a crate reads.
 //!
 //! A module directory, not a file beside the tests, so that cargo does not
 //! build it as a test of its own.
@@ -23,22 +23,14 @@ pub fn read_repo(rel: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
-
-/// Skips a test for a missing tool on a developer's machine; under CI=true
-/// the tool is part of the contract and its absence fails the test.
-pub fn skip_or_fail(reason: &str) {
-    if in_ci() {
-        panic!("CI=true and {reason}");
-    }
-    eprintln!("SKIPPED: {reason}");
-}
+/// Skips a test for a missing tool on a developer's machine (reported by
+/// `scripts/test` as skipped, with the reason); under CI=true the tool is
+/// part of the contract and its absence fails the test.
+pub use testkit::skip_or_fail;
 
 // ---------------------------------------------------------------- gateway ----
 
-/// The sandbox as the gateway reaches it: compose's `--profile sandbox` runs it
+/// The sandbox as the gateway reaches it: docker-compose.sandbox.yml runs it
 /// in the gateway's network namespace (development only). It serves one path
 /// through the gateway, the demo page's JS-SDK stand-in.
 pub const SANDBOX_FROM_GATEWAY: (&str, u16) = ("127.0.0.1", 8090);
@@ -69,7 +61,9 @@ pub struct Location {
 
 #[derive(Debug, Clone)]
 pub struct GatewayConf {
-    /// upstream name -> its `server host:port` entries.
+    /// What a `proxy_pass http://NAME` names -> its `host:port` entries:
+    /// `$wxpay_pay` from `set $wxpay_pay pay-service:8083;` (resolved at run
+    /// time), or an `upstream` block's `server host:port` lines.
     pub upstreams: BTreeMap<String, Vec<(String, u16)>>,
     pub locations: Vec<Location>,
     /// The port of `listen PORT`.
@@ -160,6 +154,17 @@ impl GatewayConf {
                             listen_port = Some(port.parse().expect("numeric listen port"));
                         } else if let Some(r) = stmt.strip_prefix("root ") {
                             web_root = Some(r.trim().to_owned());
+                        } else if let Some(set) = stmt.strip_prefix("set $wxpay_") {
+                            // A service by name, resolved at run time:
+                            // `set $wxpay_pay pay-service:8083;`.
+                            let mut words = set.split_whitespace();
+                            let name = format!("$wxpay_{}", words.next().unwrap());
+                            let addr = words.next().expect("set $wxpay_… host:port");
+                            let (host, port) = addr.rsplit_once(':').expect("host:port");
+                            upstreams.insert(
+                                name,
+                                vec![(host.to_owned(), port.parse().expect("numeric port"))],
+                            );
                         }
                         inner = &inner[end + 1..];
                     }
@@ -316,9 +321,10 @@ fn statements(body: &str) -> Vec<String> {
     out
 }
 
-// ----------------------------------------------------------------- API.md ----
+// --------------------------------------------------------- the contract ----
 
-/// A path API.md §4 names, with the service whose section names it.
+/// A path the contract (docs/openapi.json) names, with the service that
+/// serves it (its operations' tag).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ApiPath {
     pub section: String,
@@ -326,59 +332,44 @@ pub struct ApiPath {
     pub path: String,
 }
 
-/// API.md sits in shared/ beside the repository (here and in CI).
-pub fn api_md() -> Option<String> {
-    let path = repo_root().join("../shared/API.md");
-    std::fs::read_to_string(path).ok()
+/// The repository's contract: the OpenAPI document the services build,
+/// committed as docs/openapi.json (stack/tests/openapi.rs keeps it current).
+pub fn contract() -> String {
+    read_repo("docs/openapi.json")
 }
 
-/// Every `/api/…` and `/internal/…` path in §4's code spans, in order.
-pub fn api_paths(api_md: &str) -> Vec<ApiPath> {
-    let start = api_md.find("## 4. Routes").expect("API.md has §4");
-    let section4 = &api_md[start..];
-    let end = section4[3..]
-        .find("\n## ")
-        .map_or(section4.len(), |e| e + 3);
+/// Every `/api/…` and `/internal/…` path of the contract, with its service.
+pub fn api_paths(contract: &str) -> Vec<ApiPath> {
+    let doc: serde_json::Value = serde_json::from_str(contract).expect("docs/openapi.json is JSON");
     let mut out = BTreeSet::new();
-    let mut current = String::new();
-    for line in section4[..end].lines() {
-        if let Some(h) = line.strip_prefix("### ") {
-            current = h.split([',', ' ']).next().unwrap().to_owned();
-            continue;
+    for (path, item) in doc["paths"].as_object().expect("the contract has paths") {
+        if !(path.starts_with("/api/") || path.starts_with("/internal/")) {
+            continue; // health routes and /openapi.json: every service's
         }
-        for (i, span) in line.split('`').enumerate() {
-            if i % 2 == 0 {
-                continue; // outside a code span
-            }
-            for word in span.split_whitespace() {
-                // A path inside another URL's query (redirect_uri=…) is not a route.
-                let word = word.split(['?', '#']).next().unwrap();
-                let Some(at) = word.find("/api/").or_else(|| word.find("/internal/")) else {
-                    continue;
-                };
-                let path: String = word[at..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || "/_.-{}".contains(*c))
-                    .collect();
-                let mut concrete = String::new();
-                let mut in_param = false;
-                for c in path.chars() {
-                    match c {
-                        '{' => in_param = true,
-                        '}' => {
-                            in_param = false;
-                            concrete.push_str("T202611250001");
-                        }
-                        _ if in_param => {}
-                        _ => concrete.push(c),
-                    }
+        let section = item
+            .as_object()
+            .into_iter()
+            .flat_map(|ops| ops.values())
+            .find_map(|op| op["tags"][0].as_str())
+            .unwrap_or_else(|| panic!("{path} has no service tag"))
+            .to_owned();
+        let mut concrete = String::new();
+        let mut in_param = false;
+        for c in path.chars() {
+            match c {
+                '{' => in_param = true,
+                '}' => {
+                    in_param = false;
+                    concrete.push_str("T202611250001");
                 }
-                out.insert(ApiPath {
-                    section: current.clone(),
-                    path: concrete,
-                });
+                _ if in_param => {}
+                _ => concrete.push(c),
             }
         }
+        out.insert(ApiPath {
+            section,
+            path: concrete,
+        });
     }
     out.into_iter().collect()
 }
@@ -410,6 +401,31 @@ pub fn literals_in(path: &Path) -> BTreeSet<String> {
                 }
             }
         }
+    }
+    out
+}
+
+/// The environment variables a crate's configuration code reads: the
+/// `"UPPER_CASE"` literals of `{crate_dir}/src/config.rs` and of shared's
+/// (the common configuration), outside their `#[cfg(test)]` modules. Narrower
+/// than [`names_read_by`], which also holds every constant of the crate
+/// (statuses, trade types), and exact for the services: they read their
+/// variables in their config modules only.
+pub fn config_vars(crate_dir: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for file in [
+        format!("{crate_dir}/src/config.rs"),
+        "shared/src/config.rs".to_owned(),
+    ] {
+        let text = read_repo(&file);
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        out.extend(string_literals(code).into_iter().filter(|lit| {
+            lit.len() >= 2
+                && lit.starts_with(|c: char| c.is_ascii_uppercase())
+                && lit
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        }));
     }
     out
 }

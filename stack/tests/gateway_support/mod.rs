@@ -75,10 +75,16 @@ const ACCESS_LOG: &str = "/var/log/nginx/access.log";
 
 /// Runs deploy/nginx/wxpay-gateway-env.sh, as the nginx image's entrypoint
 /// does, writing into `out`; the test's own environment does not leak in.
+/// Its resolv.conf names 127.0.0.1, as Docker's names 127.0.0.11; the test
+/// gives the rendered resolver line the port of its own DNS stand-in.
 pub fn render_env(env: &GatewayEnv, out: &Path) -> std::process::Output {
+    let resolv = out.with_extension("resolv.conf");
+    std::fs::create_dir_all(resolv.parent().unwrap()).unwrap();
+    std::fs::write(&resolv, "# the test's\nnameserver 127.0.0.1\n").unwrap();
     let mut cmd = Command::new("sh");
     cmd.arg(repo_root().join("deploy/nginx/wxpay-gateway-env.sh"))
         .env("WXPAY_NGINX_DIR", out)
+        .env("WXPAY_RESOLV_CONF", &resolv)
         .env_remove("TRUSTED_PROXIES")
         .env_remove("ADMIN_ALLOW_FROM");
     if let Some(v) = &env.trusted_proxies {
@@ -113,6 +119,21 @@ impl Nginx {
         web_root: &Path,
         env: &GatewayEnv,
     ) -> Nginx {
+        let to_loopback = |host: &str, port: u16| format!("127.0.0.1:{}", upstream(host, port));
+        Self::start_with(bin, to_loopback, web_root, env, NginxOptions::default()).await
+    }
+
+    /// As [`Nginx::start`], but each service's `host:port` is replaced by
+    /// whatever `upstream` gives (a name, for the run-time resolution test),
+    /// with `opts`.
+    pub async fn start_with(
+        bin: &Path,
+        upstream: impl Fn(&str, u16) -> String,
+        web_root: &Path,
+        env: &GatewayEnv,
+        opts: NginxOptions,
+    ) -> Nginx {
+        let dns_port = opts.dns_port;
         let dir = temp_dir("nginx");
         let rendered = render_env(env, &dir.join("wxpay"));
         assert!(
@@ -120,9 +141,26 @@ impl Nginx {
             "wxpay-gateway-env.sh failed: {}",
             String::from_utf8_lossy(&rendered.stderr)
         );
+        if let Some(dns) = dns_port {
+            let resolver = dir.join("wxpay/resolver.conf");
+            let text = std::fs::read_to_string(&resolver).unwrap();
+            let text = replace_once(
+                &text,
+                "resolver 127.0.0.1 ",
+                &format!("resolver 127.0.0.1:{dns} "),
+            );
+            std::fs::write(&resolver, text).unwrap();
+        }
         let port = free_port();
         let terminator_port = free_port();
-        let text = gateway_conf_for_test(&upstream, port, web_root, &dir);
+        let mut text = gateway_conf_for_test(&upstream, port, web_root, &dir);
+        if let Some(secs) = opts.read_timeout_secs {
+            text = replace_once(
+                &text,
+                "proxy_read_timeout 30s;",
+                &format!("proxy_read_timeout {secs}s;"),
+            );
+        }
         std::fs::write(dir.join("gateway.conf"), text).unwrap();
         let main_path = write_main_conf(&dir, port, terminator_port);
         check_config(bin, &dir, &main_path);
@@ -206,25 +244,37 @@ impl Drop for Nginx {
     }
 }
 
+/// What a test changes beyond the addresses.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NginxOptions {
+    /// The resolver nginx asks is the DNS stand-in on this port of
+    /// 127.0.0.1 (without one, nothing that needs resolving is configured).
+    pub dns_port: Option<u16>,
+    /// `proxy_read_timeout` in place of the shipped 30 s, to time out fast.
+    pub read_timeout_secs: Option<u32>,
+}
+
 /// gateway.conf as shipped, but for the lines the test must point elsewhere:
 /// upstream servers, the listen port, the web root, the access log and the
 /// folder of the rendered lists.
 fn gateway_conf_for_test(
-    upstream: &impl Fn(&str, u16) -> u16,
+    upstream: &impl Fn(&str, u16) -> String,
     port: u16,
     web_root: &Path,
     dir: &Path,
 ) -> String {
     let conf = GatewayConf::load();
     let mut text = read_repo("deploy/nginx/gateway.conf");
-    for servers in conf.upstreams.values() {
+    for (name, servers) in &conf.upstreams {
         for (host, port) in servers {
             let to = upstream(host, *port);
-            text = replace_once(
-                &text,
-                &format!("server {host}:{port}"),
-                &format!("server 127.0.0.1:{to}"),
-            );
+            let from = format!(" {host}:{port};");
+            let line = text
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("set {name} ")) && l.ends_with(&from))
+                .unwrap_or_else(|| panic!("gateway.conf has no `set {name} {host}:{port};`"))
+                .to_owned();
+            text = replace_once(&text, &line, &line.replace(&from, &format!(" {to};")));
         }
     }
     text = replace_once(
@@ -244,8 +294,8 @@ fn gateway_conf_for_test(
     );
     let includes = text.matches(&format!("include {RENDERED_DIR}")).count();
     assert_eq!(
-        includes, 2,
-        "gateway.conf includes the two rendered lists from {RENDERED_DIR}"
+        includes, 3,
+        "gateway.conf includes the two rendered lists and the resolver from {RENDERED_DIR}"
     );
     text.replace(RENDERED_DIR, &format!("{}/wxpay/", dir.display()))
 }
@@ -417,6 +467,15 @@ async fn record(req: HttpRequest, body: web::Bytes, st: web::Data<RecorderState>
         .find_map(|kv| kv.strip_prefix("echo_status="))
         .and_then(|s| s.parse().ok())
         .unwrap_or(200);
+    // `?echo_delay_ms=N`: a service slower than the gateway will wait for.
+    if let Some(ms) = req
+        .query_string()
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("echo_delay_ms="))
+        .and_then(|s| s.parse().ok())
+    {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).json(json!({
         "upstream": st.name,
         "method": req.method().as_str(),
@@ -430,7 +489,12 @@ async fn record(req: HttpRequest, body: web::Bytes, st: web::Data<RecorderState>
 
 impl Recorder {
     async fn start(name: &'static str) -> Recorder {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::start_on(name, TcpListener::bind("127.0.0.1:0").unwrap())
+    }
+
+    /// A recorder answering as `name` on `listener` (a service's container
+    /// at an address of its own).
+    pub fn start_on(name: &'static str, listener: TcpListener) -> Recorder {
         let port = listener.local_addr().unwrap().port();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let state = web::Data::new(RecorderState {
@@ -454,6 +518,10 @@ impl Recorder {
 
     pub fn count(&self) -> usize {
         self.seen.lock().unwrap().len()
+    }
+
+    pub async fn stop(self) {
+        self.handle.stop(false).await;
     }
 
     pub fn last(&self) -> Seen {
@@ -555,4 +623,96 @@ pub fn web_root_with_demo_page() -> PathBuf {
     std::fs::create_dir(dir.join("sub")).unwrap();
     std::fs::write(dir.join("sub/page.html"), "<p>sub</p>\n").unwrap();
     dir
+}
+
+// ------------------------------------------------------------------- DNS ----
+
+/// A DNS server on 127.0.0.1 (UDP, a port of its own) that answers A
+/// queries from a table the test edits, as Docker's embedded DNS answers
+/// for the containers that exist: a name not in the table is NXDOMAIN, every
+/// answer carries Docker's TTL of 600 s (gateway.conf's `valid` must
+/// override it). Enough DNS for nginx's resolver, not a general server.
+pub struct Dns {
+    pub port: u16,
+    pub names: Arc<Mutex<BTreeMap<String, std::net::Ipv4Addr>>>,
+    pub queries: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Dns {
+    pub async fn start() -> Dns {
+        let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = socket.local_addr().unwrap().port();
+        let names = Arc::new(Mutex::new(BTreeMap::new()));
+        let queries = Arc::new(AtomicUsize::new(0));
+        let (table, count) = (names.clone(), queries.clone());
+        let task = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            loop {
+                let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+                    return;
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                let reply = dns_reply(&buf[..n], &table.lock().unwrap());
+                if let Some(reply) = reply {
+                    let _ = socket.send_to(&reply, from).await;
+                }
+            }
+        });
+        Dns {
+            port,
+            names,
+            queries,
+            task,
+        }
+    }
+
+    pub fn set(&self, name: &str, ip: std::net::Ipv4Addr) {
+        self.names.lock().unwrap().insert(name.to_owned(), ip);
+    }
+}
+
+impl Drop for Dns {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The reply to one query (RFC 1035 4.1): the question echoed, one A record
+/// for a known name asked for A, no record for another type of a known name,
+/// NXDOMAIN for an unknown one.
+fn dns_reply(q: &[u8], names: &BTreeMap<String, std::net::Ipv4Addr>) -> Option<Vec<u8>> {
+    if q.len() < 12 || u16::from_be_bytes([q[4], q[5]]) != 1 {
+        return None;
+    }
+    let mut labels = Vec::new();
+    let mut i = 12;
+    loop {
+        let len = *q.get(i)? as usize;
+        i += 1;
+        if len == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(q.get(i..i + len)?).to_ascii_lowercase());
+        i += len;
+    }
+    let qtype = u16::from_be_bytes([*q.get(i)?, *q.get(i + 1)?]);
+    let question_end = i + 4;
+    let name = labels.join(".");
+    let answer = names.get(&name).copied();
+    let mut r = Vec::with_capacity(question_end + 16);
+    r.extend_from_slice(&q[0..2]); // id
+    let rd = q[2] & 0x01;
+    r.push(0x84 | rd); // QR, authoritative, RD copied
+    r.push(if answer.is_some() { 0x00 } else { 0x03 }); // NOERROR / NXDOMAIN
+    let with_a = answer.filter(|_| qtype == 1);
+    r.extend_from_slice(&[0, 1, 0, u8::from(with_a.is_some()), 0, 0, 0, 0]);
+    r.extend_from_slice(&q[12..question_end]);
+    if let Some(ip) = with_a {
+        r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]); // name pointer, A, IN
+        r.extend_from_slice(&600u32.to_be_bytes());
+        r.extend_from_slice(&[0, 4]);
+        r.extend_from_slice(&ip.octets());
+    }
+    Some(r)
 }

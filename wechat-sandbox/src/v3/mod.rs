@@ -7,6 +7,7 @@
 //! [`SignMode`] says, and so is every notification attempt.
 
 mod auth;
+mod bill;
 mod control;
 mod files;
 mod keys;
@@ -141,6 +142,8 @@ pub(crate) fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(refund::query),
         )
         .route("/v3/certificates", web::get().to(pay::certificates))
+        .route("/v3/bill/tradebill", web::get().to(bill::tradebill))
+        .route("/v3/billdownload/file", web::get().to(bill::download))
         .route("/sandbox/v3", web::get().to(control::info))
         .route("/sandbox/v3/mode", web::post().to(control::set_mode))
         .route("/sandbox/v3/signtest", web::post().to(control::signtest));

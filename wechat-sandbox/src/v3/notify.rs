@@ -24,7 +24,12 @@ impl SignedHeaders {
     /// Signs `TIMESTAMP\nNONCE\nBODY\n` now (real time, as the merchant's
     /// freshness check uses its own clock).
     pub fn sign(serial: &str, key: &PrivateKey, body: &[u8]) -> Self {
-        let timestamp = chrono::Utc::now().timestamp().to_string();
+        Self::sign_at(serial, key, body, chrono::Utc::now().timestamp())
+    }
+
+    /// Signs with a given timestamp (tests of the merchant's window).
+    pub fn sign_at(serial: &str, key: &PrivateKey, body: &[u8], timestamp: i64) -> Self {
+        let timestamp = timestamp.to_string();
         let nonce = ids::alnum(32);
         let signature = key.sign(&response_message(&timestamp, &nonce, body));
         SignedHeaders {

@@ -8,6 +8,8 @@
 
 mod common;
 
+mod bills;
+
 mod control;
 mod faults;
 mod jssdk;

@@ -1,0 +1,249 @@
+//! The keys WeChat's v3 signatures are checked with: the WeChat Pay public
+//! key (`WECHATPAY_PUBLIC_KEY_*`) and platform certificates downloaded from
+//! `/v3/certificates`; both at once during WeChat's switch-over.
+//!
+//! Certificates: downloaded when there is no public key (before the first
+//! check), every 12 hours, and when a signature names an unknown serial, at
+//! most once a minute per replica and, through a cache lock, across
+//! replicas. A download is trusted only once every certificate in it
+//! decrypts with the APIv3 key (AES-256-GCM: only WeChat and we hold it) and
+//! the answer's own signature verifies with one of them. What was downloaded
+//! is shared through the cache, so the other replicas read it instead of
+//! downloading. Every certificate not yet expired is kept.
+
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use shared::cache::Cache;
+use shared::wechatpay_v3::{
+    ApiV3Key, CertificatesResponse, PlatformCertificate, PublicKey, SignedMessage, V3Error,
+    Verifier,
+};
+
+use super::V3Api;
+use crate::config::V3Config;
+
+const PATH: &str = "/v3/certificates";
+/// WeChat's advice: refresh platform certificates about twice a day.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(12 * 3600);
+/// An unknown serial triggers at most one download per this.
+pub const MIN_DOWNLOAD_GAP: Duration = Duration::from_secs(60);
+/// The PEMs of the last verified download, for the other replicas.
+const CACHE_KEY: &str = "pay:v3:platform-certificates";
+/// Held for [`MIN_DOWNLOAD_GAP`] by the replica that downloads.
+const LOCK_KEY: &str = "pay:v3:platform-certificates:download";
+
+/// Clears a mutex's poison: what it guards (an `Instant`) stays valid.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub struct Keys {
+    public_key: Option<(String, PublicKey)>,
+    api_v3_key: ApiV3Key,
+    verifier: RwLock<Arc<Verifier>>,
+    cache: Cache,
+    /// When certificates were last loaded (downloaded or read from the cache).
+    loaded_at: Mutex<Option<Instant>>,
+    /// When this replica last tried a download.
+    tried_at: Mutex<Option<Instant>>,
+    /// One refresh at a time per replica; the others wait and see its result.
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl Keys {
+    pub fn new(cfg: &V3Config, cache: Cache) -> Result<Self, String> {
+        let api_v3_key =
+            ApiV3Key::new(cfg.api_v3_key.expose()).map_err(|e| format!("MCH_API_V3_KEY: {e}"))?;
+        let public_key = match &cfg.public_key {
+            Some((id, pem)) => Some((
+                id.clone(),
+                PublicKey::from_pem(pem).map_err(|e| format!("WECHATPAY_PUBLIC_KEY_PEM: {e}"))?,
+            )),
+            None => None,
+        };
+        let keys = Keys {
+            public_key,
+            api_v3_key,
+            verifier: RwLock::new(Arc::new(Verifier::new())),
+            cache,
+            loaded_at: Mutex::new(None),
+            tried_at: Mutex::new(None),
+            refreshing: tokio::sync::Mutex::new(()),
+        };
+        keys.install(Vec::new());
+        Ok(keys)
+    }
+
+    pub fn api_v3_key(&self) -> &ApiV3Key {
+        &self.api_v3_key
+    }
+
+    /// The keys in use now.
+    pub fn current(&self) -> Arc<Verifier> {
+        self.verifier
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The public key (if any), the certificates held and `more`, without
+    /// the expired ones, become the keys in use.
+    fn install(&self, more: Vec<PlatformCertificate>) {
+        let now = chrono::Utc::now();
+        let mut v = Verifier::new();
+        if let Some((id, key)) = &self.public_key {
+            v = v.with_public_key(id.clone(), key.clone());
+        }
+        let held: Vec<PlatformCertificate> = self.current().certificates().cloned().collect();
+        for cert in held.into_iter().chain(more) {
+            if cert.not_after() > now {
+                v.add_certificate(cert);
+            }
+        }
+        *self.verifier.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(v);
+    }
+
+    /// Certificates are due without a public key before the first check, and
+    /// every [`REFRESH_EVERY`] once some were loaded.
+    fn refresh_due(&self) -> bool {
+        match *lock(&self.loaded_at) {
+            None => self.public_key.is_none(),
+            Some(at) => at.elapsed() >= REFRESH_EVERY,
+        }
+    }
+
+    /// Checks a signature (answer or notification); an unknown serial first
+    /// refreshes the certificates (rate-limited). The timestamp's freshness
+    /// is the caller's check.
+    pub async fn verify(&self, api: &V3Api, msg: &SignedMessage<'_>) -> Result<(), V3Error> {
+        if self.refresh_due() {
+            self.refresh(api, None).await;
+        }
+        match self.current().verify(msg) {
+            Err(V3Error::UnknownSerial(serial)) => {
+                if self.refresh(api, Some(&serial)).await {
+                    self.current().verify(msg)
+                } else {
+                    Err(V3Error::UnknownSerial(serial))
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// Loads certificates from the cache, else downloads them (at most once
+    /// a minute). True when the keys now know `wanted` (or, without one,
+    /// when certificates were loaded).
+    async fn refresh(&self, api: &V3Api, wanted: Option<&str>) -> bool {
+        let _one = self.refreshing.lock().await;
+        let satisfied = |keys: &Self| match wanted {
+            Some(serial) => keys.current().knows(serial),
+            None => !keys.refresh_due(),
+        };
+        // Another task may have refreshed while this one waited.
+        if satisfied(self) {
+            return true;
+        }
+        if self.load_cached().await && satisfied(self) {
+            return true;
+        }
+        if lock(&self.tried_at).is_some_and(|t| t.elapsed() < MIN_DOWNLOAD_GAP) {
+            return false;
+        }
+        *lock(&self.tried_at) = Some(Instant::now());
+        // Another replica downloads (or just did; its result is in the cache).
+        match self.cache.set_nx(LOCK_KEY, "1", MIN_DOWNLOAD_GAP).await {
+            Ok(false) => return false,
+            Ok(true) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "certificate download lock unavailable; downloading anyway")
+            }
+        }
+        match self.download(api).await {
+            Ok(certs) => {
+                let pems: Vec<&str> = certs.iter().map(PlatformCertificate::pem).collect();
+                let serials: Vec<&str> = certs.iter().map(|c| c.serial_no()).collect();
+                tracing::info!(?serials, "WeChat Pay platform certificates downloaded");
+                if let Ok(text) = serde_json::to_string(&pems)
+                    && let Err(e) = self.cache.set(CACHE_KEY, &text, REFRESH_EVERY).await
+                {
+                    tracing::warn!(error = %e, "platform certificates not shared through the cache");
+                }
+                self.install(certs);
+                *lock(&self.loaded_at) = Some(Instant::now());
+                satisfied(self)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "WeChat Pay platform certificates not downloaded");
+                false
+            }
+        }
+    }
+
+    /// Installs what another replica downloaded (within `REFRESH_EVERY`).
+    async fn load_cached(&self) -> bool {
+        let Ok(Some(text)) = self.cache.get(CACHE_KEY).await else {
+            return false;
+        };
+        let Ok(pems) = serde_json::from_str::<Vec<String>>(&text) else {
+            return false;
+        };
+        let certs: Vec<PlatformCertificate> = pems
+            .iter()
+            .filter_map(|p| PlatformCertificate::from_pem(p).ok())
+            .collect();
+        if certs.is_empty() {
+            return false;
+        }
+        self.install(certs);
+        *lock(&self.loaded_at) = Some(Instant::now());
+        true
+    }
+
+    /// `GET /v3/certificates`: every certificate decrypted with the APIv3
+    /// key and matching its serial, and the answer signed by one of them
+    /// (or by the public key).
+    async fn download(&self, api: &V3Api) -> Result<Vec<PlatformCertificate>, String> {
+        let answer = api
+            .send_once(&Method::GET, PATH, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if answer.status != 200 {
+            return Err(format!("{PATH} answered HTTP {}", answer.status));
+        }
+        let certs = self.open_certificates(&answer.body)?;
+        let mut v = (*self.current()).clone();
+        for c in &certs {
+            v.add_certificate(c.clone());
+        }
+        v.verify(&answer.message())
+            .map_err(|e| format!("{PATH} answer: {e}"))?;
+        Ok(certs)
+    }
+
+    /// The certificates of a `/v3/certificates` answer, decrypted.
+    pub fn open_certificates(&self, body: &[u8]) -> Result<Vec<PlatformCertificate>, String> {
+        let list: CertificatesResponse =
+            serde_json::from_slice(body).map_err(|e| format!("{PATH}: not its JSON: {e}"))?;
+        let mut certs = Vec::with_capacity(list.data.len());
+        for entry in list.data {
+            let pem = entry
+                .encrypt_certificate
+                .decrypt(&self.api_v3_key)
+                .map_err(|e| format!("{PATH}: certificate {}: {e}", entry.serial_no))?;
+            let cert = PlatformCertificate::from_pem(&pem)
+                .map_err(|e| format!("{PATH}: certificate {}: {e}", entry.serial_no))?;
+            if !cert.serial_no().eq_ignore_ascii_case(&entry.serial_no) {
+                return Err(format!(
+                    "{PATH}: certificate listed as {} has serial {}",
+                    entry.serial_no,
+                    cert.serial_no()
+                ));
+            }
+            certs.push(cert);
+        }
+        Ok(certs)
+    }
+}
