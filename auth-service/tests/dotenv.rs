@@ -19,10 +19,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_auth-service");
 /// A fresh working directory holding a `.env` that configures the service
 /// completely (port 0, a SQLite file in the directory).
 fn workdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "wxpay-dotenv-{}",
-        shared::random::alphanumeric(12)
-    ));
+    let dir =
+        std::env::temp_dir().join(format!("wxpay-dotenv-{}", shared::random::alphanumeric(12)));
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(
         dir.join(".env"),
@@ -103,7 +101,10 @@ fn the_environment_wins_over_dotenv() {
     let dir = workdir();
     // Too short a key in the environment: refused, though .env's is good.
     let (listening, out) = run(&dir, &[("SESSION_SECRET", "short")]);
-    assert!(!listening, "started with the environment's bad SESSION_SECRET:\n{out}");
+    assert!(
+        !listening,
+        "started with the environment's bad SESSION_SECRET:\n{out}"
+    );
     assert!(out.contains("SESSION_SECRET"), "{out}");
     let _ = std::fs::remove_dir_all(&dir);
 }

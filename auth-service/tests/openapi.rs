@@ -62,7 +62,13 @@ async fn openapi_json_serves_the_document() {
     assert_eq!(served["openapi"], "3.1.0");
     // Both languages, the envelope and the error codes are in it.
     let info = served["info"]["description"].as_str().unwrap();
-    for needle in ["1001", "10009", "5003", "参数缺失", "missing or invalid parameter"] {
+    for needle in [
+        "1001",
+        "10009",
+        "5003",
+        "参数缺失",
+        "missing or invalid parameter",
+    ] {
         assert!(info.contains(needle), "{needle} not in {info}");
     }
 }
@@ -82,7 +88,10 @@ async fn real_replies_match_the_document() {
 
     let user_info = json!({"nickName": "张三", "gender": 1, "city": "Shenzhen"});
     let res = app
-        .get_bearer(&format!("/api/mp/login?userInfo={}", enc(&user_info.to_string())), &token)
+        .get_bearer(
+            &format!("/api/mp/login?userInfo={}", enc(&user_info.to_string())),
+            &token,
+        )
         .await;
     let login = check(&doc, "GET", "/api/mp/login", res).await;
     assert_eq!(login["code"], 0, "{login}");
@@ -123,12 +132,18 @@ async fn real_replies_match_the_document() {
 
     // OAuth's first step is a redirect; a foreign return URL is refused.
     let res = app
-        .get(&format!("/api/wechat/redirect?url={}", enc(&format!("{SHOP}/pay.html"))))
+        .get(&format!(
+            "/api/wechat/redirect?url={}",
+            enc(&format!("{SHOP}/pay.html"))
+        ))
         .await;
     assert_eq!(res.status(), 302);
     check(&doc, "GET", "/api/wechat/redirect", res).await;
     let res = app
-        .get(&format!("/api/wechat/redirect?url={}", enc("https://evil.example/")))
+        .get(&format!(
+            "/api/wechat/redirect?url={}",
+            enc("https://evil.example/")
+        ))
         .await;
     let e = check(&doc, "GET", "/api/wechat/redirect", res).await;
     assert_eq!(e["code"], 1001);

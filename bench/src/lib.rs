@@ -13,6 +13,7 @@
 //! The fault tests of issue #8 live in `tests/` beside the smoke test.
 
 pub mod backends;
+pub mod gateway;
 pub mod load;
 pub mod memory;
 pub mod notify_steps;
@@ -21,6 +22,7 @@ pub mod pgbench;
 pub mod report;
 pub mod scenarios;
 pub mod services;
+pub mod v3;
 
 use std::time::Duration;
 
@@ -29,7 +31,7 @@ use wechat_sandbox::{Sandbox, SandboxConfig};
 pub use backends::Backend;
 use backends::Storage;
 use memory::{PeakSampler, rss_kib};
-use report::{OpenLoopRow, ProcessFigures, Report, Row};
+use report::{GatewayRow, OpenLoopRow, ProcessFigures, Report, Row};
 pub use services::{Kind, Launch, Service};
 
 #[derive(Debug, Clone)]
@@ -57,6 +59,11 @@ pub struct Extras {
     pub pgbench: bool,
     /// Notifications sent one at a time for the per-step figures (0: none).
     pub notify_steps: usize,
+    /// jssdkConfig and notifications again through the real nginx gateway.
+    pub gateway: bool,
+    /// Order creation and notifications over WeChat Pay APIv3 beside v2,
+    /// and the cost of one RSA signature ([`v3`]).
+    pub v3: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -101,6 +108,8 @@ fn service_vars(kind: Kind, sandbox: &str, storage: &Storage) -> Vec<(String, St
         ("LOGIN_RATE_LIMIT", "0".into()),
         // The reconciliation worker would add its own load to pay-service.
         ("RECONCILE_INTERVAL_SECONDS", "0".into()),
+        // So would the daily bill job (and it calls WeChat at start).
+        ("BILL_INTERVAL_SECONDS", "0".into()),
     ];
     vars.extend(wechat_sandbox::service_env(sandbox));
     if let Some(url) = storage.redis_url() {
@@ -134,12 +143,15 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     for kind in Kind::ALL {
         let vars = service_vars(kind, &sb_base, &storage);
         let service = Service::start(kind, &opts.launch, &vars, &client).await?;
-        processes.push(ProcessFigures::new(
+        let mut figures = ProcessFigures::new(
             kind.binary(),
             service.pid,
             service.ready_after,
             rss_kib(service.pid).unwrap_or(0),
-        ));
+        );
+        (figures.anon_idle_kib, figures.pss_idle_kib) =
+            memory::anon_and_pss_kib(service.pid).unwrap_or_default();
+        processes.push(figures);
         services.push(service);
     }
     let [auth, jssdk, pay] = [0, 1, 2].map(|i| &services[i]);
@@ -227,10 +239,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let pgbench = match (opts.extras.pgbench, storage.postgres()) {
         (true, Some((admin, _))) if pgbench::available() => {
             let (admin, clients, took) = (admin.to_owned(), c, load.elapsed);
-            Some(
-                tokio::task::spawn_blocking(move || pgbench::run(&admin, clients, took))
-                    .await??,
-            )
+            Some(tokio::task::spawn_blocking(move || pgbench::run(&admin, clients, took)).await??)
         }
         (true, Some(_)) => {
             notes.push("pgbench is not installed: notifications not compared".to_owned());
@@ -242,6 +251,32 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         .as_ref()
         .map(|p| load.requests_per_second() / p.tps.max(1e-9));
 
+    let gateway = match (opts.extras.gateway, gateway::nginx_binary()) {
+        (true, Some(nginx)) => {
+            let direct = |endpoint: &str| {
+                rows.iter()
+                    .find(|r| r.endpoint == endpoint)
+                    .map_or(0.0, |r| r.requests_per_second)
+            };
+            let direct = [
+                direct("jssdkConfig (warm)"),
+                direct("notify (signed, applied)"),
+            ];
+            let services = [auth, jssdk, pay];
+            via_gateway(&nginx, &client, services, &sandbox, &tokens, c, n, direct).await?
+        }
+        (true, None) => {
+            notes.push("nginx is not installed: nothing measured through the gateway".to_owned());
+            Vec::new()
+        }
+        _ => Vec::new(),
+    };
+
+    // Last: its second pay-service and RSA work stay out of the figures above.
+    let v3 = match opts.extras.v3 {
+        true => Some(v3::run(&client, &opts.launch, &storage, &sandbox, pay, &tokens, c, n).await?),
+        false => None,
+    };
     let healthz: Vec<(String, f64)> = rows
         .iter()
         .filter(|r| r.endpoint == "/healthz")
@@ -274,8 +309,55 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         pgbench,
         notify_to_pgbench,
         notify_steps,
+        gateway,
+        v3,
         notes,
     })
+}
+
+/// The gateway's own answer (`/gateway-healthz`, nginx alone), jssdkConfig
+/// and notifications (on orders of their own) through the real gateway,
+/// closed loop as the direct rows; `direct` is those two rows' req/s.
+#[allow(clippy::too_many_arguments)]
+async fn via_gateway(
+    nginx: &std::path::Path,
+    client: &reqwest::Client,
+    [auth, jssdk, pay]: [&Service; 3],
+    sandbox: &Sandbox,
+    tokens: &[String],
+    c: usize,
+    n: usize,
+    direct: [f64; 2],
+) -> anyhow::Result<Vec<GatewayRow>> {
+    let addr = |s: &Service| s.base.trim_start_matches("http://").to_owned();
+    let (a, j, p) = (addr(auth), addr(jssdk), addr(pay));
+    let upstreams = gateway::Upstreams {
+        auth: &a,
+        jssdk: &j,
+        pay: &p,
+    };
+    let gw = gateway::Gateway::start(nginx, &upstreams).await?;
+    let mut rows = Vec::new();
+    let own = {
+        let (client, url) = (client.clone(), format!("{}/gateway-healthz", gw.base));
+        load::drive(c, n, move |_| {
+            let req = client.get(&url);
+            async move { req.send().await.is_ok_and(|r| r.status() == 200) }
+        })
+        .await
+    };
+    rows.push(GatewayRow::new("/gateway-healthz (nginx alone)", None, &own));
+    let config = scenarios::jssdk_config(client, &gw.base, sandbox, c, n).await;
+    rows.push(GatewayRow::new("jssdkConfig (warm)", Some(direct[0]), &config));
+    let (_, orders) = scenarios::v2pay(client, &pay.base, tokens, c, n).await;
+    let notified =
+        scenarios::notifications_from(client, &gw.base, sandbox, &orders, c, true).await?;
+    rows.push(GatewayRow::new(
+        "notify (signed, applied)",
+        Some(direct[1]),
+        &notified,
+    ));
+    Ok(rows)
 }
 
 /// The fixed-rate runs (jssdkConfig, v2Pay) and the highest-rate search.
@@ -300,23 +382,41 @@ async fn open_loop_runs(
     let sampler = PeakSampler::start(jssdk.pid);
     let r = jssdk_run(ol.jssdk_rate, ol.duration).await?;
     processes[1].rss_load_kib = processes[1].rss_load_kib.max(sampler.finish().await);
-    rows.push(OpenLoopRow::new("jssdkConfig (warm)", jssdk.kind.binary(), &r));
+    rows.push(OpenLoopRow::new(
+        "jssdkConfig (warm)",
+        jssdk.kind.binary(),
+        &r,
+    ));
     let sampler = PeakSampler::start(pay.pid);
     let r = pay_run(ol.pay_rate, ol.duration).await?;
     processes[2].rss_load_kib = processes[2].rss_load_kib.max(sampler.finish().await);
-    rows.push(OpenLoopRow::new("v2Pay (sandbox 0 ms)", pay.kind.binary(), &r));
+    rows.push(OpenLoopRow::new(
+        "v2Pay (sandbox 0 ms)",
+        pay.kind.binary(),
+        &r,
+    ));
     let mut found = Vec::new();
     if let Some(step) = ol.search_step {
         found.push(
-            open_loop::find_max_rate("jssdkConfig (warm)", 2_000.0, 256_000.0, 3, ol.slo_p99, |rate| {
-                jssdk_run(rate, step)
-            })
+            open_loop::find_max_rate(
+                "jssdkConfig (warm)",
+                2_000.0,
+                256_000.0,
+                3,
+                ol.slo_p99,
+                |rate| jssdk_run(rate, step),
+            )
             .await?,
         );
         found.push(
-            open_loop::find_max_rate("v2Pay (sandbox 0 ms)", 100.0, 12_800.0, 3, ol.slo_p99, |rate| {
-                pay_run(rate, step)
-            })
+            open_loop::find_max_rate(
+                "v2Pay (sandbox 0 ms)",
+                100.0,
+                12_800.0,
+                3,
+                ol.slo_p99,
+                |rate| pay_run(rate, step),
+            )
             .await?,
         );
     }
@@ -335,7 +435,9 @@ async fn steps(
 ) -> anyhow::Result<notify_steps::NotificationSteps> {
     let (_, orders) = scenarios::v2pay(client, &pay.base, tokens, 4, k).await;
     anyhow::ensure!(orders.len() == k, "placing the step orders failed");
-    let pg = storage.postgres().map(|(a, s)| (a.to_owned(), s.to_owned()));
+    let pg = storage
+        .postgres()
+        .map(|(a, s)| (a.to_owned(), s.to_owned()));
     let healthz = scenarios::healthz(client, &pay.base, 1, 4 * k).await;
     let before = match &pg {
         Some((admin, schema)) => {
@@ -349,8 +451,7 @@ async fn steps(
     let tables = match (&pg, &before) {
         (Some((admin, schema)), Some(before)) => {
             nudge_statistics(client, pay).await;
-            let after =
-                notify_steps::settled_counters(admin, schema, before, k as i64).await?;
+            let after = notify_steps::settled_counters(admin, schema, before, k as i64).await?;
             notify_steps::table_work(before, &after, k)
         }
         _ => Vec::new(),

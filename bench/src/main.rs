@@ -16,7 +16,7 @@ use bench::{Backend, Extras, Kind, Launch, OpenLoopOptions, Options};
 const USAGE: &str = "usage: bench [--backend sqlite|postgres] [--requests N] [--concurrency C] \
 [--in-process] [--no-build] [--out DIR]
              [--rate-jssdk R] [--rate-pay R] [--rate-seconds S] [--search-seconds S]
-             [--no-search] [--no-open-loop] [--no-pgbench] [--steps N]
+             [--no-search] [--no-open-loop] [--no-pgbench] [--no-gateway] [--no-v3] [--steps N]
   --backend      sqlite (files + in-process cache, default) or postgres
                  (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/test,
                  in a fresh schema; BENCH_REDIS_URL, default a redis-server of the run's own)
@@ -32,6 +32,8 @@ const USAGE: &str = "usage: bench [--backend sqlite|postgres] [--requests N] [--
   --no-search    no highest-rate search
   --no-open-loop no fixed-rate runs at all
   --no-pgbench   do not run pgbench -N beside the notifications (PostgreSQL)
+  --no-gateway   do not measure through the nginx gateway (deploy/nginx/gateway.conf)
+  --no-v3        do not measure WeChat Pay APIv3 orders and notifications beside v2
   --steps        notifications sent one at a time for the per-step timings
                  (default 50; 0: none)";
 
@@ -64,6 +66,8 @@ fn parse_args() -> Result<Args, String> {
                 open_loop: Some(OpenLoopOptions::default()),
                 pgbench: true,
                 notify_steps: 50,
+                gateway: true,
+                v3: true,
             },
         },
         build: true,
@@ -96,9 +100,12 @@ fn parse_args() -> Result<Args, String> {
             "--no-search" => open_loop(&mut args)?.search_step = None,
             "--no-open-loop" => args.opts.extras.open_loop = None,
             "--no-pgbench" => args.opts.extras.pgbench = false,
+            "--no-gateway" => args.opts.extras.gateway = false,
+            "--no-v3" => args.opts.extras.v3 = false,
             "--steps" => {
-                args.opts.extras.notify_steps =
-                    value("--steps")?.parse().map_err(|e| format!("--steps: {e}"))?
+                args.opts.extras.notify_steps = value("--steps")?
+                    .parse()
+                    .map_err(|e| format!("--steps: {e}"))?
             }
             "--no-build" => args.build = false,
             "--out" => args.out = PathBuf::from(value("--out")?),

@@ -12,8 +12,26 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 fn parse_vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    field_kib(status, "VmRSS:")
+}
+
+fn field_kib(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(name))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The anonymous part of the resident memory (heap, stacks: what the process
+/// allocated itself) and its proportional share (PSS: shared pages, the
+/// binary's and the libraries' code, divided among the processes that map
+/// them), in KiB, from `/proc/<pid>/smaps_rollup`. RSS counts every mapped
+/// page whole, and a page of code is faulted in with its neighbours (64 KiB
+/// at a time), so most of an idle service's RSS is code and libraries.
+pub fn anon_and_pss_kib(pid: u32) -> Option<(u64, u64)> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    Some((
+        field_kib(&rollup, "Anonymous:")?,
+        field_kib(&rollup, "Pss:")?,
+    ))
 }
 
 /// Samples a process's VmRSS every few milliseconds until stopped; keeps the peak.
@@ -56,6 +74,9 @@ mod tests {
         let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t    4321 kB\nThreads: 3\n";
         assert_eq!(parse_vm_rss(status), Some(4321));
         assert_eq!(parse_vm_rss("Name: x\n"), None);
+        let rollup = "Rss:  19800 kB\nPss:  12000 kB\nPss_Anon: 3000 kB\nAnonymous:  3304 kB\n";
+        assert_eq!(field_kib(rollup, "Anonymous:"), Some(3304));
+        assert_eq!(field_kib(rollup, "Pss:"), Some(12000));
     }
 
     #[test]

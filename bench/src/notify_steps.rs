@@ -220,7 +220,10 @@ mod tests {
         ];
         let w = table_work(&before, &after, 10);
         assert_eq!(w.len(), 2);
-        assert_eq!((w[0].updates, w[0].index_scans, w[0].seq_scans), (1.0, 2.0, 0.0));
+        assert_eq!(
+            (w[0].updates, w[0].index_scans, w[0].seq_scans),
+            (1.0, 2.0, 0.0)
+        );
         assert_eq!(w[1].inserts, 1.0);
     }
 }

@@ -51,7 +51,8 @@ fn init_and_run(url: &str, clients: usize, duration: Duration) -> anyhow::Result
     let (c, t) = (clients.to_string(), seconds.to_string());
     let threads = clients.min(2).to_string();
     let out = pgbench(&["-N", "-n", "-c", &c, "-j", &threads, "-T", &t, url])?;
-    let tps = parse_tps(&out).ok_or_else(|| anyhow::anyhow!("no tps in pgbench's output:\n{out}"))?;
+    let tps =
+        parse_tps(&out).ok_or_else(|| anyhow::anyhow!("no tps in pgbench's output:\n{out}"))?;
     Ok(PgbenchFigures {
         clients,
         seconds,

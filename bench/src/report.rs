@@ -78,6 +78,34 @@ impl OpenLoopRow {
     }
 }
 
+/// One endpoint through the real nginx gateway, beside its direct figure.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayRow {
+    pub endpoint: String,
+    pub requests: usize,
+    pub errors: usize,
+    pub requests_per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// The same endpoint straight to the service, in this run.
+    pub direct_requests_per_second: Option<f64>,
+}
+
+impl GatewayRow {
+    pub fn new(endpoint: &str, direct: Option<f64>, load: &LoadResult) -> Self {
+        GatewayRow {
+            endpoint: endpoint.to_owned(),
+            requests: load.requests,
+            errors: load.errors,
+            requests_per_second: load.requests_per_second(),
+            p50_ms: millis(load.percentile(0.50)),
+            p99_ms: millis(load.percentile(0.99)),
+            direct_requests_per_second: direct,
+        }
+    }
+}
+
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -90,6 +118,10 @@ pub struct ProcessFigures {
     /// Spawn to the first 200 on /readyz.
     pub ready_ms: f64,
     pub rss_idle_kib: u64,
+    /// Idle: of the RSS, what the process allocated itself, and its
+    /// proportional share of all it maps ([`crate::memory::anon_and_pss_kib`]).
+    pub anon_idle_kib: u64,
+    pub pss_idle_kib: u64,
     /// The peak sampled while its endpoints were under load.
     pub rss_load_kib: u64,
 }
@@ -101,6 +133,8 @@ impl ProcessFigures {
             pid,
             ready_ms: millis(ready),
             rss_idle_kib,
+            anon_idle_kib: 0,
+            pss_idle_kib: 0,
             rss_load_kib: rss_idle_kib,
         }
     }
@@ -129,6 +163,10 @@ pub struct Report {
     /// Notifications applied per second over pgbench's TPS.
     pub notify_to_pgbench: Option<f64>,
     pub notify_steps: Option<NotificationSteps>,
+    /// Through the real nginx gateway (deploy/nginx/gateway.conf).
+    pub gateway: Vec<GatewayRow>,
+    /// APIv3 beside v2 (issue #13 point 8).
+    pub v3: Option<crate::v3::V3Figures>,
     /// What was not measured, and why.
     pub notes: Vec<String>,
 }
@@ -166,13 +204,19 @@ impl Report {
             );
         }
         out += &format!(
-            "\n{:<14} {:>8} {:>10} {:>14} {:>14}\n",
-            "process", "pid", "ready ms", "RSS idle KiB", "RSS load KiB"
+            "\n{:<14} {:>8} {:>10} {:>14} {:>10} {:>10} {:>14}\n",
+            "process", "pid", "ready ms", "RSS idle KiB", "anon KiB", "PSS KiB", "RSS load KiB"
         );
         for p in &self.processes {
             out += &format!(
-                "{:<14} {:>8} {:>10.1} {:>14} {:>14}\n",
-                p.service, p.pid, p.ready_ms, p.rss_idle_kib, p.rss_load_kib
+                "{:<14} {:>8} {:>10.1} {:>14} {:>10} {:>10} {:>14}\n",
+                p.service,
+                p.pid,
+                p.ready_ms,
+                p.rss_idle_kib,
+                p.anon_idle_kib,
+                p.pss_idle_kib,
+                p.rss_load_kib
             );
         }
         out += &format!(
@@ -196,10 +240,16 @@ impl Report {
                 "\none notification, {} sent one at a time (means, ms):\n",
                 s.notifications
             );
-            let mut line = |what: &str, ms: f64| out += &format!("  {what:<46} {ms:>8.3}\n");
+            let mut line = |what: &str, ms: f64| out += &format!("  {what:<52} {ms:>8.3}\n");
             line("end to end", s.end_to_end_ms);
-            line("HTTP round trip (/healthz, same process)", s.http_round_trip_ms);
-            line("parse + verify (XML, MD5 sign; in the bench)", s.parse_verify_ms);
+            line(
+                "HTTP round trip (/healthz, same process)",
+                s.http_round_trip_ms,
+            );
+            line(
+                "parse + verify (XML, MD5 sign; in the bench)",
+                s.parse_verify_ms,
+            );
             if let (Some(on), Some(off)) = (s.commit_ms, s.commit_async_ms) {
                 line("commit of a one-row INSERT (synchronous_commit on)", on);
                 line("  the same, synchronous_commit off", off);
@@ -220,7 +270,14 @@ impl Report {
             for r in &self.open_loop {
                 out += &format!(
                     "{:<22} {:>9.0} {:>9.0} {:>7} {:>8.2} {:>8.2} {:>8.2} {:>8.2}\n",
-                    r.endpoint, r.target_rate, r.achieved_rate, r.errors, r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms
+                    r.endpoint,
+                    r.target_rate,
+                    r.achieved_rate,
+                    r.errors,
+                    r.p50_ms,
+                    r.p99_ms,
+                    r.p999_ms,
+                    r.max_ms
                 );
             }
         }
@@ -237,6 +294,24 @@ impl Report {
                 m.rate,
                 steps.join(" ")
             );
+        }
+        if !self.gateway.is_empty() {
+            out += &format!(
+                "\nthrough the nginx gateway (closed loop, same concurrency)\n{:<30} {:>10} {:>10} {:>8} {:>8} {:>7}\n",
+                "endpoint", "req/s", "direct", "p50 ms", "p99 ms", "errors"
+            );
+            for g in &self.gateway {
+                let direct = g
+                    .direct_requests_per_second
+                    .map_or("-".to_owned(), |d| format!("{d:.0}"));
+                out += &format!(
+                    "{:<30} {:>10.0} {:>10} {:>8.2} {:>8.2} {:>7}\n",
+                    g.endpoint, g.requests_per_second, direct, g.p50_ms, g.p99_ms, g.errors
+                );
+            }
+        }
+        if let Some(v3) = &self.v3 {
+            out += &crate::v3::table(v3);
         }
         for n in &self.notes {
             out += &format!("note: {n}\n");

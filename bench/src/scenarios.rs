@@ -216,6 +216,20 @@ pub async fn notifications(
     placed: &[Placed],
     c: usize,
 ) -> anyhow::Result<LoadResult> {
+    notifications_from(client, base, sb, placed, c, false).await
+}
+
+/// [`notifications`], each one with an `X-Forwarded-For` address of its own
+/// when `spread` (through the gateway, whose per-address limit would
+/// otherwise stop one sender at 50/s).
+pub async fn notifications_from(
+    client: &reqwest::Client,
+    base: &str,
+    sb: &Sandbox,
+    placed: &[Placed],
+    c: usize,
+    spread: bool,
+) -> anyhow::Result<LoadResult> {
     let quiet = PayOptions {
         notify: false,
         fail_first_deliveries: 0,
@@ -234,10 +248,14 @@ pub async fn notifications(
     let bodies = Arc::new(bodies);
     let (client, url) = (client.clone(), format!("{base}/api/pay/notify"));
     Ok(drive(c, placed.len(), move |i| {
-        let req = client
+        let mut req = client
             .post(&url)
             .header("content-type", "text/xml")
             .body(bodies[i].clone());
+        if spread {
+            let [_, a, b, c] = (i as u32).to_be_bytes();
+            req = req.header("x-forwarded-for", format!("10.{a}.{b}.{c}"));
+        }
         async move {
             let Ok(res) = req.send().await else {
                 return false;

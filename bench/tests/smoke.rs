@@ -31,6 +31,8 @@ fn extras() -> Extras {
         }),
         pgbench: true,
         notify_steps: STEPS,
+        gateway: true,
+        v3: true,
     }
 }
 
@@ -44,6 +46,8 @@ fn row<'a>(report: &'a Report, endpoint: &str) -> &'a bench::report::Row {
 
 fn check(report: &Report) {
     let table = report.table();
+    // Shown with --nocapture.
+    println!("{table}");
     for r in &report.rows {
         assert_eq!((r.errors, r.requests), (0, N), "{table}");
         assert!(r.requests_per_second > 0.0, "{table}");
@@ -99,9 +103,39 @@ fn check(report: &Report) {
         assert_eq!((r.requests, r.errors), (n, 0), "{table}");
         assert!(r.p999_ms >= r.p99_ms && r.p99_ms >= r.p50_ms && r.p50_ms > 0.0);
     }
+    // Through the gateway: nginx's own answer, jssdkConfig and notifications.
+    if bench::gateway::nginx_binary().is_some() {
+        assert_eq!(report.gateway.len(), 3, "{table}");
+        for g in &report.gateway {
+            assert_eq!((g.requests, g.errors), (N, 0), "{table}");
+        }
+    } else {
+        testkit::skip_or_fail("nginx is not installed: nothing measured through the gateway");
+    }
+    // APIv3 beside v2: every order placed over v3 and every v3 notification
+    // applied; WeChat called once per order and never for a notification.
+    let v3 = report.v3.as_ref().expect("v3 figures");
+    assert_eq!(v3.pairs.len(), 2, "{table}");
+    for p in &v3.pairs {
+        for s in [&p.v2, &p.v3] {
+            assert_eq!((s.row.errors, s.row.requests), (0, N), "{table}");
+        }
+        assert!(p.ratio > 0.0, "{table}");
+    }
+    assert_eq!(v3.pairs[0].v3.row.upstream_calls, N as u64, "{table}");
+    assert_eq!(v3.pairs[1].v3.row.upstream_calls, 0, "{table}");
+    assert_eq!(
+        (v3.v3_orders_at_wechat, v3.v3_notifications_applied),
+        (N, N),
+        "{table}"
+    );
+    assert!(v3.rsa.sign_us > v3.rsa.verify_us && v3.rsa.verify_us > 0.0, "{table}");
     let steps = report.notify_steps.as_ref().expect("step figures");
     assert_eq!(steps.notifications, STEPS);
-    assert!(steps.end_to_end_ms > 0.0 && steps.parse_verify_ms > 0.0, "{table}");
+    assert!(
+        steps.end_to_end_ms > 0.0 && steps.parse_verify_ms > 0.0,
+        "{table}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

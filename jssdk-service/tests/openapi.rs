@@ -29,7 +29,10 @@ async fn spawn() -> (Sandbox, String, JssdkState) {
     let base = format!("http://{}", listener.local_addr().unwrap());
     let mut env = Env::from_pairs(sandbox.service_env());
     env.extend([
-        ("SESSION_SECRET", "jssdk-openapi-tests-session-secret-0123456789"),
+        (
+            "SESSION_SECRET",
+            "jssdk-openapi-tests-session-secret-0123456789",
+        ),
         ("PUBLIC_BASE_URL", base.as_str()),
         ("INTERNAL_TOKEN", INTERNAL_TOKEN),
     ]);
@@ -122,7 +125,13 @@ fn a_reply_of_another_shape_does_not_match() {
     let data = json!({"appId": "wx1", "timestamp": 1, "nonceStr": "n", "signature": "s",
                       "jsApiList": ["chooseWXPay"]});
     let ok = |data: Value| json!({"code": 0, "data": data, "message": "ok"});
-    doc.validate("GET", "/api/wechat/jssdkConfig", 200, "application/json", &ok(data.clone()));
+    doc.validate(
+        "GET",
+        "/api/wechat/jssdkConfig",
+        200,
+        "application/json",
+        &ok(data.clone()),
+    );
     let mut extra = data.clone();
     extra["ticket"] = json!("T");
     let mut missing = data.clone();
@@ -132,7 +141,13 @@ fn a_reply_of_another_shape_does_not_match() {
     for bad in [extra, missing, stringly] {
         let body = ok(bad);
         let result = std::panic::catch_unwind(|| {
-            doc.validate("GET", "/api/wechat/jssdkConfig", 200, "application/json", &body)
+            doc.validate(
+                "GET",
+                "/api/wechat/jssdkConfig",
+                200,
+                "application/json",
+                &body,
+            )
         });
         assert!(result.is_err(), "{body} passed");
     }

@@ -56,7 +56,12 @@ async fn the_document_names_exactly_the_mounted_routes() {
 async fn openapi_json_serves_the_document() {
     let db = testkit::sqlite_db(pay_service::migrations());
     let app = spawn_app(&db).await;
-    let res = app.client.get(app.url("/openapi.json")).send().await.unwrap();
+    let res = app
+        .client
+        .get(app.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let served: Value = res.json().await.unwrap();
     assert_eq!(served, document().json);
@@ -75,7 +80,11 @@ async fn real_replies_match_the_document() {
     let (status, v2) = check(&doc, "GET", "/api/mp/v2Pay", res).await;
     assert_eq!(status, 200, "{v2}");
     let unpaid = v2["data"]["outTradeNo"].as_str().unwrap().to_owned();
-    for (trade_type, tok) in [("JSAPI", &token), ("MWEB", &oa_token), ("NATIVE", &oa_token)] {
+    for (trade_type, tok) in [
+        ("JSAPI", &token),
+        ("MWEB", &oa_token),
+        ("NATIVE", &oa_token),
+    ] {
         let mut order = json!({"amountFen": 2, "tradeType": trade_type});
         if trade_type == "MWEB" {
             order["redirectUrl"] = json!(format!("{SHOP}/done.html"));
@@ -95,8 +104,14 @@ async fn real_replies_match_the_document() {
     }
     let res = app.get(&format!("/api/pay/orders/{unpaid}"), &token).await;
     let (status, order) = check(&doc, "GET", "/api/pay/orders/{outTradeNo}", res).await;
-    assert_eq!((status, &order["data"]["status"]), (200, &json!("NOTPAY")), "{order}");
-    let res = app.post(&format!("/api/pay/orders/{unpaid}/close"), &token).await;
+    assert_eq!(
+        (status, &order["data"]["status"]),
+        (200, &json!("NOTPAY")),
+        "{order}"
+    );
+    let res = app
+        .post(&format!("/api/pay/orders/{unpaid}/close"), &token)
+        .await;
     let (status, closed) = check(&doc, "POST", "/api/pay/orders/{outTradeNo}/close", res).await;
     assert_eq!(status, 200, "{closed}");
 
@@ -105,19 +120,35 @@ async fn real_replies_match_the_document() {
     let res = app.get(&format!("/api/pay/orders/{paid}"), &token).await;
     let (_, order) = check(&doc, "GET", "/api/pay/orders/{outTradeNo}", res).await;
     assert_eq!(order["data"]["status"], "PAID", "{order}");
-    let res = app.post(&format!("/api/pay/orders/{paid}/close"), &token).await;
+    let res = app
+        .post(&format!("/api/pay/orders/{paid}/close"), &token)
+        .await;
     let (status, e) = check(&doc, "POST", "/api/pay/orders/{outTradeNo}/close", res).await;
     assert_eq!((status, &e["code"]), (409, &json!(1005)), "{e}");
     let res = app.refund(&paid, 1, "顾客退货").await;
-    let (status, refund) =
-        check(&doc, "POST", "/api/pay/admin/orders/{outTradeNo}/refunds", res).await;
+    let (status, refund) = check(
+        &doc,
+        "POST",
+        "/api/pay/admin/orders/{outTradeNo}/refunds",
+        res,
+    )
+    .await;
     assert_eq!(status, 200, "{refund}");
-    let res = app.admin_get(&format!("/api/pay/admin/orders/{paid}/refunds")).await;
-    let (status, list) =
-        check(&doc, "GET", "/api/pay/admin/orders/{outTradeNo}/refunds", res).await;
+    let res = app
+        .admin_get(&format!("/api/pay/admin/orders/{paid}/refunds"))
+        .await;
+    let (status, list) = check(
+        &doc,
+        "GET",
+        "/api/pay/admin/orders/{outTradeNo}/refunds",
+        res,
+    )
+    .await;
     assert_eq!(status, 200, "{list}");
     for filter in ["pending", "delivered", "failed"] {
-        let res = app.admin_get(&format!("/api/pay/admin/events?status={filter}")).await;
+        let res = app
+            .admin_get(&format!("/api/pay/admin/events?status={filter}"))
+            .await;
         let (status, events) = check(&doc, "GET", "/api/pay/admin/events", res).await;
         assert_eq!(status, 200, "{events}");
     }
@@ -126,10 +157,14 @@ async fn real_replies_match_the_document() {
     let res = app.get("/api/mp/v2Pay?money=abc", &token).await;
     let (status, e) = check(&doc, "GET", "/api/mp/v2Pay", res).await;
     assert_eq!((status, &e["code"]), (400, &json!(1001)), "{e}");
-    let res = app.get("/api/pay/orders/T0000000000000000000", &token).await;
+    let res = app
+        .get("/api/pay/orders/T0000000000000000000", &token)
+        .await;
     let (status, e) = check(&doc, "GET", "/api/pay/orders/{outTradeNo}", res).await;
     assert_eq!(status, 404, "{e}");
-    let res = app.get(&format!("/api/pay/orders/{paid}"), "not-a-token").await;
+    let res = app
+        .get(&format!("/api/pay/orders/{paid}"), "not-a-token")
+        .await;
     let (status, _) = check(&doc, "GET", "/api/pay/orders/{outTradeNo}", res).await;
     assert_eq!(status, 401);
     let res = app.get("/api/pay/admin/events", "wrong-admin-token").await;
@@ -166,9 +201,13 @@ async fn real_replies_match_the_document() {
     }
 
     // Reconciliation of a day with no bill yet: an envelope error.
-    let res = app.admin_get("/api/pay/admin/reconciliations?date=2000-01-01").await;
+    let res = app
+        .admin_get("/api/pay/admin/reconciliations?date=2000-01-01")
+        .await;
     check(&doc, "GET", "/api/pay/admin/reconciliations", res).await;
-    let res = app.admin_get("/api/pay/admin/reconciliations?date=yesterday").await;
+    let res = app
+        .admin_get("/api/pay/admin/reconciliations?date=yesterday")
+        .await;
     let (status, _) = check(&doc, "GET", "/api/pay/admin/reconciliations", res).await;
     assert_eq!(status, 400);
 }
@@ -180,7 +219,13 @@ fn a_reply_of_another_shape_does_not_match() {
     let order = json!({"outTradeNo": "T1", "status": "PAID", "amountFen": 1,
                        "tradeType": "JSAPI", "refundedFen": 0});
     let ok = |data: &Value| json!({"code": 0, "data": data, "message": "ok"});
-    doc.validate("GET", "/api/pay/orders/{outTradeNo}", 200, "application/json", &ok(&order));
+    doc.validate(
+        "GET",
+        "/api/pay/orders/{outTradeNo}",
+        200,
+        "application/json",
+        &ok(&order),
+    );
     let mut fractional = order.clone();
     fractional["amountFen"] = json!(0.01);
     let mut unknown_status = order.clone();
@@ -190,7 +235,13 @@ fn a_reply_of_another_shape_does_not_match() {
     for bad in [fractional, unknown_status, extra] {
         let body = ok(&bad);
         let result = std::panic::catch_unwind(|| {
-            doc.validate("GET", "/api/pay/orders/{outTradeNo}", 200, "application/json", &body)
+            doc.validate(
+                "GET",
+                "/api/pay/orders/{outTradeNo}",
+                200,
+                "application/json",
+                &body,
+            )
         });
         assert!(result.is_err(), "{body} passed");
     }

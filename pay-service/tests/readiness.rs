@@ -38,8 +38,14 @@ async fn readiness_follows_the_database_not_redis() {
 
         redis.kill().unwrap();
         // The user's routes need the cache: refused while it is down.
-        let res = app.get(&format!("/api/pay/orders/{no}"), &app.mp_token()).await;
-        assert_eq!(res.status(), 503, "a session cannot be checked without Redis");
+        let res = app
+            .get(&format!("/api/pay/orders/{no}"), &app.mp_token())
+            .await;
+        assert_eq!(
+            res.status(),
+            503,
+            "a session cannot be checked without Redis"
+        );
         // Readiness does not: the replica keeps receiving notifications.
         let res = ready().await;
         let status = res.status();

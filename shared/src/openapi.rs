@@ -15,6 +15,7 @@
 
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::{HttpMethod, OperationBuilder, ParameterBuilder, ParameterIn};
@@ -29,10 +30,8 @@ use utoipa::openapi::security::{
 };
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{
-    Components, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr, Required,
-    Schema,
+    Components, InfoBuilder, OpenApi, OpenApiBuilder, Paths, Ref, RefOr, Required, Schema,
 };
-use utoipa::ToSchema;
 
 /// Where every service serves its document.
 pub const OPENAPI_PATH: &str = "/openapi.json";
@@ -284,7 +283,10 @@ fn error_table() -> String {
             502 => "微信 errcode · WeChat's errcode (e.g. 40029), 10009".to_owned(),
             _ => r.code.to_string(),
         };
-        t.push_str(&format!("| {code} | {} | {} | {} |\n", r.status, r.zh, r.en));
+        t.push_str(&format!(
+            "| {code} | {} | {} | {} |\n",
+            r.status, r.zh, r.en
+        ));
     }
     t
 }
@@ -402,8 +404,7 @@ impl Op {
         name: &str,
         required: bool,
         schema: Schema,
-        zh: &str,
-        en: &str,
+        (zh, en): (&str, &str),
         example: Value,
     ) -> Self {
         self.op = self.op.parameter(
@@ -431,23 +432,37 @@ impl Op {
         en: &str,
         example: Value,
     ) -> Self {
-        self.param(ParameterIn::Query, name, required, schema, zh, en, example)
+        self.param(
+            ParameterIn::Query,
+            name,
+            required,
+            schema,
+            (zh, en),
+            example,
+        )
     }
 
     /// A `{name}` segment of the path.
     pub fn path_param(self, name: &str, zh: &str, en: &str, example: &str) -> Self {
-        self.param(ParameterIn::Path, name, true, string(), zh, en, json!(example))
+        self.param(
+            ParameterIn::Path,
+            name,
+            true,
+            string(),
+            (zh, en),
+            json!(example),
+        )
     }
 
-    pub fn header(
-        self,
-        name: &str,
-        required: bool,
-        zh: &str,
-        en: &str,
-        example: &str,
-    ) -> Self {
-        self.param(ParameterIn::Header, name, required, string(), zh, en, json!(example))
+    pub fn header(self, name: &str, required: bool, zh: &str, en: &str, example: &str) -> Self {
+        self.param(
+            ParameterIn::Header,
+            name,
+            required,
+            string(),
+            (zh, en),
+            json!(example),
+        )
     }
 
     pub fn auth(mut self, auth: Auth) -> Self {
@@ -461,7 +476,13 @@ impl Op {
     }
 
     /// A JSON request body of type `T`.
-    pub fn json_body<T: ToSchema>(mut self, required: bool, zh: &str, en: &str, example: Value) -> Self {
+    pub fn json_body<T: ToSchema>(
+        mut self,
+        required: bool,
+        zh: &str,
+        en: &str,
+        example: Value,
+    ) -> Self {
         self.register::<T>();
         self.op = self.op.request_body(Some(
             RequestBodyBuilder::new()
@@ -484,7 +505,14 @@ impl Op {
     }
 
     /// A request body of another media type (XML notifications).
-    pub fn raw_body(mut self, media_type: &str, schema: Schema, zh: &str, en: &str, example: Value) -> Self {
+    pub fn raw_body(
+        mut self,
+        media_type: &str,
+        schema: Schema,
+        zh: &str,
+        en: &str,
+        example: Value,
+    ) -> Self {
         self.op = self.op.request_body(Some(
             RequestBodyBuilder::new()
                 .description(Some(both(zh, en)))
@@ -596,14 +624,20 @@ fn common_ops() -> Vec<Op> {
         Op::get("/healthz")
             .summary("存活检查", "Liveness")
             .describe("进程在运行即返回 200。", "200 while the process runs.")
-            .response(200, body("text/plain", string(), "存活", "alive", json!("ok"))),
+            .response(
+                200,
+                body("text/plain", string(), "存活", "alive", json!("ok")),
+            ),
         Op::get("/readyz")
             .summary("就绪检查", "Readiness")
             .describe(
                 "数据库与缓存都可用时返回 200，否则 503 并列出不可用的依赖。",
                 "200 only when the database and cache answer, else 503 naming what does not.",
             )
-            .response(200, body("text/plain", string(), "就绪", "ready", json!("ready")))
+            .response(
+                200,
+                body("text/plain", string(), "就绪", "ready", json!("ready")),
+            )
             .response(
                 503,
                 body(
@@ -627,7 +661,10 @@ fn common_ops() -> Vec<Op> {
                 ),
             ),
         Op::get(OPENAPI_PATH)
-            .summary("本服务的 OpenAPI 3.1 文档", "This service's OpenAPI 3.1 document")
+            .summary(
+                "本服务的 OpenAPI 3.1 文档",
+                "This service's OpenAPI 3.1 document",
+            )
             .response(
                 200,
                 body(
@@ -639,6 +676,19 @@ fn common_ops() -> Vec<Op> {
                 ),
             ),
     ]
+}
+
+/// The tag of the routes every service has (health, metrics, the document).
+pub const OPERATIONS_TAG: &str = "operations";
+
+fn operations_tag() -> utoipa::openapi::tag::Tag {
+    TagBuilder::new()
+        .name(OPERATIONS_TAG)
+        .description(Some(both(
+            "每个服务都提供的运维路由：健康检查、指标与本文档",
+            "The routes every service has: health, metrics and its document",
+        )))
+        .build()
 }
 
 /// What a document says about the envelope and the error codes.
@@ -658,20 +708,28 @@ fn about_responses() -> String {
 
 /// A service's document: its routes (`ops`) plus the common ones, the
 /// envelope, the error responses and the security schemes.
-pub fn document(service: &str, version: &str, about_zh: &str, about_en: &str, ops: Vec<Op>) -> OpenApi {
-    let mut components = security_schemes(ComponentsBuilder::new())
-        .schema(ERROR_ENVELOPE, error_envelope());
+pub fn document(
+    service: &str,
+    version: &str,
+    about_zh: &str,
+    about_en: &str,
+    ops: Vec<Op>,
+) -> OpenApi {
+    let mut components =
+        security_schemes(ComponentsBuilder::new()).schema(ERROR_ENVELOPE, error_envelope());
     for row in ERRORS {
         components = components.response(row.name, error_response(row));
     }
     let mut paths = Paths::new();
-    for op in ops.into_iter().chain(common_ops()) {
+    let own = ops.into_iter().map(|op| (service, op));
+    let common = common_ops().into_iter().map(|op| (OPERATIONS_TAG, op));
+    for (tag, op) in own.chain(common) {
         for (name, schema) in op.schemas {
             components = components.schema(name, schema);
         }
         let operation = op
             .op
-            .tag(service)
+            .tag(tag)
             .operation_id(Some(operation_id(op.method.clone(), op.path)))
             .build();
         paths.add_path_operation(op.path, vec![op.method], operation);
@@ -690,10 +748,13 @@ pub fn document(service: &str, version: &str, about_zh: &str, about_en: &str, op
         )
         .paths(paths)
         .components(Some(components.build()))
-        .tags(Some([TagBuilder::new()
-            .name(service)
-            .description(Some(both(about_zh, about_en)))
-            .build()]))
+        .tags(Some([
+            TagBuilder::new()
+                .name(service)
+                .description(Some(both(about_zh, about_en)))
+                .build(),
+            operations_tag(),
+        ]))
         .build()
 }
 
@@ -739,6 +800,10 @@ pub fn merge(title: &str, version: &str, docs: impl IntoIterator<Item = OpenApi>
         .build();
     for doc in docs {
         merged.merge(doc);
+    }
+    // The services in order, then the routes they all share.
+    if let Some(tags) = &mut merged.tags {
+        tags.sort_by_key(|t| t.name == OPERATIONS_TAG);
     }
     merged
 }

@@ -298,10 +298,7 @@ pub fn render(doc: &Value) -> String {
         .unwrap_or_default();
     let paths = doc["paths"].as_object();
     for tag in &tags {
-        nav.push_str(&format!(
-            "<li><a href=\"#tag-{0}\">{0}</a><ul>",
-            esc(tag)
-        ));
+        nav.push_str(&format!("<li><a href=\"#tag-{0}\">{0}</a><ul>", esc(tag)));
         body.push_str(&format!("<h2 id=\"tag-{0}\">{0}</h2>", esc(tag)));
         if let Some(t) = doc["tags"]
             .as_array()
@@ -316,10 +313,6 @@ pub fn render(doc: &Value) -> String {
                     .as_array()
                     .is_some_and(|ts| ts.iter().any(|t| t == *tag));
                 if !op.is_object() || !in_tag {
-                    continue;
-                }
-                // The health routes are every service's: shown once.
-                if tag != &tags[0] && op["tags"][0] != *tag {
                     continue;
                 }
                 nav.push_str(&format!(

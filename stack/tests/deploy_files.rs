@@ -20,7 +20,7 @@ use std::net::SocketAddr;
 use std::process::Command;
 
 use deploy_support::{
-    GatewayConf, SANDBOX_FROM_GATEWAY, SANDBOX_GATEWAY_PATHS, api_paths, contract, config_vars,
+    GatewayConf, SANDBOX_FROM_GATEWAY, SANDBOX_GATEWAY_PATHS, api_paths, config_vars, contract,
     names_read_by, read_repo, repo_root, skip_or_fail,
 };
 use serde::Deserialize;
@@ -792,13 +792,15 @@ fn compose_file_validates_against_the_compose_spec() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 
-    let out = check(&repo_root().join("docker-compose.yml"));
-    assert!(
-        out.status.success(),
-        "docker-compose.yml does not follow the Compose Specification:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    for file in ["docker-compose.yml", SANDBOX_COMPOSE] {
+        let out = check(&repo_root().join(file));
+        assert!(
+            out.status.success(),
+            "{file} does not follow the Compose Specification:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
@@ -1516,6 +1518,12 @@ fn ingress_serves_the_public_host_like_the_gateway(k: &K8s, ing: &Value) {
     ] {
         assert_eq!(format!("{}s", annotation(ann)), directive(dir), "{ann}");
     }
+    assert_eq!(
+        annotation("proxy-next-upstream"),
+        directive("proxy_next_upstream"),
+        "retried after a refused connection only"
+    );
+    assert_eq!(directive("proxy_next_upstream"), "error");
 }
 
 /// The value of `name` in an nginx statement of gateway.conf, e.g.
@@ -1925,7 +1933,10 @@ fn gateway_routes_every_path_of_the_contract_to_its_service() {
     let api = contract();
     let conf = GatewayConf::load();
     let paths = api_paths(&api);
-    assert!(paths.len() >= 20, "the contract names its routes: {paths:?}");
+    assert!(
+        paths.len() >= 20,
+        "the contract names its routes: {paths:?}"
+    );
     for p in &paths {
         let routed = conf.service_for(&p.path);
         if p.path.starts_with("/internal/") {

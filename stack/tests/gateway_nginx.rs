@@ -33,9 +33,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deploy_support::{
-    ApiPath, SANDBOX_FROM_GATEWAY, api_paths, contract, read_repo, skip_or_fail,
-};
+use deploy_support::{ApiPath, SANDBOX_FROM_GATEWAY, api_paths, contract, read_repo, skip_or_fail};
 use gateway_support::{
     GatewayEnv, Nginx, NginxOptions, RecordedGateway, assert_gateway_envelope, assert_no_route,
     client, client_from, free_port, header, json_of, nginx_binary, render_env, temp_dir,
@@ -1025,6 +1023,10 @@ fn enc(s: &str) -> String {
 /// A service's environment: WeChat is the sandbox, PUBLIC_BASE_URL is the
 /// gateway.
 fn service_env(public: &str, sandbox: &str, extra: &[(&str, &str)]) -> Env {
+    Env::from_pairs(service_pairs(public, sandbox, extra))
+}
+
+fn service_pairs(public: &str, sandbox: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut pairs: Vec<(String, String)> = [
         ("SESSION_SECRET", SESSION_SECRET),
         ("PUBLIC_BASE_URL", public),
@@ -1038,7 +1040,72 @@ fn service_env(public: &str, sandbox: &str, extra: &[(&str, &str)]) -> Env {
     )
     .collect();
     pairs.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    Env::from_pairs(pairs)
+    pairs
+}
+
+/// The image under test (`scripts/image-test` builds it and sets this): the
+/// walk then runs the three services from it with podman instead of in this
+/// process.
+const TEST_IMAGE: &str = "WXPAY_TEST_IMAGE";
+
+/// A service running from the image in a podman container, as production
+/// runs it: uid 10001, read-only root filesystem, the host's network (its
+/// PostgreSQL and Redis, the gateway's nginx and the sandbox on loopback).
+/// Removed on drop.
+struct Container {
+    name: String,
+}
+
+impl Container {
+    async fn start(image: &str, service: &str, port: u16, env: &[(String, String)]) -> Container {
+        let name = format!(
+            "wxpay-test-{service}-{}",
+            shared::random::alphanumeric(8).to_lowercase()
+        );
+        let mut cmd = std::process::Command::new("podman");
+        cmd.args(["run", "--detach", "--rm", "--name", &name])
+            .args(["--network", "host", "--read-only", "--user", "10001:10001"])
+            .args(["--env", &format!("LISTEN_ADDR=127.0.0.1:{port}")]);
+        for (k, v) in env {
+            cmd.args(["--env", &format!("{k}={v}")]);
+        }
+        let out = cmd.args([image, service]).output().expect("run podman");
+        assert!(
+            out.status.success(),
+            "podman run {service}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let container = Container { name };
+        let ready = format!("http://127.0.0.1:{port}/readyz");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if client()
+                .get(&ready)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+            {
+                return container;
+            }
+            if Instant::now() > deadline {
+                let logs = std::process::Command::new("podman")
+                    .args(["logs", &container.name])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                    .unwrap_or_default();
+                panic!("{service} from {image} was not ready within 60 s:\n{logs}");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("podman")
+            .args(["rm", "--force", "--time", "2", &self.name])
+            .output();
+    }
 }
 
 fn loopback_listener() -> (TcpListener, u16) {
@@ -1067,6 +1134,8 @@ struct Walk {
     service_ports: [u16; 3],
     web: PathBuf,
     _db: testkit::TestDb,
+    /// The services, when they run from the image (WXPAY_TEST_IMAGE).
+    _containers: Vec<Container>,
 }
 
 impl Walk {
@@ -1096,17 +1165,38 @@ impl Walk {
         .await;
         let public = nginx.base();
         let db_url = [("DATABASE_URL", db.url.as_str())];
+        let jssdk_extra = [
+            ("INTERNAL_TOKEN", INTERNAL_TOKEN),
+            ("JSSDK_BACKGROUND_REFRESH", "off"),
+        ];
+        if let Ok(image) = std::env::var(TEST_IMAGE) {
+            drop((auth_l, jssdk_l, pay_l)); // the containers bind the ports
+            let mut containers = Vec::new();
+            for (service, port, extra) in [
+                ("auth-service", auth_port, &db_url[..]),
+                ("jssdk-service", jssdk_port, &jssdk_extra[..]),
+                ("pay-service", pay_port, &db_url[..]),
+            ] {
+                let env = service_pairs(&public, &sb, extra);
+                containers.push(Container::start(&image, service, port, &env).await);
+            }
+            return Walk {
+                nginx,
+                public,
+                state: sandbox.state(),
+                sb,
+                sandbox,
+                http: client(),
+                service_ports: [auth_port, jssdk_port, pay_port],
+                web,
+                _db: db,
+                _containers: containers,
+            };
+        }
         let auth = auth_service::config::AuthConfig::from_env(&service_env(&public, &sb, &db_url))
             .expect("auth config");
-        let jssdk = jssdk_service::JssdkConfig::from_env(&service_env(
-            &public,
-            &sb,
-            &[
-                ("INTERNAL_TOKEN", INTERNAL_TOKEN),
-                ("JSSDK_BACKGROUND_REFRESH", "off"),
-            ],
-        ))
-        .expect("jssdk config");
+        let jssdk = jssdk_service::JssdkConfig::from_env(&service_env(&public, &sb, &jssdk_extra))
+            .expect("jssdk config");
         let pay = pay_service::PayConfig::from_env(&service_env(&public, &sb, &db_url))
             .expect("pay config");
         let auth = auth_service::with_listener(auth, auth_l)
@@ -1131,6 +1221,7 @@ impl Walk {
             service_ports: [auth_port, jssdk_port, pay_port],
             web,
             _db: db,
+            _containers: Vec::new(),
         }
     }
 

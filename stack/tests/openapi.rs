@@ -25,7 +25,9 @@ fn merged() -> Value {
 }
 
 fn repo_file(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
 }
 
 #[test]
@@ -46,7 +48,10 @@ fn the_merged_document_is_the_three_services_documents() {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    assert_eq!(tags, ["auth-service", "jssdk-service", "pay-service"]);
+    assert_eq!(
+        tags,
+        ["auth-service", "jssdk-service", "pay-service", "operations"]
+    );
 }
 
 /// The examples a reader copies are valid instances of their schemas.
@@ -57,8 +62,8 @@ fn every_example_matches_its_schema() {
     assert!(errors.is_empty(), "{}", errors.join("\n"));
     // And the check can fail: a wrong example is caught.
     let mut broken = merged();
-    broken["paths"]["/api/pay/orders"]["post"]["requestBody"]["content"]["application/json"]
-        ["example"]["amountFen"] = Value::from("1");
+    broken["paths"]["/api/pay/orders"]["post"]["requestBody"]["content"]["application/json"]["example"]
+        ["amountFen"] = Value::from("1");
     assert!(!Document::new(broken).invalid_examples().is_empty());
 }
 
@@ -80,7 +85,9 @@ fn docs_api_md_lists_every_route() {
     let documented: BTreeSet<(String, String)> = Document::new(merged())
         .operations()
         .into_iter()
-        .filter(|(_, p)| !["/healthz", "/readyz", "/metrics", "/openapi.json"].contains(&p.as_str()))
+        .filter(|(_, p)| {
+            !["/healthz", "/readyz", "/metrics", "/openapi.json"].contains(&p.as_str())
+        })
         .collect();
     let missing: Vec<_> = documented.difference(&listed).collect();
     let extra: Vec<_> = listed.difference(&documented).collect();
@@ -168,13 +175,18 @@ fn the_validator_refuses_a_broken_document() {
 
 #[tokio::test]
 async fn stack_serves_the_merged_document_and_a_self_contained_reference_page() {
-    let dir =
-        std::env::temp_dir().join(format!("wxpay-stack-openapi-{}", shared::random::alphanumeric(12)));
+    let dir = std::env::temp_dir().join(format!(
+        "wxpay-stack-openapi-{}",
+        shared::random::alphanumeric(12)
+    ));
     std::fs::create_dir_all(&dir).unwrap();
     let env = Env::from_pairs([
         ("LISTEN_ADDR", "127.0.0.1:0".to_owned()),
         ("SANDBOX_ADDR", "127.0.0.1:0".to_owned()),
-        ("DATABASE_URL", format!("sqlite://{}/stack.db", dir.display())),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}/stack.db", dir.display()),
+        ),
     ]);
     let stack = Stack::start(env).await.expect("stack starts");
     let base = format!("http://{}", stack.addr());
@@ -216,9 +228,18 @@ async fn stack_serves_the_merged_document_and_a_self_contained_reference_page() 
             .1;
         let op = &item[method.to_ascii_lowercase()];
         let id = op["operationId"].as_str().unwrap();
-        assert!(page.contains(&format!("id=\"{id}\"")), "{method} {path} is not on the page");
+        assert!(
+            page.contains(&format!("id=\"{id}\"")),
+            "{method} {path} is not on the page"
+        );
     }
-    for text in ["创建订单", "Create an order", "参数缺失", "ErrorEnvelope", "MpPayResult"] {
+    for text in [
+        "创建订单",
+        "Create an order",
+        "参数缺失",
+        "ErrorEnvelope",
+        "MpPayResult",
+    ] {
         assert!(page.contains(text), "{text} is not on the page");
     }
     let _ = std::fs::remove_dir_all(&dir);

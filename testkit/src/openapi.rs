@@ -71,8 +71,8 @@ where
             })),
     )
     .await;
-    let map = test::call_and_read_body(&app, test::TestRequest::get().uri(PROBE).to_request())
-        .await;
+    let map =
+        test::call_and_read_body(&app, test::TestRequest::get().uri(PROBE).to_request()).await;
     let map = String::from_utf8_lossy(&map).into_owned();
     assert!(
         !map.contains("patterns: List("),
@@ -200,9 +200,8 @@ impl Document {
                 if let Some(responses) = op["responses"].as_object() {
                     for (status, res) in responses {
                         if let Some(c) = res["content"].as_object() {
-                            contents.extend(
-                                c.iter().map(|(m, c)| (format!("{at} {status} {m}"), c)),
-                            );
+                            contents
+                                .extend(c.iter().map(|(m, c)| (format!("{at} {status} {m}"), c)));
                         }
                     }
                 }
@@ -252,8 +251,9 @@ impl Document {
             "allOf": [schema],
             "components": self.json["components"],
         });
-        let validator = jsonschema::draft202012::new(&root)
-            .unwrap_or_else(|e| panic!("{method} {path} {status}: the schema does not compile: {e}"));
+        let validator = jsonschema::draft202012::new(&root).unwrap_or_else(|e| {
+            panic!("{method} {path} {status}: the schema does not compile: {e}")
+        });
         let errors: Vec<String> = validator
             .iter_errors(body)
             .map(|e| format!("{} at {}", e, e.instance_path()))

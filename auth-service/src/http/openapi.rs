@@ -11,7 +11,9 @@
 #![allow(dead_code, reason = "the reply types exist for their schemas only")]
 
 use serde_json::json;
-use shared::openapi::{Auth, Op, any_object, boolean, document, one_of_strings, redirect, string, uri};
+use shared::openapi::{
+    Auth, Op, any_object, boolean, document, one_of_strings, redirect, string, uri,
+};
 use utoipa::ToSchema;
 use utoipa::openapi::OpenApi;
 use utoipa::openapi::schema::{ObjectBuilder, Type};

@@ -12,11 +12,13 @@
 //! - parse at N/10 rows, to show that the parser's memory does not grow with
 //!   the bill.
 //!
-//! Rows/s is rows over wall time. Memory is the process's peak RSS during
-//! the phase (`VmHWM` after resetting it through `/proc/self/clear_refs`)
-//! less its RSS before: what the phase added. The day's records are built
-//! before the clock starts; their size is reported apart (it grows with the
-//! orders here, not with the bill).
+//! Each phase runs in a process of its own (this binary, `--phase`), so that
+//! memory the allocator kept from writing the bill cannot hide what the
+//! phase needs. Rows/s is rows over wall time; memory is the phase process's
+//! peak RSS (`VmHWM`), and for the comparison also its RSS once the day's
+//! records were built, before the clock started: the difference is what
+//! reading and comparing the bill added. The day's records grow with the
+//! orders here, not with the bill.
 
 use std::collections::HashMap;
 use std::io::{BufReader, BufWriter};
@@ -34,26 +36,6 @@ fn status_kib(field: &str) -> Option<u64> {
         .nth(1)?
         .parse()
         .ok()
-}
-
-/// Resets the peak RSS to the current RSS (Linux ≥ 4.0).
-fn reset_peak() -> bool {
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-/// Runs `f`, returning its result, seconds, and KiB of RSS it added at its peak.
-fn measure<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(T, f64, Option<u64>)> {
-    let reset = reset_peak();
-    let before = status_kib("VmRSS:");
-    let t = Instant::now();
-    let out = f()?;
-    let secs = t.elapsed().as_secs_f64();
-    let peak = status_kib("VmHWM:");
-    let added = match (reset, before, peak) {
-        (true, Some(b), Some(p)) => Some(p.saturating_sub(b)),
-        _ => None,
-    };
-    Ok((out, secs, added))
 }
 
 fn row(i: u64) -> BillRow {
@@ -171,14 +153,69 @@ fn kib(v: Option<u64>) -> String {
         .unwrap_or_else(|| "n/a".into())
 }
 
+/// One phase, in this process: `parse` or `compare` of the bill at `file`
+/// (of `rows` rows). Prints `{rows, secs, peak_kib, before_kib}`.
+fn phase(name: &str, file: &std::path::Path, rows: u64) -> anyhow::Result<()> {
+    let (n, before, secs) = match name {
+        "parse" => {
+            let before = status_kib("VmRSS:");
+            let t = Instant::now();
+            let n = parse_only(file)?;
+            (n, before, t.elapsed().as_secs_f64())
+        }
+        "compare" => {
+            let local = local_day(rows);
+            let before = status_kib("VmRSS:");
+            let t = Instant::now();
+            let f = std::fs::File::open(file)?;
+            let cmp = compare_bill(BufReader::with_capacity(64 * 1024, f), local)?;
+            let secs = t.elapsed().as_secs_f64();
+            if cmp.bill_rows != rows || cmp.matched != rows || !cmp.discrepancies.is_empty() {
+                bail!("the benchmark's bill did not reconcile cleanly");
+            }
+            (cmp.bill_rows, before, secs)
+        }
+        other => bail!("unknown phase {other}"),
+    };
+    println!(
+        "{}",
+        serde_json::json!({"rows": n, "secs": secs, "peak_kib": status_kib("VmHWM:"), "before_kib": before})
+    );
+    Ok(())
+}
+
+/// Runs a phase in a child process and reads what it printed.
+fn run_phase(name: &str, file: &std::path::Path, rows: u64) -> anyhow::Result<serde_json::Value> {
+    let out = std::process::Command::new(std::env::current_exe()?)
+        .args(["--phase", name, "--file"])
+        .arg(file)
+        .args(["--rows", &rows.to_string()])
+        .output()?;
+    if !out.status.success() {
+        bail!("phase {name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
 fn main() -> anyhow::Result<()> {
     let mut rows: u64 = 100_000;
+    let mut phase_name = None;
+    let mut file = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rows" => rows = args.next().context("--rows needs a value")?.parse()?,
+            "--phase" => phase_name = Some(args.next().context("--phase needs a value")?),
+            "--file" => {
+                file = Some(std::path::PathBuf::from(
+                    args.next().context("--file needs a value")?,
+                ))
+            }
             other => bail!("usage: bill_bench [--rows N] (unknown {other})"),
         }
+    }
+    if let (Some(name), Some(file)) = (&phase_name, &file) {
+        return phase(name, file, rows);
     }
     let dir = std::env::temp_dir();
     let big = dir.join(format!("wxpay-bill-bench-{}.csv", std::process::id()));
@@ -186,66 +223,39 @@ fn main() -> anyhow::Result<()> {
     write_bill(&big, rows)?;
     write_bill(&small, rows / 10)?;
     let size = std::fs::metadata(&big)?.len();
-
-    let (n_small, secs_small, mem_small) = measure(|| parse_only(&small))?;
-    let (n, secs_parse, mem_parse) = measure(|| parse_only(&big))?;
-    let before_local = status_kib("VmRSS:");
-    let local = local_day(rows);
-    let local_kib = match (before_local, status_kib("VmRSS:")) {
-        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
-        _ => None,
-    };
-    let (cmp, secs_cmp, mem_cmp) = measure(|| {
-        let file = std::fs::File::open(&big)?;
-        Ok(compare_bill(
-            BufReader::with_capacity(64 * 1024, file),
-            local,
-        )?)
-    })?;
-    if n != rows || cmp.bill_rows != rows || cmp.matched != rows || !cmp.discrepancies.is_empty() {
-        bail!("the benchmark's bill did not reconcile cleanly");
-    }
+    let results = [
+        ("parse", run_phase("parse", &small, rows / 10)),
+        ("parse", run_phase("parse", &big, rows)),
+        ("parse + compare", run_phase("compare", &big, rows)),
+    ];
     let _ = std::fs::remove_file(&big);
     let _ = std::fs::remove_file(&small);
 
     println!("bill: {rows} rows, {:.1} MiB", size as f64 / 1_048_576.0);
     println!(
-        "{:<28} {:>12} {:>10} {:>14}",
-        "phase", "rows/s", "seconds", "RSS added"
+        "{:<28} {:>12} {:>10} {:>12} {:>22}",
+        "phase", "rows/s", "seconds", "peak RSS", "RSS before the bill"
     );
-    let line = |name: &str, n: u64, secs: f64, mem: Option<u64>| {
+    let mut json = Vec::new();
+    for (name, r) in results {
+        let r = r?;
+        let n = r["rows"].as_u64().unwrap_or(0);
+        let secs = r["secs"].as_f64().unwrap_or(f64::NAN);
         println!(
-            "{name:<28} {:>12.0} {secs:>10.3} {:>14}",
+            "{:<28} {:>12.0} {secs:>10.3} {:>12} {:>22}",
+            format!("{name} ({n} rows)"),
             n as f64 / secs,
-            kib(mem)
+            kib(r["peak_kib"].as_u64()),
+            kib(r["before_kib"].as_u64()),
         );
-    };
-    line(
-        &format!("parse ({} rows)", n_small),
-        n_small,
-        secs_small,
-        mem_small,
-    );
-    line(&format!("parse ({n} rows)"), n, secs_parse, mem_parse);
-    line(
-        &format!("parse + compare ({rows})"),
-        rows,
-        secs_cmp,
-        mem_cmp,
-    );
-    println!(
-        "the day's records here ({rows} orders and refunds): {}",
-        kib(local_kib)
-    );
+        json.push(
+            serde_json::json!({"phase": name, "rows": n, "rows_per_s": n as f64 / secs,
+            "peak_rss_kib": r["peak_kib"], "rss_before_kib": r["before_kib"]}),
+        );
+    }
     println!(
         "{}",
-        serde_json::json!({
-            "rows": rows, "bytes": size,
-            "parse_rows_per_s": n as f64 / secs_parse,
-            "parse_compare_rows_per_s": rows as f64 / secs_cmp,
-            "parse_rss_added_kib": mem_parse, "parse_small_rss_added_kib": mem_small,
-            "compare_rss_added_kib": mem_cmp, "local_day_kib": local_kib,
-        })
+        serde_json::json!({"rows": rows, "bytes": size, "phases": json})
     );
     Ok(())
 }

@@ -26,7 +26,7 @@ pub(super) fn notice(kind: Kind, replica: &str) -> String {
     format!("{} {replica}", kind.as_str())
 }
 
-fn from_replica<'a>(notice: &'a str) -> Option<&'a str> {
+fn from_replica(notice: &str) -> Option<&str> {
     notice.split_once(' ').map(|(_, replica)| replica)
 }
 

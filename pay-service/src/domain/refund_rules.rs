@@ -20,6 +20,9 @@ use crate::db::{RefundStatus, Status};
 pub enum Reserved {
     /// The amount is held; the refund row exists, PENDING.
     Held,
+    /// A refund with this out_refund_no exists already (the same
+    /// Idempotency-Key, concurrently): nothing was reserved.
+    Exists,
     UnknownOrder,
     /// Only PAID and REFUND orders can be refunded.
     NotRefundable(Status),
@@ -34,6 +37,15 @@ pub fn reserve(conn: &mut DbConnection, refund: &NewRefund) -> Result<Reserved, 
     let Some(order) = orders::lock(conn, refund.out_trade_no)? else {
         return Ok(Reserved::UnknownOrder);
     };
+    // The same number made by a concurrent request (the same
+    // Idempotency-Key): refunds are only inserted under the order's lock,
+    // so it is committed and visible now. Checked with a plain read: were
+    // the INSERT below to collide with it, PostgreSQL would make it wait for
+    // whoever holds that refund's row (a notification settling it, which
+    // then wants the order's row we hold): a deadlock.
+    if refunds::load(conn, refund.out_refund_no)?.is_some() {
+        return Ok(Reserved::Exists);
+    }
     if !matches!(order.status, Status::Paid | Status::Refund) {
         return Ok(Reserved::NotRefundable(order.status));
     }

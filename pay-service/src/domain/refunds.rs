@@ -180,6 +180,12 @@ pub async fn request(
     }
     let reserved = match reserve(state, out_trade_no, &out_refund_no, &ask, cause).await {
         // The same key, concurrently: the other request's refund is the one.
+        Ok(Reserved::Exists) if ask.key.is_some() => {
+            let existing = refunds::get(&state.db, &out_refund_no)
+                .await?
+                .ok_or_else(|| PayError::Internal("idempotent refund vanished".into()))?;
+            return replay(state, &order, existing, &ask, cause).await;
+        }
         Err(e) if e.is_unique_violation() && ask.key.is_some() => {
             let existing = refunds::get(&state.db, &out_refund_no)
                 .await?
@@ -229,6 +235,9 @@ async fn reserve(
 fn refuse_unreserved(reserved: Reserved, amount_fen: i64) -> Result<(), PayError> {
     match reserved {
         Reserved::Held => Ok(()),
+        // Only a refund number derived from an Idempotency-Key can collide;
+        // `request` replays those.
+        Reserved::Exists => Err(PayError::Internal("refund number already used".into())),
         Reserved::UnknownOrder => Err(PayError::OrderNotFound),
         Reserved::NotRefundable(s) => Err(PayError::Conflict(format!(
             "order is {}; only PAID or REFUND orders can be refunded",

@@ -51,7 +51,10 @@ impl PayState {
     pub async fn build(config: PayConfig, cache: Option<Cache>) -> Result<Self, StartupError> {
         let infra = Infra::build(&config.common, Some(db::migrations()), cache).await?;
         let db = infra.db.clone().ok_or_else(|| {
-            StartupError::service("database", "Infra::build gave no database despite migrations")
+            StartupError::service(
+                "database",
+                "Infra::build gave no database despite migrations",
+            )
         })?;
         let pay = PayApi::new(
             infra.wechat.clone(),

@@ -251,9 +251,13 @@ fn refund_example() -> serde_json::Value {
 /// The v2 notification reply WeChat expects.
 fn xml_reply(ok: bool) -> serde_json::Value {
     if ok {
-        json!("<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>")
+        json!(
+            "<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>"
+        )
     } else {
-        json!("<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[bad_sign]]></return_msg></xml>")
+        json!(
+            "<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[bad_sign]]></return_msg></xml>"
+        )
     }
 }
 
@@ -363,7 +367,12 @@ fn reconciliation(op: Op) -> Op {
 }
 
 fn order_no(op: Op) -> Op {
-    op.path_param("outTradeNo", "商户订单号", "the merchant's order number", NO)
+    op.path_param(
+        "outTradeNo",
+        "商户订单号",
+        "the merchant's order number",
+        NO,
+    )
 }
 
 pub fn openapi() -> OpenApi {

@@ -247,3 +247,56 @@ impl Keys {
         Ok(certs)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::config::Secret;
+
+    fn keys() -> Keys {
+        let cfg = V3Config {
+            api_v3_key: Secret::new("0123456789abcdef0123456789abcdef"),
+            serial_no: "ABC".into(),
+            private_key_pem: Secret::new(""),
+            public_key: None,
+        };
+        Keys::new(&cfg, Cache::memory()).unwrap()
+    }
+
+    #[test]
+    fn certificates_are_due_before_the_first_check_and_every_12_hours() {
+        let k = keys();
+        assert!(k.refresh_due(), "no public key, nothing loaded yet");
+        *lock(&k.loaded_at) = Some(Instant::now());
+        assert!(!k.refresh_due());
+        if let Some(long_ago) = Instant::now().checked_sub(REFRESH_EVERY) {
+            *lock(&k.loaded_at) = Some(long_ago);
+            assert!(k.refresh_due());
+        }
+    }
+
+    #[test]
+    fn a_download_must_decrypt_with_our_key() {
+        let k = keys();
+        let other = ApiV3Key::new("fedcba9876543210fedcba9876543210").unwrap();
+        let sealed = shared::wechatpay_v3::EncryptedResource::seal(
+            &other,
+            "0123456789ab",
+            "certificate",
+            None,
+            b"-----BEGIN CERTIFICATE-----",
+        )
+        .unwrap();
+        let body = serde_json::json!({"data": [{
+            "serial_no": "5157F09EFDC096DE15EBE81A47057A7232F1B8E1",
+            "effective_time": "2018-06-08T10:34:56+08:00",
+            "expire_time": "2023-06-08T10:34:56+08:00",
+            "encrypt_certificate": sealed,
+        }]});
+        let e = k
+            .open_certificates(body.to_string().as_bytes())
+            .unwrap_err();
+        assert!(e.contains("does not decrypt"), "{e}");
+        assert!(k.open_certificates(b"{}").is_err());
+    }
+}
