@@ -106,6 +106,9 @@ fn service_vars(kind: Kind, sandbox: &str, storage: &Storage) -> Vec<(String, St
         ("RUST_LOG", "warn".into()),
         // Every login in the run comes from one address.
         ("LOGIN_RATE_LIMIT", "0".into()),
+        // Three users place every order of the run (pay-service's per-user
+        // budget of orders a minute would answer 429).
+        ("ORDER_RATE_LIMIT", "0".into()),
         // The reconciliation worker would add its own load to pay-service.
         ("RECONCILE_INTERVAL_SECONDS", "0".into()),
         // So would the daily bill job (and it calls WeChat at start).
@@ -274,7 +277,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
 
     // Last: its second pay-service and RSA work stay out of the figures above.
     let v3 = match opts.extras.v3 {
-        true => Some(v3::run(&client, &opts.launch, &storage, &sandbox, pay, &tokens, c, n).await?),
+        true => Some(v3::run(opts, &client, &storage, &sandbox, pay, &tokens).await?),
         false => None,
     };
     let healthz: Vec<(String, f64)> = rows

@@ -29,7 +29,7 @@ use crate::backends::Storage;
 use crate::load::{LoadResult, drive};
 use crate::report::Row;
 use crate::scenarios::{self, Placed};
-use crate::services::{Kind, Launch, Service};
+use crate::services::{Kind, Service};
 
 pub const NOTIFY_V3_PATH: &str = "/api/pay/v3/notify";
 
@@ -85,18 +85,17 @@ pub struct V3Figures {
 
 /// Starts the v3 pay-service, runs the pairs, times RSA; the v3 process is
 /// stopped when this returns.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
+    opts: &crate::Options,
     client: &reqwest::Client,
-    launch: &Launch,
     storage: &Storage,
     sandbox: &Sandbox,
     pay_v2: &Service,
     tokens: &[String],
-    c: usize,
-    n: usize,
 ) -> anyhow::Result<V3Figures> {
-    let pay_v3 = Service::start(Kind::Pay, launch, &v3_vars(sandbox, storage), client).await?;
+    let (c, n) = (opts.concurrency, opts.requests);
+    let vars = v3_vars(sandbox, storage);
+    let pay_v3 = Service::start(Kind::Pay, &opts.launch, &vars, client).await?;
     let bench_pid = std::process::id();
     let cpu_of = |s: &Service| s.is_child().then_some(s.pid);
     let (v2_pid, v3_pid) = (cpu_of(pay_v2), cpu_of(&pay_v3));

@@ -129,7 +129,10 @@ fn check(report: &Report) {
         (N, N),
         "{table}"
     );
-    assert!(v3.rsa.sign_us > v3.rsa.verify_us && v3.rsa.verify_us > 0.0, "{table}");
+    assert!(
+        v3.rsa.sign_us > v3.rsa.verify_us && v3.rsa.verify_us > 0.0,
+        "{table}"
+    );
     let steps = report.notify_steps.as_ref().expect("step figures");
     assert_eq!(steps.notifications, STEPS);
     assert!(

@@ -21,9 +21,15 @@ fuzz_target!(|data: &[u8]| {
         panic!("ended without an error and without totals");
     };
     assert_eq!(totals.rows, rows.len() as u64);
-    assert_eq!(totals.settlement_fen, rows.iter().map(|r| r.settlement_fen).sum::<i64>());
+    assert_eq!(
+        totals.settlement_fen,
+        rows.iter().map(|r| r.settlement_fen).sum::<i64>()
+    );
     assert_eq!(totals.fee_fen, rows.iter().map(|r| r.fee_fen).sum::<i64>());
-    assert_eq!(totals.refund_fen, rows.iter().map(|r| r.refund_fen).sum::<i64>());
+    assert_eq!(
+        totals.refund_fen,
+        rows.iter().map(|r| r.refund_fen).sum::<i64>()
+    );
     // Round trip: what was accepted can be written, unless a field holds
     // what the format cannot carry (then the writer says so).
     let Ok(mut writer) = BillWriter::new(Vec::new()) else {

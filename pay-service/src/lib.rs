@@ -24,14 +24,14 @@ pub use config::{DEFAULT_PORT, PayConfig, RefundConfig, SERVICE, WebhookConfig};
 pub use db::migrations;
 /// Diesel's view of the tables, for tests that set up a row's state by hand.
 pub use db::schema;
-pub use domain::{ApiVersion, PayState, RefundStatus, Status, TradeType};
-pub use error::PayError;
-pub use http::openapi::openapi;
-pub use http::{configure, with_openapi};
 pub use domain::bills::{
     Comparison, Discrepancy, DiscrepancyKind, LocalDay, LocalPayment, LocalRefund,
     ReconciliationView, compare as compare_bill, stored as stored_reconciliation,
 };
+pub use domain::{ApiVersion, PayState, RefundStatus, Status, TradeType};
+pub use error::PayError;
+pub use http::openapi::openapi;
+pub use http::{configure, with_openapi};
 pub use jobs::{BillPassOutcome, BillPassReport, bills_once, reconcile_day, reconciliation_table};
 pub use jobs::{DispatchReport, ReconcileReport, Workers, dispatch_once, reconcile_once};
 pub use shared::startup::Application;

@@ -144,7 +144,14 @@ fn processing(app: &TestApp, no: &str) -> Vec<String> {
         .collect()
 }
 
-async fn run_sequence(app: &TestApp, seed: u64, steps: usize) {
+/// The local statuses a sequence went through, so that the test knows it
+/// explored the cases it is about.
+async fn run_sequence(
+    app: &TestApp,
+    seed: u64,
+    steps: usize,
+) -> std::collections::BTreeSet<String> {
+    let mut seen = std::collections::BTreeSet::new();
     let mut rng = Rng(seed);
     let no = app.paid_order("10.00").await;
     let sb = app.sandbox.state();
@@ -197,8 +204,12 @@ async fn run_sequence(app: &TestApp, seed: u64, steps: usize) {
         }
         sb.clear_faults();
         check_invariants(app, &no, &context).await;
+        for r in inspect::refunds_of(app.state.db(), &no).await.unwrap() {
+            seen.insert(r.status.as_str().to_owned());
+        }
     }
     drain(app, &no, seed).await;
+    seen
 }
 
 /// Faults off, WeChat finishes every refund it has: once reconciliation has
@@ -250,8 +261,17 @@ async fn drain(app: &TestApp, no: &str, seed: u64) {
 async fn no_sequence_of_answers_refunds_more_than_wechat_did() {
     for db in all_backends(migrations) {
         let app = spawn_refund_app(&db, &[V2, ("WECHAT_TIMEOUT_MS", "400")]).await;
+        let mut seen = std::collections::BTreeSet::new();
         for seed in [0x9E37_79B9_7F4A_7C15, 7, 1_000_003, 42] {
-            run_sequence(&app, seed, 40).await;
+            seen.extend(run_sequence(&app, seed, 40).await);
+        }
+        // The sequences went through every status, PENDING (unknown
+        // outcomes) and CHANGE included.
+        for status in ["PENDING", "PROCESSING", "SUCCESS", "FAILED", "CHANGE"] {
+            assert!(
+                seen.contains(status),
+                "no refund was ever {status}: {seen:?}"
+            );
         }
     }
 }

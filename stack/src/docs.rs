@@ -364,10 +364,10 @@ pub fn render(doc: &Value) -> String {
 
 const STYLE: &str = "\
 body{margin:0;font:15px/1.55 -apple-system,'PingFang SC','Microsoft YaHei','Noto Sans CJK SC',sans-serif;color:#1f2328;display:flex}\
-nav{position:sticky;top:0;height:100vh;overflow:auto;width:300px;flex:none;background:#f6f8fa;border-right:1px solid #d0d7de;padding:12px;box-sizing:border-box;font-size:13px}\
-nav ul{list-style:none;padding-left:8px;margin:4px 0}nav a{color:#1f2328;text-decoration:none}nav a:hover{text-decoration:underline}\
+nav{position:sticky;top:0;height:100vh;overflow:auto;width:340px;flex:none;background:#f6f8fa;border-right:1px solid #d0d7de;padding:12px;box-sizing:border-box;font-size:13px}\
+nav ul{list-style:none;padding-left:8px;margin:4px 0}nav a{color:#1f2328;text-decoration:none}nav ul ul a{display:block;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}nav a:hover{text-decoration:underline}\
 .brand{font-weight:600;font-size:16px;margin:0 0 8px}\
-main{padding:16px 32px;max-width:1000px;min-width:0}\
+main{padding:16px 32px;max-width:1000px;min-width:0;overflow-x:auto}\
 h2{border-bottom:1px solid #d0d7de;padding-bottom:4px;margin-top:40px}\
 .op{border:1px solid #d0d7de;border-radius:6px;padding:4px 16px 12px;margin:16px 0}\
 .op h3 code{font-size:15px}.summary{font-weight:600}\

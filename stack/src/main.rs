@@ -21,6 +21,11 @@ async fn main() -> anyhow::Result<()> {
     };
     println!();
     println!("  wxpay is running: open {}", stack.public_url());
+    println!(
+        "  API reference:    {}{}",
+        stack.public_url().trim_end_matches('/'),
+        stack::docs::DOCS_PATH
+    );
     if let Some(sandbox) = stack.sandbox() {
         println!(
             "  WeChat sandbox:   {}  (test users below; Ctrl-C stops both)",

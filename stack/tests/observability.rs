@@ -37,6 +37,19 @@ const GRAFANA_VARIABLES: &[(&str, &str)] = &[
 /// Metrics Prometheus itself adds to every target.
 const SCRAPE_METRICS: &[&str] = &["up"];
 
+/// Metrics of the prometheus crate's process collector (its `process`
+/// feature), which every service's `/metrics` carries; shared's
+/// `metrics_carry_the_process_figures` test checks they are served.
+const PROCESS_METRICS: &[&str] = &[
+    "process_cpu_seconds_total",
+    "process_open_fds",
+    "process_max_fds",
+    "process_virtual_memory_bytes",
+    "process_resident_memory_bytes",
+    "process_start_time_seconds",
+    "process_threads",
+];
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -267,7 +280,7 @@ fn exported_metric_literals() -> String {
 }
 
 fn is_exported(name: &str, sources: &str) -> bool {
-    if SCRAPE_METRICS.contains(&name) {
+    if SCRAPE_METRICS.contains(&name) || PROCESS_METRICS.contains(&name) {
         return true;
     }
     let base = ["_bucket", "_count", "_sum"]

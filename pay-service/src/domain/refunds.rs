@@ -16,6 +16,7 @@
 
 use serde::Serialize;
 use shared::db::{DbError, now_unix};
+use shared::wechat::WechatError;
 
 use super::audit::{self, Cause};
 use super::gateway;
@@ -304,12 +305,27 @@ async fn ask_wechat(
             let why = format!("outcome unknown, sent again under the same number: {e}");
             refunds::note_unknown(&state.db, out_refund_no, &why).await?;
             tracing::warn!(target: "audit", out_trade_no, out_refund_no, error = %e, source = cause.source, request_id = %cause.request_id, "refund outcome unknown; it stays PENDING and is sent again");
-            return Err(e);
+            return Err(unknown_outcome(e, out_refund_no));
         }
     }
     refunds::get(&state.db, out_refund_no)
         .await?
         .ok_or_else(|| PayError::Internal("refund vanished".into()))
+}
+
+/// The error an admin sees when WeChat's answer is unknown: still a WeChat
+/// failure (502, or 504 for a timeout), worded so that nobody refunds the
+/// same money again under a new number.
+fn unknown_outcome(e: PayError, out_refund_no: &str) -> PayError {
+    let what = format!(
+        "refund {out_refund_no}: WeChat's answer is unknown ({e}); it stays PENDING with its \
+         amount held and is sent again under the same number until WeChat answers; do not \
+         refund it again"
+    );
+    match e {
+        PayError::Wechat(WechatError::Timeout(_)) => PayError::Wechat(WechatError::Timeout(what)),
+        _ => PayError::PayUnusable(what),
+    }
 }
 
 /// Releases an open refund's amount (WeChat refused or closed it). False
@@ -512,4 +528,52 @@ pub async fn reconcile(state: &PayState, cause: &Cause) -> Result<usize, PayErro
         }
     }
     Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(code: &str) -> PayError {
+        PayError::PayRefused {
+            code: code.into(),
+            description: "x".into(),
+        }
+    }
+
+    #[test]
+    fn only_definite_refusals_release_a_refund() {
+        for code in ["NOTENOUGH", "ERROR", "PARAM_ERROR", "USER_ACCOUNT_ABNORMAL"] {
+            assert!(is_definite_refusal(&refused(code)), "{code}");
+        }
+        assert!(is_definite_refusal(&PayError::PayGatewayRefused(
+            "签名错误".into()
+        )));
+        for unknown in [
+            refused("SYSTEMERROR"),
+            refused("SYSTEM_ERROR"),
+            refused("BIZERR_NEED_RETRY"),
+            refused("FREQUENCY_LIMITED"),
+            refused(""),
+            PayError::PayUnusable("reply sign does not verify".into()),
+            PayError::Wechat(WechatError::Timeout("t".into())),
+            PayError::Wechat(WechatError::BadResponse("HTTP 500".into())),
+            PayError::Wechat(WechatError::Unreachable("refused".into())),
+        ] {
+            assert!(!is_definite_refusal(&unknown), "{unknown:?}");
+        }
+        assert!(needs_operator("CHANGE") && needs_operator("ABNORMAL"));
+        assert!(!needs_operator("REFUNDCLOSE") && !needs_operator("CLOSED"));
+    }
+
+    #[test]
+    fn an_unknown_outcome_says_so_and_keeps_its_kind() {
+        let e = unknown_outcome(refused("SYSTEMERROR"), "R1");
+        let text = e.to_string();
+        assert!(text.contains("R1") && text.contains("SYSTEMERROR") && text.contains("PENDING"));
+        let api: shared::error::ApiError = e.into();
+        assert_eq!(api.code(), 10009);
+        let timeout = unknown_outcome(PayError::Wechat(WechatError::Timeout("t".into())), "R2");
+        assert!(matches!(timeout, PayError::Wechat(WechatError::Timeout(_))));
+    }
 }

@@ -45,14 +45,8 @@ pub fn configure(state: PayState) -> impl Fn(&mut web::ServiceConfig) + Clone + 
                 web::get().to(admin::list_refunds),
             )
             .route("/api/pay/admin/events", web::get().to(admin::list_events))
-            .route(
-                "/api/pay/admin/reconciliations",
-                web::post().to(bills::run),
-            )
-            .route(
-                "/api/pay/admin/reconciliations",
-                web::get().to(bills::get),
-            )
+            .route("/api/pay/admin/reconciliations", web::post().to(bills::run))
+            .route("/api/pay/admin/reconciliations", web::get().to(bills::get))
             .service(
                 web::resource("/api/pay/refund-notify")
                     .app_data(web::PayloadConfig::new(max_xml))

@@ -15,7 +15,9 @@ use tokio::task::JoinHandle;
 
 use crate::domain::PayState;
 
-pub use bills::{BillPassOutcome, BillPassReport, bills_once, reconcile_day, table as reconciliation_table};
+pub use bills::{
+    BillPassOutcome, BillPassReport, bills_once, reconcile_day, table as reconciliation_table,
+};
 pub use dispatch::{DispatchReport, dispatch_once};
 pub use reconcile::{ReconcileReport, reconcile_once};
 

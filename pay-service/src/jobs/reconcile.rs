@@ -1,7 +1,8 @@
 //! Reconciliation: orders still NOTPAY some time after creation are settled by
 //! asking WeChat (orderquery), through the same transitions a notification
 //! makes; expired ones are closed at WeChat, then here. Open refunds are
-//! asked about too (refundquery).
+//! seen to too: a PENDING one (WeChat's answer unknown) is sent again under
+//! the same out_refund_no, the others are asked about (refundquery).
 
 use std::time::Duration;
 
@@ -24,7 +25,9 @@ pub struct ReconcileReport {
     pub paid: usize,
     pub closed: usize,
     pub errors: usize,
-    /// Open refunds that refundquery settled (succeeded or released).
+    /// Open refunds that changed: PENDING ones sent to WeChat again under
+    /// their own number and now accepted or definitely refused, others
+    /// settled by refundquery (succeeded, released, or CHANGE).
     pub refunds_settled: usize,
 }
 
