@@ -60,12 +60,7 @@ fn replace_line(text: &str, prefix: &str, with: &str) -> anyhow::Result<String> 
 }
 
 /// gateway.conf pointed at this run's services, port and folder.
-pub fn rewrite_conf(
-    conf: &str,
-    up: &Upstreams,
-    port: u16,
-    dir: &Path,
-) -> anyhow::Result<String> {
+pub fn rewrite_conf(conf: &str, up: &Upstreams, port: u16, dir: &Path) -> anyhow::Result<String> {
     let d = dir.display();
     let mut text = conf.to_owned();
     for (name, addr) in [
@@ -119,7 +114,10 @@ impl Gateway {
             .local_addr()?
             .port();
         let conf = std::fs::read_to_string(repo_root().join("deploy/nginx/gateway.conf"))?;
-        std::fs::write(dir.join("gateway.conf"), rewrite_conf(&conf, up, port, &dir)?)?;
+        std::fs::write(
+            dir.join("gateway.conf"),
+            rewrite_conf(&conf, up, port, &dir)?,
+        )?;
         let d = dir.display();
         // As root, nginx's workers would switch to `nobody`, who may not
         // enter the temporary folder.

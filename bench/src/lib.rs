@@ -349,9 +349,17 @@ async fn via_gateway(
         })
         .await
     };
-    rows.push(GatewayRow::new("/gateway-healthz (nginx alone)", None, &own));
+    rows.push(GatewayRow::new(
+        "/gateway-healthz (nginx alone)",
+        None,
+        &own,
+    ));
     let config = scenarios::jssdk_config(client, &gw.base, sandbox, c, n).await;
-    rows.push(GatewayRow::new("jssdkConfig (warm)", Some(direct[0]), &config));
+    rows.push(GatewayRow::new(
+        "jssdkConfig (warm)",
+        Some(direct[0]),
+        &config,
+    ));
     let (_, orders) = scenarios::v2pay(client, &pay.base, tokens, c, n).await;
     let notified =
         scenarios::notifications_from(client, &gw.base, sandbox, &orders, c, true).await?;
@@ -400,6 +408,28 @@ async fn open_loop_runs(
     ));
     let mut found = Vec::new();
     if let Some(step) = ol.search_step {
+        // The yardstick under the same generator: jssdk-service's /healthz,
+        // checked as lightly. Its highest rate over jssdkConfig's is the
+        // issue's "jssdkConfig / /healthz" without the bench's own
+        // signature checks in the way.
+        let healthz_run = |rate: f64| {
+            let (client, url) = (client.clone(), jssdk.url("/healthz"));
+            open_loop::drive_rate(rate, step, ol.max_in_flight, move |_| {
+                let req = client.get(&url);
+                async move { req.send().await.is_ok_and(|r| r.status() == 200) }
+            })
+        };
+        found.push(
+            open_loop::find_max_rate(
+                "jssdk /healthz",
+                2_000.0,
+                256_000.0,
+                3,
+                ol.slo_p99,
+                healthz_run,
+            )
+            .await?,
+        );
         found.push(
             open_loop::find_max_rate(
                 "jssdkConfig (warm)",

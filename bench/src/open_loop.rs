@@ -146,7 +146,8 @@ pub struct StepFigures {
 
 /// A short search: from `first`, double the rate while it holds (up to
 /// `ceiling`), then halve the gap between the last rate that held and the
-/// first that did not `bisections` times. Each step runs `step` long.
+/// first that did not `bisections` times. A step that fails is run once more
+/// (the better of the two counts).
 pub async fn find_max_rate<R, Fut>(
     endpoint: &str,
     first: f64,
@@ -203,7 +204,16 @@ where
     R: FnMut(f64) -> Fut,
     Fut: Future<Output = anyhow::Result<RateResult>>,
 {
-    let r = run(rate).await?;
+    let mut r = run(rate).await?;
+    if !r.holds(slo) {
+        // Once more before giving the rate up: on a shared machine one stall
+        // of another process (a compiler, say) is enough to lift a short
+        // step's p99 past the bound.
+        let again = run(rate).await?;
+        if again.holds(slo) || again.quantile_ms(0.99) < r.quantile_ms(0.99) {
+            r = again;
+        }
+    }
     let held = r.holds(slo);
     steps.push(StepFigures {
         target_rate: rate,

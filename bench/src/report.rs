@@ -313,6 +313,20 @@ impl Report {
         if let Some(v3) = &self.v3 {
             out += &crate::v3::table(v3);
         }
+        let highest = |e: &str| {
+            self.max_rates
+                .iter()
+                .find(|m| m.endpoint == e)
+                .map(|m| m.rate)
+        };
+        if let (Some(h), Some(j)) = (highest("jssdk /healthz"), highest("jssdkConfig (warm)"))
+            && h > 0.0
+        {
+            out += &format!(
+                "  jssdkConfig (warm) / jssdk /healthz, highest rates: {:.2}\n",
+                j / h
+            );
+        }
         for n in &self.notes {
             out += &format!("note: {n}\n");
         }

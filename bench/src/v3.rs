@@ -33,6 +33,9 @@ use crate::services::{Kind, Service};
 
 pub const NOTIFY_V3_PATH: &str = "/api/pay/v3/notify";
 
+/// A notification's body and its `Wechatpay-*` headers.
+pub type SignedBody = (String, Vec<(&'static str, String)>);
+
 /// One side of a pair: the closed-loop figures and the CPU the two
 /// processes spent per request meanwhile.
 #[derive(Debug, Clone, Serialize)]
@@ -70,6 +73,11 @@ pub struct RsaCost {
     /// `Verifier::verify` of a signed answer with the WeChat Pay public key,
     /// key lookup by `Wechatpay-Serial` included, µs.
     pub verify_us: f64,
+    /// The same signature with `ring` (in the tree already, under rustls):
+    /// what a switch of `shared::wechatpay_v3` to it would cost, µs.
+    pub ring_sign_us: f64,
+    /// A verification with `ring` (the merchant's public key), µs.
+    pub ring_verify_us: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -260,7 +268,7 @@ fn cpu_ticks(stat: &str) -> Option<u64> {
 pub fn v3_notifications(
     state: &SandboxState,
     placed: &[Placed],
-) -> anyhow::Result<Vec<(String, Vec<(&'static str, String)>)>> {
+) -> anyhow::Result<Vec<SignedBody>> {
     let key = ApiV3Key::new(SANDBOX_MCH_API_V3_KEY)?;
     let quiet = PayOptions {
         notify: false,
@@ -300,7 +308,7 @@ pub fn v3_notifications(
 pub async fn post_v3_notifications(
     client: &reqwest::Client,
     base: &str,
-    bodies: Arc<Vec<(String, Vec<(&'static str, String)>)>>,
+    bodies: Arc<Vec<SignedBody>>,
     c: usize,
 ) -> LoadResult {
     let (client, url) = (client.clone(), format!("{base}{NOTIFY_V3_PATH}"));
@@ -376,11 +384,65 @@ fn rsa_cost(state: &SandboxState, samples: usize) -> anyhow::Result<RsaCost> {
         std::hint::black_box(verifier.verify(std::hint::black_box(&msg)))?;
     }
     let verify_us = started.elapsed().as_secs_f64() * 1e6 / verify_samples as f64;
+    let (ring_sign_us, ring_verify_us) =
+        ring_cost(&keys.merchant.key_pem, &signer, message.as_bytes(), samples)?;
     Ok(RsaCost {
         samples,
         sign_us,
         verify_us,
+        ring_sign_us,
+        ring_verify_us,
     })
+}
+
+/// [`rsa_cost`]'s figures with `ring`, after checking that both produce the
+/// same signature (PKCS#1 v1.5 is deterministic): one implementation
+/// checked against another, beside the timing.
+fn ring_cost(
+    key_pem: &str,
+    signer: &MerchantSigner,
+    message: &[u8],
+    samples: usize,
+) -> anyhow::Result<(f64, f64)> {
+    use base64::Engine;
+    use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair};
+    let b64: String = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    let der = base64::engine::general_purpose::STANDARD.decode(b64.trim())?;
+    let pair = RsaKeyPair::from_pkcs8(&der)
+        .map_err(|e| anyhow::anyhow!("ring refuses the merchant key: {e}"))?;
+    let rng = ring::rand::SystemRandom::new();
+    let mut signature = vec![0; pair.public().modulus_len()];
+    let sign = |out: &mut [u8]| {
+        pair.sign(&RSA_PKCS1_SHA256, &rng, message, out)
+            .map_err(|_| anyhow::anyhow!("ring cannot sign"))
+    };
+    sign(&mut signature)?;
+    let ours = base64::engine::general_purpose::STANDARD.decode(signer.sign(message))?;
+    anyhow::ensure!(
+        ours == signature,
+        "ring and the rsa crate sign the same message differently"
+    );
+    let started = Instant::now();
+    for _ in 0..samples {
+        sign(std::hint::black_box(&mut signature))?;
+    }
+    let sign_us = started.elapsed().as_secs_f64() * 1e6 / samples as f64;
+    let public = ring::signature::UnparsedPublicKey::new(
+        &RSA_PKCS1_2048_8192_SHA256,
+        pair.public().as_ref().to_vec(),
+    );
+    let verify_samples = samples * 20;
+    let started = Instant::now();
+    for _ in 0..verify_samples {
+        public
+            .verify(message, std::hint::black_box(&signature))
+            .map_err(|_| anyhow::anyhow!("ring does not verify its own signature"))?;
+    }
+    let verify_us = started.elapsed().as_secs_f64() * 1e6 / verify_samples as f64;
+    Ok((sign_us, verify_us))
 }
 
 /// The section of the printed report.
@@ -415,6 +477,10 @@ pub fn table(f: &V3Figures) -> String {
     out += &format!(
         "one RSA-2048 SHA256 signature (merchant key): {:.0} µs; one verification (public key): {:.1} µs ({} samples)\n",
         f.rsa.sign_us, f.rsa.verify_us, f.rsa.samples
+    );
+    out += &format!(
+        "  the same with ring (identical signature bytes): sign {:.0} µs, verify {:.1} µs\n",
+        f.rsa.ring_sign_us, f.rsa.ring_verify_us
     );
     out += &format!(
         "v3 orders APIv3 at the sandbox: {}; v3 notifications applied (PAID afterwards): {}\n",

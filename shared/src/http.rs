@@ -208,6 +208,9 @@ pub struct ServerSettings {
     pub trusted_gateways: TrustedGateways,
 }
 
+/// Blocking threads per actix worker (see [`serve`]).
+pub const MAX_BLOCKING_THREADS_PER_WORKER: usize = 32;
+
 /// Builds an actix server on `listener` (bind port 0 in tests and read it back)
 /// with the shared middleware around the routes `configure` mounts.
 pub fn serve<F>(
@@ -237,6 +240,14 @@ where
     if let Some(n) = settings.workers {
         server = server.workers(n);
     }
+    // Blocking work (the database, through `web::block`) runs on each
+    // worker's own blocking pool, which actix sizes at 512 threads divided
+    // among the workers. A database call beyond the connection pool (16 on
+    // PostgreSQL) only waits for a connection, holding a thread, its stack
+    // and soon a malloc arena of its own: under a burst RSS grew by tens of
+    // MiB for no throughput. Past this many per worker the calls queue
+    // instead, still enough for every connection of every pool in `stack`.
+    server = server.worker_max_blocking_threads(MAX_BLOCKING_THREADS_PER_WORKER);
     Ok(server.run())
 }
 

@@ -1063,9 +1063,11 @@ impl Container {
             shared::random::alphanumeric(8).to_lowercase()
         );
         let mut cmd = std::process::Command::new("podman");
-        cmd.args(["run", "--detach", "--rm", "--name", &name])
-            .args(["--network", "host", "--read-only", "--user", "10001:10001"])
-            .args(["--env", &format!("LISTEN_ADDR=127.0.0.1:{port}")]);
+        cmd.args([
+            "run", "--detach", "--rm", "--pull", "never", "--name", &name,
+        ])
+        .args(["--network", "host", "--read-only", "--user", "10001:10001"])
+        .args(["--env", &format!("LISTEN_ADDR=127.0.0.1:{port}")]);
         for (k, v) in env {
             cmd.args(["--env", &format!("{k}={v}")]);
         }

@@ -176,12 +176,12 @@ pub struct SandboxConfig {
     /// `http://<bound address>` when unset.
     pub public_base_url: Option<String>,
     /// A second, HTTPS listener requiring client certificates (`/secapi/`).
-    pub tls: Option<crate::tls::SandboxTls>,
+    pub tls: Option<crate::keys::SandboxTls>,
     /// The merchant's API key and certificate for v3 (requests are checked
     /// against the certificate); None: the sandbox issues one at start.
-    pub v3_merchant: Option<crate::v3::MerchantIdentity>,
+    pub v3_merchant: Option<crate::keys::MerchantIdentity>,
     /// What v3 answers and notifications are signed with at start.
-    pub v3_sign_mode: crate::v3::SignMode,
+    pub v3_sign_mode: crate::keys::SignMode,
     /// Where the v3 files named by [`crate::Sandbox::service_env`] are
     /// written; None: a temp dir removed with the sandbox.
     pub v3_dir: Option<std::path::PathBuf>,
@@ -198,7 +198,7 @@ impl SandboxConfig {
             public_base_url: None,
             tls: None,
             v3_merchant: None,
-            v3_sign_mode: crate::v3::SignMode::default(),
+            v3_sign_mode: crate::keys::SignMode::default(),
             v3_dir: None,
         }
     }
@@ -238,7 +238,7 @@ impl SandboxConfig {
             .first()
             .map(|m| m.mch_id.clone())
             .unwrap_or_default();
-        if let Some((tls, merchant)) = crate::tls::from_lookup(&var, &mch_id)? {
+        if let Some((tls, merchant)) = crate::keys::from_lookup(&var, &mch_id)? {
             cfg.tls = Some(tls);
             cfg.v3_merchant = merchant;
         }
@@ -389,7 +389,7 @@ mod tests {
             c.merchants[0].api_v3_key,
             "0123456789abcdef0123456789abcdef"
         );
-        assert_eq!(c.v3_sign_mode, crate::v3::SignMode::Switch);
+        assert_eq!(c.v3_sign_mode, crate::keys::SignMode::Switch);
         assert_eq!(c.v3_dir, Some("/tmp/v3".into()));
         assert!(c.validate().is_ok());
         let e = cfg(&[("SANDBOX_V3_SIGN_MODE", "rsa")]).unwrap_err();

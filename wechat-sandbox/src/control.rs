@@ -13,13 +13,12 @@ use serde_json::json;
 
 use crate::clock::lock;
 use crate::config::AppKind;
-use crate::faults::FaultKind;
-use crate::notify::{PayOptions, PayRefusal};
-use crate::oauth::{Scope, USER_COOKIE, is_web_url};
+use crate::oauth::{USER_COOKIE, is_web_url};
 use crate::pages::{self, CashierOrder};
 use crate::params::Params;
-use crate::pay::TradeState;
+use crate::pay::notify::{PayOptions, PayRefusal};
 use crate::state::SandboxState;
+use crate::store::{FaultKind, Scope, TradeState};
 
 /// `{"error": "…"}` with a 4xx status.
 #[derive(Debug)]

@@ -10,7 +10,6 @@
 //! secrets. The cashier runs in an iframe on the sandbox's origin and reports
 //! back with `postMessage`, so the merchant page cannot press 确认支付 itself.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_web::http::header;
@@ -22,12 +21,12 @@ use shared::sign::{SignType, constant_time_eq, jssdk_signature, pay_sign_pairs, 
 use crate::clock::lock;
 use crate::config::AppKind;
 use crate::ids;
-use crate::notify::{PayOptions, PayRefusal};
 use crate::oauth::{encode_pairs, is_web_url};
 use crate::pages::{self, JsapiCashier};
 use crate::params::Params;
-use crate::pay::{PayApi, TradeState};
+use crate::pay::notify::{PayOptions, PayRefusal};
 use crate::state::SandboxState;
+use crate::store::{CashierTicket, PayApi, TradeState};
 use shared::wechatpay_v3::{JSAPI_SIGN_TYPE, jsapi_pay_message};
 
 /// The script, with `__SANDBOX_BASE__` standing for the sandbox's base URL.
@@ -46,17 +45,6 @@ const CONFIG_OK: &str = "config:ok";
 const INVALID_SIGNATURE: &str = "config:invalid signature";
 const INVALID_URL: &str = "config:invalid url domain";
 const INVALID_APPID: &str = "config:fail,Error: 系统错误，错误码：40013,invalid appid";
-
-/// Cashier tickets: one per `chooseWXPay` that passed its checks.
-#[derive(Default)]
-pub(crate) struct CashierStore {
-    tickets: HashMap<String, CashierTicket>,
-}
-
-struct CashierTicket {
-    out_trade_no: String,
-    issued: Duration,
-}
 
 /// `signType` of pay parameters: v2's MD5 / HMAC-SHA256, or v3's RSA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

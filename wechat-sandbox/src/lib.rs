@@ -16,7 +16,6 @@
 //! # Ok(()) }
 //! ```
 
-mod bills;
 mod clock;
 mod config;
 mod control;
@@ -24,31 +23,31 @@ mod errors;
 mod faults;
 mod ids;
 mod jssdk;
+mod keys;
 mod mp;
-mod notify;
 mod oauth;
 mod pages;
 mod params;
 mod pay;
-mod refund;
 mod scan;
 mod server;
 mod state;
+mod store;
 mod tls;
 mod tokens;
-mod v3;
 
-pub use bills::{BILL_READY_HOUR, BillFile, BillType, NoBill, Plant, PlantKind};
 pub use config::{
     AppKind, SANDBOX_MCH_API_V3_KEY, SANDBOX_MCH_ID, SANDBOX_MCH_KEY, SANDBOX_MP_APPID,
     SANDBOX_MP_SECRET, SANDBOX_OA_APPID, SANDBOX_OA_SECRET, SandboxApp, SandboxConfig,
     SandboxMerchant, SandboxUser, default_apps, default_merchants, default_users, service_env,
 };
-pub use faults::FaultKind;
-pub use notify::{DeliveryAttempt, MAX_DELIVERY_ATTEMPTS, PayOptions, RETRY_SCHEDULE};
-pub use pay::{OrderSnapshot, PayApi, TradeState};
-pub use refund::{RefundSnapshot, RefundStatus, decrypt_req_info, encrypt_req_info};
+pub use keys::{MerchantIdentity, SandboxTls, SignMode, TestPki, V3KeysInfo};
+pub use pay::bills::{BILL_READY_HOUR, BillFile, BillType, NoBill};
+pub use pay::notify::{MAX_DELIVERY_ATTEMPTS, PayOptions, RETRY_SCHEDULE};
+pub use pay::refund::{decrypt_req_info, encrypt_req_info};
 pub use server::Sandbox;
 pub use state::SandboxState;
-pub use tls::{SandboxTls, TestPki};
-pub use v3::{MerchantIdentity, SignMode, V3KeysInfo};
+pub use store::{
+    DeliveryAttempt, FaultKind, OrderSnapshot, PayApi, Plant, PlantKind, RefundSnapshot,
+    RefundStatus, TradeState,
+};

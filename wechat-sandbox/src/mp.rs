@@ -1,8 +1,6 @@
 //! Mini-program login (`wx.login` codes, `/sns/jscode2session`) and the
 //! encrypted open data a mini program hands its backend.
 
-use std::collections::HashMap;
-
 use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -13,17 +11,9 @@ use crate::clock::lock;
 use crate::config::AppKind;
 use crate::errors::WxError;
 use crate::ids;
-use crate::oauth::{Codes, authorization_code, check_app};
+use crate::oauth::{authorization_code, check_app};
 use crate::params::Params;
 use crate::state::SandboxState;
-
-#[derive(Default)]
-pub(crate) struct MpStore {
-    /// A code gives the user key.
-    codes: Codes<String>,
-    /// (appid, user key) → the session_key of the user's latest login.
-    session_keys: HashMap<(String, String), [u8; 16]>,
-}
 
 impl SandboxState {
     /// What `wx.login()` gives the mini program: a code for jscode2session.

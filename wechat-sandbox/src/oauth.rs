@@ -1,7 +1,6 @@
 //! Official-account web OAuth: the authorize page, code exchange, refresh and
 //! `/sns/userinfo`.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_web::cookie::{Cookie, SameSite};
@@ -16,101 +15,12 @@ use crate::ids;
 use crate::pages::{self, ConsentUser};
 use crate::params::Params;
 use crate::state::SandboxState;
+use crate::store::{Grant, Scope, UserToken};
 
-/// Codes live 5 minutes, as WeChat documents.
-pub(crate) const CODE_TTL: Duration = Duration::from_secs(300);
 const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(7200);
 const REFRESH_TOKEN_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
-/// Redeemed and expired codes are kept this long so reuse reads 40163, not 40029.
-const CODE_MEMORY: Duration = Duration::from_secs(3600);
 /// The cookie that says which test user "is logged in to WeChat" in this browser.
 pub(crate) const USER_COOKIE: &str = "sandbox_user";
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Scope {
-    Base,
-    UserInfo,
-}
-
-impl Scope {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "snsapi_base" => Some(Scope::Base),
-            "snsapi_userinfo" => Some(Scope::UserInfo),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Base => "snsapi_base",
-            Scope::UserInfo => "snsapi_userinfo",
-        }
-    }
-}
-
-struct Grant {
-    appid: String,
-    user_key: String,
-    scope: Scope,
-}
-
-/// One-time login codes (web OAuth's and `wx.login`'s): each for one app,
-/// redeemable once within [`CODE_TTL`]. `G` is what redeeming gives.
-pub(crate) struct Codes<G> {
-    codes: HashMap<String, IssuedCode<G>>,
-}
-
-struct IssuedCode<G> {
-    appid: String,
-    grant: G,
-    issued: Duration,
-    used: bool,
-}
-
-impl<G> Default for Codes<G> {
-    fn default() -> Self {
-        Codes {
-            codes: HashMap::new(),
-        }
-    }
-}
-
-impl<G> Codes<G> {
-    pub fn issue(&mut self, appid: &str, grant: G, now: Duration) -> String {
-        let code = ids::alnum(32);
-        self.codes
-            .retain(|_, c| now.saturating_sub(c.issued) < CODE_MEMORY);
-        self.codes.insert(
-            code.clone(),
-            IssuedCode {
-                appid: appid.to_owned(),
-                grant,
-                issued: now,
-                used: false,
-            },
-        );
-        code
-    }
-
-    /// What `code` was issued for, once: 40029 for an unknown, another app's
-    /// or expired code, 40163 for one already redeemed.
-    pub fn redeem(&mut self, code: &str, appid: &str, now: Duration) -> Result<&G, WxError> {
-        let entry = self
-            .codes
-            .get_mut(code)
-            .filter(|c| c.appid == appid)
-            .ok_or(errors::INVALID_CODE)?;
-        if entry.used {
-            return Err(errors::CODE_BEEN_USED);
-        }
-        if now >= entry.issued + CODE_TTL {
-            return Err(errors::INVALID_CODE);
-        }
-        entry.used = true;
-        Ok(&entry.grant)
-    }
-}
 
 /// The code of an `authorization_code` grant, checked in WeChat's order.
 pub(crate) fn authorization_code<'a>(q: &'a Params, param: &str) -> Result<&'a str, WxError> {
@@ -118,19 +28,6 @@ pub(crate) fn authorization_code<'a>(q: &'a Params, param: &str) -> Result<&'a s
         return Err(errors::INVALID_GRANT_TYPE);
     }
     q.get(param).ok_or(errors::CODE_MISSING)
-}
-
-struct UserToken {
-    grant: Grant,
-    expires: Duration,
-}
-
-#[derive(Default)]
-pub(crate) struct OauthStore {
-    /// A code gives the user key and scope the user agreed to.
-    codes: Codes<(String, Scope)>,
-    access_tokens: HashMap<String, UserToken>,
-    refresh_tokens: HashMap<String, UserToken>,
 }
 
 impl SandboxState {

@@ -6,12 +6,12 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::clock::lock;
-use crate::notify::PayOptions;
 use crate::oauth::USER_COOKIE;
 use crate::pages::{self, ScanCashier};
 use crate::params::Params;
-use crate::pay::TradeState;
+use crate::pay::notify::PayOptions;
 use crate::state::SandboxState;
+use crate::store::TradeState;
 
 impl SandboxState {
     /// The NATIVE order whose `code_url` this is.

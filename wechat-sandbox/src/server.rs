@@ -12,10 +12,12 @@ use actix_web::{App, HttpRequest, HttpServer, Route, web};
 
 use crate::config::SandboxConfig;
 use crate::errors::{WxError, json_response};
+use crate::keys::{V3Keys, V3State};
 use crate::params::Params;
+use crate::pay::v3::V3Files;
+use crate::pay::{bills, orders, refund, v3};
 use crate::state::SandboxState;
-use crate::v3::{V3Files, V3Keys, V3State};
-use crate::{bills, control, faults, jssdk, oauth, pay, refund, scan, tls, tokens, v3};
+use crate::{control, faults, jssdk, oauth, scan, tls, tokens};
 
 /// A running sandbox. Dropping it leaves the server running until the
 /// runtime ends; call [`Sandbox::stop`] to end it and its pending deliveries.
@@ -185,9 +187,12 @@ fn routes(cfg: &mut web::ServiceConfig) {
             "/cgi-bin/ticket/getticket",
             query_api(SandboxState::get_ticket),
         )
-        .service(pay::api("/pay/unifiedorder", SandboxState::unified_order))
-        .service(pay::api("/pay/orderquery", SandboxState::order_query))
-        .service(pay::api("/pay/closeorder", SandboxState::close_order))
+        .service(orders::api(
+            "/pay/unifiedorder",
+            SandboxState::unified_order,
+        ))
+        .service(orders::api("/pay/orderquery", SandboxState::order_query))
+        .service(orders::api("/pay/closeorder", SandboxState::close_order))
         .route("/sandbox", web::get().to(control::index))
         .route("/sandbox/", web::get().to(control::index))
         .route("/sandbox/users", web::get().to(control::users))

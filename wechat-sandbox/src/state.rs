@@ -1,6 +1,7 @@
 //! The sandbox's shared state and the methods tests call directly. Each area
-//! (OAuth, mini program, tokens, pay, notifications) keeps its own store behind
-//! its own lock and adds its methods in its own module.
+//! (OAuth, mini program, tokens, pay, notifications) keeps its own store
+//! (defined in [`crate::store`]) behind its own lock and adds its methods in
+//! its own module.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, Weak};
@@ -11,14 +12,12 @@ use tokio::sync::watch;
 
 use crate::clock::Clock;
 use crate::config::{AppKind, SandboxApp, SandboxConfig, SandboxMerchant, SandboxUser};
-use crate::faults::{CallCounts, FaultKind, Faults};
 use crate::ids;
-use crate::jssdk::CashierStore;
-use crate::mp::MpStore;
-use crate::oauth::OauthStore;
-use crate::pay::OrderStore;
-use crate::refund::RefundStore;
-use crate::tokens::TokenStore;
+use crate::keys::{SignMode, V3KeysInfo, V3State};
+use crate::store::{
+    BillStore, CallCounts, CashierStore, FaultKind, Faults, MpStore, OauthStore, OrderStore,
+    RefundStore, TokenStore,
+};
 
 /// How long the sandbox waits for a merchant to answer a notification. WeChat
 /// documents no figure; a few seconds keeps a hung receiver from stalling retries.
@@ -51,9 +50,9 @@ pub struct SandboxState {
     pub(crate) runtime: tokio::runtime::Handle,
     pub(crate) http: reqwest::Client,
     /// APIv3 keys and signing mode.
-    pub(crate) v3: crate::v3::V3State,
+    pub(crate) v3: V3State,
     /// Planted bill discrepancies and v3 bill downloads.
-    pub(crate) bills: Mutex<crate::bills::BillStore>,
+    pub(crate) bills: Mutex<BillStore>,
 }
 
 impl SandboxState {
@@ -61,7 +60,7 @@ impl SandboxState {
         cfg: SandboxConfig,
         base_url: String,
         runtime: tokio::runtime::Handle,
-        v3: crate::v3::V3State,
+        v3: V3State,
     ) -> Arc<Self> {
         let http = reqwest::Client::builder()
             .timeout(NOTIFY_TIMEOUT)
@@ -114,7 +113,7 @@ impl SandboxState {
     }
 
     /// What v3 answers and notifications are signed with from now on.
-    pub fn set_v3_sign_mode(&self, mode: crate::v3::SignMode) {
+    pub fn set_v3_sign_mode(&self, mode: SignMode) {
         self.v3.set_mode(mode);
     }
 
@@ -126,35 +125,8 @@ impl SandboxState {
 
     /// The v3 identities in use (merchant key and certificate, platform
     /// certificate, WeChat Pay public key and its ID).
-    pub fn v3_keys(&self) -> crate::v3::V3KeysInfo {
+    pub fn v3_keys(&self) -> V3KeysInfo {
         self.v3.info()
-    }
-
-    /// The four `Wechatpay-*` headers the sandbox would send with `body`
-    /// now (per the sign mode), for tests that forge or replay v3
-    /// notifications.
-    pub fn v3_sign(&self, body: &[u8]) -> Vec<(&'static str, String)> {
-        self.v3_sign_at(body, chrono::Utc::now().timestamp())
-    }
-
-    /// As [`Self::v3_sign`], with `Wechatpay-Timestamp` = `timestamp`.
-    pub fn v3_sign_at(&self, body: &[u8], timestamp: i64) -> Vec<(&'static str, String)> {
-        let (serial, key) = self.v3.signer();
-        crate::v3::SignedHeaders::sign_at(serial, key, body, timestamp)
-            .pairs()
-            .iter()
-            .map(|(k, v)| (*k, (*v).to_owned()))
-            .collect()
-    }
-
-    /// The decrypted resource a `TRANSACTION.SUCCESS` notification of the
-    /// order carries (WeChat's transaction object), for tests.
-    pub fn v3_transaction_resource(&self, out_trade_no: &str) -> Option<serde_json::Value> {
-        let now = self.now();
-        crate::clock::lock(&self.orders)
-            .orders
-            .get(out_trade_no)
-            .map(|o| crate::v3::transaction_json(o, now))
     }
 
     /// What `POST /sandbox/reset` does: counts and faults.

@@ -1,7 +1,6 @@
 //! App access tokens (`/cgi-bin/token`, `/cgi-bin/stable_token`) and JS-SDK
 //! tickets (`/cgi-bin/ticket/getticket`).
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
@@ -14,71 +13,7 @@ use crate::errors::{self, WxError, json_response};
 use crate::ids;
 use crate::params::Params;
 use crate::state::SandboxState;
-
-const TOKEN_TTL: Duration = Duration::from_secs(7200);
-const TICKET_TTL: Duration = Duration::from_secs(7200);
-/// A replaced token keeps working this long, so callers mid-flight are not cut off.
-const GRACE: Duration = Duration::from_secs(300);
-
-struct AppToken {
-    appid: String,
-    expires: Duration,
-    replaced_at: Option<Duration>,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-enum TicketType {
-    Jsapi,
-    WxCard,
-}
-
-struct Ticket {
-    ticket: String,
-    expires: Duration,
-}
-
-#[derive(Default)]
-pub(crate) struct TokenStore {
-    tokens: HashMap<String, AppToken>,
-    /// The newest `/cgi-bin/token` token per appid.
-    latest: HashMap<String, String>,
-    /// The current stable token per appid; WeChat keeps the two kinds apart.
-    stable: HashMap<String, String>,
-    tickets: HashMap<(String, TicketType), Ticket>,
-}
-
-impl TokenStore {
-    fn issue(&mut self, appid: &str, now: Duration) -> String {
-        let token = ids::token(136);
-        self.tokens.insert(
-            token.clone(),
-            AppToken {
-                appid: appid.to_owned(),
-                expires: now + TOKEN_TTL,
-                replaced_at: None,
-            },
-        );
-        token
-    }
-
-    fn replace(&mut self, old: Option<String>, now: Duration) {
-        if let Some(t) = old.and_then(|old| self.tokens.get_mut(&old)) {
-            t.replaced_at.get_or_insert(now);
-        }
-    }
-
-    /// Seconds left, or the error WeChat gives for this token.
-    fn check(&self, token: &str, now: Duration) -> Result<(&AppToken, u64), WxError> {
-        let t = self.tokens.get(token).ok_or(errors::INVALID_CREDENTIAL)?;
-        if t.replaced_at.is_some_and(|at| now >= at + GRACE) {
-            return Err(errors::INVALID_CREDENTIAL);
-        }
-        if now >= t.expires {
-            return Err(errors::ACCESS_TOKEN_EXPIRED);
-        }
-        Ok((t, (t.expires - now).as_secs()))
-    }
-}
+use crate::store::{TICKET_TTL, TOKEN_TTL, Ticket, TicketType};
 
 #[derive(Deserialize)]
 struct StableTokenRequest {

@@ -7,9 +7,9 @@ use serde_json::json;
 
 use super::pay::json;
 use super::wire::{V3Failure, V3Reply, failure, from_refund_time, param_error, rfc3339_beijing};
-use crate::pay::PayApi;
-use crate::refund::{OrderRef, RefundRefusal, RefundRequest, RefundSnapshot, RefundStatus};
+use crate::pay::refund::{OrderRef, RefundRefusal, RefundRequest};
 use crate::state::SandboxState;
+use crate::store::{PayApi, RefundSnapshot, RefundStatus};
 
 #[derive(Deserialize)]
 struct RefundAmount {

@@ -6,10 +6,10 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::SignMode;
 use super::notify::V3Event;
 use super::pay::transaction_json;
 use crate::clock::lock;
+use crate::keys::SignMode;
 use crate::state::SandboxState;
 
 fn control_error(status: StatusCode, message: &str) -> HttpResponse {

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::V3KeysInfo;
+use crate::keys::V3KeysInfo;
 
 /// Written files and the variables naming them.
 pub(crate) struct V3Files {

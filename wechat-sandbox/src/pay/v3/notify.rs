@@ -66,6 +66,33 @@ pub(crate) struct V3Event<'a> {
 }
 
 impl SandboxState {
+    /// The four `Wechatpay-*` headers the sandbox would send with `body`
+    /// now (per the sign mode), for tests that forge or replay v3
+    /// notifications.
+    pub fn v3_sign(&self, body: &[u8]) -> Vec<(&'static str, String)> {
+        self.v3_sign_at(body, chrono::Utc::now().timestamp())
+    }
+
+    /// As [`Self::v3_sign`], with `Wechatpay-Timestamp` = `timestamp`.
+    pub fn v3_sign_at(&self, body: &[u8], timestamp: i64) -> Vec<(&'static str, String)> {
+        let (serial, key) = self.v3.signer();
+        SignedHeaders::sign_at(serial, key, body, timestamp)
+            .pairs()
+            .iter()
+            .map(|(k, v)| (*k, (*v).to_owned()))
+            .collect()
+    }
+
+    /// The decrypted resource a `TRANSACTION.SUCCESS` notification of the
+    /// order carries (WeChat's transaction object), for tests.
+    pub fn v3_transaction_resource(&self, out_trade_no: &str) -> Option<serde_json::Value> {
+        let now = self.now();
+        crate::clock::lock(&self.orders)
+            .orders
+            .get(out_trade_no)
+            .map(|o| super::transaction_json(o, now))
+    }
+
     /// The notification body for `event`, its resource encrypted with the
     /// merchant's APIv3 key.
     pub(crate) fn v3_notification(&self, mch_id: &str, event: V3Event<'_>) -> String {

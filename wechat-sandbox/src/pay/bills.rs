@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use actix_web::{HttpResponse, web};
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
-use serde::{Deserialize, Serialize};
 use sha1::{Digest, Sha1};
 use shared::bill::{BillRow, BillWriter, TradeState as BillState};
 use shared::xml::map_to_xml;
@@ -25,6 +24,7 @@ use shared::xml::map_to_xml;
 use crate::clock::lock;
 use crate::ids;
 use crate::state::SandboxState;
+use crate::store::{Download, Plant, PlantKind, RefundStatus};
 
 /// The hour (Beijing) from which the previous day's bill exists.
 pub const BILL_READY_HOUR: u32 = 9;
@@ -33,35 +33,6 @@ const RATE_PER_10K: i64 = 60;
 const RATE_TEXT: &str = "0.60%";
 /// How long a v3 `download_url` works (WeChat: 30 seconds), in real time.
 pub(crate) const DOWNLOAD_TTL: Duration = Duration::from_secs(30);
-
-/// A discrepancy planted in a day's bill.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum PlantKind {
-    /// The payment row of `outTradeNo` is left out.
-    DropRow,
-    /// The payment row of `outTradeNo` says `amountFen`.
-    ChangeAmount,
-    /// A payment the merchant never made (`outTradeNo`, default generated;
-    /// `amountFen`, default 1).
-    UnknownTrade,
-    /// The totals line disagrees with the rows (settlement + 1 fen).
-    WrongTotals,
-    /// The download stops two thirds of the way (the hash is the whole bill's).
-    Truncate,
-    /// v3: `hash_value` is not the bill's.
-    WrongHash,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Plant {
-    pub kind: PlantKind,
-    #[serde(default)]
-    pub out_trade_no: Option<String>,
-    #[serde(default)]
-    pub amount_fen: Option<i64>,
-}
 
 /// Which rows a bill lists (`bill_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,18 +68,6 @@ pub enum NoBill {
     NotReady,
     /// No trades that day.
     Empty,
-}
-
-struct Download {
-    mch_id: String,
-    bytes: Vec<u8>,
-    expires: Instant,
-}
-
-#[derive(Default)]
-pub(crate) struct BillStore {
-    plants: HashMap<NaiveDate, Vec<Plant>>,
-    downloads: HashMap<String, Download>,
 }
 
 fn fee_of(fen: i64) -> i64 {
@@ -299,7 +258,7 @@ impl SandboxState {
                 else {
                     continue;
                 };
-                if r.status != crate::refund::RefundStatus::Success || !on_day(&done) {
+                if r.status != RefundStatus::Success || !on_day(&done) {
                     continue;
                 }
                 let refund_fen = i64::try_from(r.refund_fee).unwrap_or(i64::MAX);

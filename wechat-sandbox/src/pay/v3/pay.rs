@@ -17,11 +17,11 @@ use super::wire::{
 use crate::clock::lock;
 use crate::config::SandboxMerchant;
 use crate::ids;
-use crate::pay::{
-    NewOrder, Order, OrderIdentity, PayApi, PayFailure, TradeState, is_notify_url, is_out_trade_no,
-    repeated_order,
+use crate::pay::orders::{
+    NewOrder, OrderIdentity, PayFailure, is_notify_url, is_out_trade_no, repeated_order,
 };
 use crate::state::SandboxState;
+use crate::store::{Order, PayApi, TradeState};
 
 /// WeChat refuses a `time_expire` sooner than this.
 const MIN_EXPIRY: chrono::Duration = chrono::Duration::minutes(5);

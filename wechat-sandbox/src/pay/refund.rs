@@ -17,121 +17,16 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use md5::{Digest, Md5};
-use serde::Serialize;
 use shared::xml::{map_to_xml, to_xml};
 
 use crate::clock::lock;
 use crate::ids;
-use crate::notify::{Delivery, DeliveryAttempt, Subject};
-use crate::pay::{self, Order, PayApi, PayFailure, PayRequest, TradeState};
+use crate::pay::notify::{Delivery, Subject};
+use crate::pay::orders::{self, PayFailure, PayRequest};
 use crate::state::SandboxState;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub enum RefundStatus {
-    #[serde(rename = "PROCESSING")]
-    Processing,
-    #[serde(rename = "SUCCESS")]
-    Success,
-    /// Closed by WeChat; the money never left.
-    #[serde(rename = "REFUNDCLOSE")]
-    RefundClose,
-    /// The payer's account could not take it (WeChat's CHANGE).
-    #[serde(rename = "CHANGE")]
-    Change,
-}
-
-impl RefundStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RefundStatus::Processing => "PROCESSING",
-            RefundStatus::Success => "SUCCESS",
-            RefundStatus::RefundClose => "REFUNDCLOSE",
-            RefundStatus::Change => "CHANGE",
-        }
-    }
-
-    /// Money that is, or may still become, refunded.
-    fn counts(self) -> bool {
-        matches!(self, RefundStatus::Processing | RefundStatus::Success)
-    }
-}
-
-pub(crate) struct Refund {
-    out_refund_no: String,
-    out_trade_no: String,
-    transaction_id: String,
-    appid: String,
-    mch_id: String,
-    refund_id: String,
-    total_fee: u64,
-    refund_fee: u64,
-    refund_desc: Option<String>,
-    status: RefundStatus,
-    success_time: Option<String>,
-    created_at: DateTime<Utc>,
-    notify_url: String,
-    /// The API of the request: its notification's format follows it.
-    api: PayApi,
-    deliveries: Vec<DeliveryAttempt>,
-    delivery_finished: bool,
-}
-
-/// A refund as the sandbox sees it, for tests.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RefundSnapshot {
-    pub out_refund_no: String,
-    pub out_trade_no: String,
-    pub transaction_id: String,
-    pub refund_id: String,
-    pub total_fee: u64,
-    pub refund_fee: u64,
-    pub refund_desc: Option<String>,
-    pub status: RefundStatus,
-    /// `yyyy-MM-dd HH:mm:ss` Beijing time, as WeChat writes it in refunds.
-    pub success_time: Option<String>,
-    #[serde(serialize_with = "crate::pay::rfc3339")]
-    pub created_at: DateTime<Utc>,
-    pub notify_url: String,
-    pub api: PayApi,
-    pub deliveries: Vec<DeliveryAttempt>,
-}
-
-impl Refund {
-    fn snapshot(&self) -> RefundSnapshot {
-        RefundSnapshot {
-            out_refund_no: self.out_refund_no.clone(),
-            out_trade_no: self.out_trade_no.clone(),
-            transaction_id: self.transaction_id.clone(),
-            refund_id: self.refund_id.clone(),
-            total_fee: self.total_fee,
-            refund_fee: self.refund_fee,
-            refund_desc: self.refund_desc.clone(),
-            status: self.status,
-            success_time: self.success_time.clone(),
-            created_at: self.created_at,
-            notify_url: self.notify_url.clone(),
-            api: self.api,
-            deliveries: self.deliveries.clone(),
-        }
-    }
-}
-
-#[derive(Default)]
-pub(crate) struct RefundStore {
-    /// In the order they were applied for.
-    refunds: Vec<Refund>,
-    /// New refunds stay PROCESSING while set.
-    hold: bool,
-}
-
-impl RefundStore {
-    fn find(&self, out_refund_no: &str, mch_id: &str) -> Option<&Refund> {
-        self.refunds
-            .iter()
-            .find(|r| r.out_refund_no == out_refund_no && r.mch_id == mch_id)
-    }
-}
+use crate::store::{
+    DeliveryAttempt, Order, PayApi, Refund, RefundSnapshot, RefundStatus, RefundStore, TradeState,
+};
 
 /// WeChat's refund notification key: the lowercase hex MD5 of the merchant key,
 /// whose 32 ASCII characters are the AES-256 key.
@@ -226,8 +121,8 @@ impl RefundParams {
         if out_refund_no.len() > 64 {
             return Err(PayFailure::Return("out_refund_no参数长度有误".into()));
         }
-        let total_fee = pay::fee(req, "total_fee")?;
-        let refund_fee = pay::fee(req, "refund_fee")?;
+        let total_fee = orders::fee(req, "total_fee")?;
+        let refund_fee = orders::fee(req, "refund_fee")?;
         if req.get("refund_fee_type").is_some_and(|f| f != "CNY") {
             return Err(PayFailure::Return("refund_fee_type参数格式错误".into()));
         }
@@ -525,14 +420,14 @@ impl SandboxState {
         match r.api {
             PayApi::V2 => self.refund_notification_xml_of(r),
             PayApi::V3 => {
-                let (event_type, summary) = crate::v3::refund_event(r.status);
+                let (event_type, summary) = crate::pay::v3::refund_event(r.status);
                 self.v3_notification(
                     &r.mch_id,
-                    crate::v3::V3Event {
+                    crate::pay::v3::V3Event {
                         event_type,
                         original_type: "refund",
                         summary,
-                        resource: crate::v3::refund_resource(&r.mch_id, &r.snapshot()),
+                        resource: crate::pay::v3::refund_resource(&r.mch_id, &r.snapshot()),
                     },
                 )
             }
@@ -646,14 +541,17 @@ async fn certificate_required() -> HttpResponse {
 
 /// On the plain listener: refundquery, and `/secapi/` refused.
 pub(crate) fn plain_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(pay::api("/pay/refundquery", SandboxState::refund_query))
+    cfg.service(orders::api("/pay/refundquery", SandboxState::refund_query))
         .route("/secapi/pay/refund", web::to(certificate_required));
 }
 
 /// On the TLS listener (client certificate checked by the handshake).
 pub(crate) fn tls_routes(cfg: &mut web::ServiceConfig) {
-    cfg.service(pay::api("/secapi/pay/refund", SandboxState::apply_refund))
-        .service(pay::api("/pay/refundquery", SandboxState::refund_query));
+    cfg.service(orders::api(
+        "/secapi/pay/refund",
+        SandboxState::apply_refund,
+    ))
+    .service(orders::api("/pay/refundquery", SandboxState::refund_query));
 }
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use super::wire::{V3Reply, failure, param_error};
-use crate::bills::{BillType, gzip, parse_bill_date};
 use crate::params::Params;
+use crate::pay::bills::{BillType, gzip, parse_bill_date};
 use crate::state::SandboxState;
 
 impl SandboxState {

@@ -5,15 +5,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Serialize;
 use shared::xml::{DEFAULT_MAX_XML_BYTES, map_to_xml};
 use tokio::sync::watch;
 
 use crate::clock::lock;
 use crate::ids;
-use crate::pay::{Order, PayApi, TradeState, sign_fields};
+use crate::pay::orders::sign_fields;
+use crate::pay::v3::SignedHeaders;
 use crate::state::SandboxState;
-use crate::v3::SignedHeaders;
+use crate::store::{DeliveryAttempt, Order, PayApi, TradeState};
 
 /// Waits between attempts, as WeChat Pay documents them (15s/15s/30s/3m/10m/
 /// 20m/30m/30m/30m/60m/3h/3h/3h/6h/6h): 16 attempts in all.
@@ -52,17 +52,6 @@ impl Default for PayOptions {
             fail_first_deliveries: 0,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct DeliveryAttempt {
-    /// 1-based.
-    pub attempt: u32,
-    /// None when the delivery was simulated lost or no HTTP answer came.
-    pub http_status: Option<u16>,
-    /// v2: HTTP 200 with `return_code` SUCCESS; v3: any 2xx.
-    pub acknowledged: bool,
 }
 
 /// Why `pay_order` refused; the Display text is what it returns.
@@ -212,11 +201,11 @@ impl SandboxState {
     fn v3_payment_notification(&self, order: &Order, now: chrono::DateTime<chrono::Utc>) -> String {
         self.v3_notification(
             &order.mch_id,
-            crate::v3::V3Event {
+            crate::pay::v3::V3Event {
                 event_type: "TRANSACTION.SUCCESS",
                 original_type: "transaction",
                 summary: "支付成功",
-                resource: crate::v3::transaction_json(order, now),
+                resource: crate::pay::v3::transaction_json(order, now),
             },
         )
     }
