@@ -1,15 +1,21 @@
 //! RSA keys as WeChat hands them out: the merchant's `apiclient_key.pem`
 //! (PKCS#8; PKCS#1 also accepted) and WeChat Pay public keys (SPKI PEM).
+//!
+//! The `rsa` crate parses and writes keys, generates them and does OAEP;
+//! signing and verifying, which every v3 request, answer and notification
+//! pays for, are `ring`'s (already in the tree through rustls): its signing
+//! is constant-time with blinding and it is 2-8x faster here (bench, "WeChat
+//! Pay APIv3 beside v2"), while the `rsa` crate's plain `Signer::sign` runs
+//! without blinding (RUSTSEC-2023-0071).
 
 use std::fmt;
+use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rsa::pkcs1::DecodeRsaPrivateKey;
-use rsa::pkcs1v15::{Signature, SigningKey, VerifyingKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey, LineEnding};
-use rsa::sha2::Sha256;
-use rsa::signature::{SignatureEncoding, Signer, Verifier};
+use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey};
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
 use sha1::Sha1;
 
@@ -17,7 +23,11 @@ use super::V3Error;
 
 /// An RSA private key (the merchant's API key, or WeChat's in the sandbox).
 #[derive(Clone)]
-pub struct PrivateKey(RsaPrivateKey);
+pub struct PrivateKey {
+    rsa: RsaPrivateKey,
+    /// The same key as `ring` holds it, for signing.
+    signer: Arc<RsaKeyPair>,
+}
 
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -27,38 +37,69 @@ impl fmt::Debug for PrivateKey {
 
 impl PrivateKey {
     /// `-----BEGIN PRIVATE KEY-----` (PKCS#8, what WeChat's certificate tool
-    /// writes), or `-----BEGIN RSA PRIVATE KEY-----` (PKCS#1).
+    /// writes), or `-----BEGIN RSA PRIVATE KEY-----` (PKCS#1). Keys below
+    /// 2048 bits are refused (WeChat issues 2048).
     pub fn from_pem(pem: &str) -> Result<Self, V3Error> {
         RsaPrivateKey::from_pkcs8_pem(pem)
             .or_else(|e| RsaPrivateKey::from_pkcs1_pem(pem).map_err(|_| e))
-            .map(PrivateKey)
             .map_err(|e| V3Error::PrivateKey(e.to_string()))
+            .and_then(Self::from_rsa)
     }
 
     /// A fresh 2048-bit key (the size WeChat issues), for tests and the sandbox.
     pub fn generate() -> Result<Self, V3Error> {
         RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
-            .map(PrivateKey)
             .map_err(|e| V3Error::PrivateKey(e.to_string()))
+            .and_then(Self::from_rsa)
+    }
+
+    fn from_rsa(rsa: RsaPrivateKey) -> Result<Self, V3Error> {
+        let der = rsa
+            .to_pkcs8_der()
+            .map_err(|e| V3Error::PrivateKey(e.to_string()))?;
+        let signer = RsaKeyPair::from_pkcs8(der.as_bytes())
+            .map_err(|e| V3Error::PrivateKey(format!("unusable for signing: {e}")))?;
+        Ok(PrivateKey {
+            rsa,
+            signer: Arc::new(signer),
+        })
     }
 
     /// PKCS#8 PEM.
     pub fn to_pem(&self) -> String {
-        use rsa::pkcs8::EncodePrivateKey;
-        self.0
+        self.rsa
             .to_pkcs8_pem(LineEnding::LF)
             .map(|pem| pem.to_string())
             .unwrap_or_default()
     }
 
     pub fn public_key(&self) -> PublicKey {
-        PublicKey(self.0.to_public_key())
+        PublicKey::from_rsa(self.rsa.to_public_key())
     }
 
     /// Base64 of SHA256withRSA (PKCS#1 v1.5) over `message`.
     pub fn sign(&self, message: &[u8]) -> String {
-        let signature = SigningKey::<Sha256>::new(self.0.clone()).sign(message);
-        STANDARD.encode(signature.to_bytes())
+        let mut signature = vec![0; self.signer.public().modulus_len()];
+        let signed = self.signer.sign(
+            &RSA_PKCS1_SHA256,
+            &ring::rand::SystemRandom::new(),
+            message,
+            &mut signature,
+        );
+        match signed {
+            Ok(()) => STANDARD.encode(signature),
+            // Only a failing system random source gets here; the rsa
+            // crate's blinded signing gives the same PKCS#1 v1.5 bytes.
+            Err(_) => self.sign_with_rsa_crate(message),
+        }
+    }
+
+    fn sign_with_rsa_crate(&self, message: &[u8]) -> String {
+        use rsa::pkcs1v15::SigningKey;
+        use rsa::sha2::Sha256;
+        use rsa::signature::{RandomizedSigner, SignatureEncoding};
+        let key = SigningKey::<Sha256>::new(self.rsa.clone());
+        STANDARD.encode(key.sign_with_rng(&mut rand::thread_rng(), message).to_bytes())
     }
 
     /// Inverse of [`PublicKey::encrypt_oaep`].
@@ -66,7 +107,7 @@ impl PrivateKey {
         let data = STANDARD
             .decode(ciphertext_b64)
             .map_err(|_| V3Error::Base64("ciphertext"))?;
-        self.0
+        self.rsa
             .decrypt(Oaep::new::<Sha1>(), &data)
             .map_err(|e| V3Error::Oaep(e.to_string()))
     }
@@ -74,8 +115,20 @@ impl PrivateKey {
 
 /// An RSA public key: a WeChat Pay public key, a platform certificate's, or a
 /// merchant certificate's (in the sandbox).
-#[derive(Clone, PartialEq, Eq)]
-pub struct PublicKey(pub(super) RsaPublicKey);
+#[derive(Clone)]
+pub struct PublicKey {
+    rsa: RsaPublicKey,
+    /// PKCS#1 `RSAPublicKey` DER, the form `ring` verifies with.
+    pkcs1: Arc<[u8]>,
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.rsa == other.rsa
+    }
+}
+
+impl Eq for PublicKey {}
 
 impl fmt::Debug for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -87,19 +140,29 @@ impl PublicKey {
     /// `-----BEGIN PUBLIC KEY-----` (SPKI), as WeChat's `pub_key.pem`.
     pub fn from_pem(pem: &str) -> Result<Self, V3Error> {
         RsaPublicKey::from_public_key_pem(pem)
-            .map(PublicKey)
+            .map(Self::from_rsa)
             .map_err(|e| V3Error::PublicKey(e.to_string()))
     }
 
     pub(super) fn from_spki_der(der: &[u8]) -> Result<Self, V3Error> {
         RsaPublicKey::from_public_key_der(der)
-            .map(PublicKey)
+            .map(Self::from_rsa)
             .map_err(|e| V3Error::PublicKey(e.to_string()))
+    }
+
+    fn from_rsa(rsa: RsaPublicKey) -> Self {
+        // Encoding a parsed key cannot fail; an empty DER would only make
+        // every verification fail, never pass.
+        let pkcs1 = rsa
+            .to_pkcs1_der()
+            .map(|der| Arc::from(der.as_bytes()))
+            .unwrap_or_else(|_| Arc::from(Vec::new()));
+        PublicKey { rsa, pkcs1 }
     }
 
     /// SPKI PEM.
     pub fn to_pem(&self) -> String {
-        self.0.to_public_key_pem(LineEnding::LF).unwrap_or_default()
+        self.rsa.to_public_key_pem(LineEnding::LF).unwrap_or_default()
     }
 
     /// Checks a base64 SHA256withRSA (PKCS#1 v1.5) signature over `message`.
@@ -107,16 +170,15 @@ impl PublicKey {
         let raw = STANDARD
             .decode(signature_b64)
             .map_err(|_| V3Error::BadSignature)?;
-        let signature = Signature::try_from(raw.as_slice()).map_err(|_| V3Error::BadSignature)?;
-        VerifyingKey::<Sha256>::new(self.0.clone())
-            .verify(message, &signature)
+        UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &*self.pkcs1)
+            .verify(message, &raw)
             .map_err(|_| V3Error::BadSignature)
     }
 
     /// Base64 RSA-OAEP (SHA-1 and MGF1-SHA-1, as WeChat specifies for
     /// sensitive fields such as names and phone numbers).
     pub fn encrypt_oaep(&self, plaintext: &[u8]) -> Result<String, V3Error> {
-        self.0
+        self.rsa
             .encrypt(&mut rand::thread_rng(), Oaep::new::<Sha1>(), plaintext)
             .map(|c| STANDARD.encode(c))
             .map_err(|e| V3Error::Oaep(e.to_string()))
