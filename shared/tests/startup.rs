@@ -40,7 +40,12 @@ async fn get(port: u16, path: &str) -> String {
 
 /// The status line of `GET path` on 127.0.0.1:port.
 async fn status_line(port: u16, path: &str) -> String {
-    get(port, path).await.lines().next().unwrap_or_default().to_owned()
+    get(port, path)
+        .await
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn app_with_ping(listener: TcpListener) -> Application {

@@ -13,9 +13,13 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use ring::signature::{RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey};
+use ring::signature::{
+    RSA_PKCS1_2048_8192_SHA256, RSA_PKCS1_SHA256, RsaKeyPair, UnparsedPublicKey,
+};
 use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
-use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::pkcs8::{
+    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
+};
 use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
 use sha1::Sha1;
 
@@ -99,7 +103,10 @@ impl PrivateKey {
         use rsa::sha2::Sha256;
         use rsa::signature::{RandomizedSigner, SignatureEncoding};
         let key = SigningKey::<Sha256>::new(self.rsa.clone());
-        STANDARD.encode(key.sign_with_rng(&mut rand::thread_rng(), message).to_bytes())
+        STANDARD.encode(
+            key.sign_with_rng(&mut rand::thread_rng(), message)
+                .to_bytes(),
+        )
     }
 
     /// Inverse of [`PublicKey::encrypt_oaep`].
@@ -162,7 +169,9 @@ impl PublicKey {
 
     /// SPKI PEM.
     pub fn to_pem(&self) -> String {
-        self.rsa.to_public_key_pem(LineEnding::LF).unwrap_or_default()
+        self.rsa
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap_or_default()
     }
 
     /// Checks a base64 SHA256withRSA (PKCS#1 v1.5) signature over `message`.
