@@ -387,3 +387,66 @@ async fn a_definite_refusal_releases_and_change_waits_for_an_operator() {
         assert_eq!(body["data"][1]["status"], "CHANGE");
     }
 }
+
+/// The same rules over APIv3: WeChat's `SYSTEM_ERROR` (HTTP 500, `{code,
+/// message}`) leaves the refund PENDING and held, and reconciliation sends
+/// it again under the same out_refund_no, whether or not WeChat had made it;
+/// `NOT_ENOUGH` (a definite refusal) releases it.
+#[tokio::test]
+async fn over_v3_an_unknown_outcome_stays_pending_and_a_refusal_releases() {
+    const V3_REFUND_PATH: &str = "/v3/refund/domestic/refunds";
+    for db in all_backends(migrations) {
+        let app =
+            spawn_refund_app(&db, &[("PAY_API_VERSION", "v3"), ("WECHAT_RETRIES", "0")]).await;
+        let sb = app.sandbox.state();
+        let no = app.paid_order("1.00").await;
+        sb.hold_refunds(true);
+
+        sb.inject_fault(V3_REFUND_PATH, pay_error("NOT_ENOUGH", false), 1);
+        expect_error(app.refund(&no, 30, "refused").await, 502, 10009).await;
+        let ours = inspect::refunds_of(app.state.db(), &no).await.unwrap();
+        assert_eq!(ours[0].status.as_str(), "FAILED", "{ours:?}");
+
+        sb.inject_fault(V3_REFUND_PATH, pay_error("SYSTEM_ERROR", false), 1);
+        expect_error(app.refund(&no, 60, "x").await, 502, 10009).await;
+        sb.inject_fault(V3_REFUND_PATH, pay_error("SYSTEM_ERROR", true), 1);
+        expect_error(app.refund(&no, 40, "y").await, 502, 10009).await;
+        let ours = inspect::refunds_of(app.state.db(), &no).await.unwrap();
+        let pending: Vec<_> = ours
+            .iter()
+            .filter(|r| r.status.as_str() == "PENDING")
+            .map(|r| r.out_refund_no.clone())
+            .collect();
+        assert_eq!(pending.len(), 2, "{ours:?}");
+        // Everything is held: nothing is left to refund under a new number.
+        expect_error(app.refund(&no, 1, "z").await, 409, 1005).await;
+        // WeChat made the second one, though it answered SYSTEM_ERROR.
+        assert_eq!(sb.refunds_of(&no).len(), 1);
+
+        pay_service::reconcile_once(&app.state).await.unwrap();
+        let mut at_wechat: Vec<(String, u64)> = sb
+            .refunds_of(&no)
+            .into_iter()
+            .map(|r| (r.out_refund_no, r.refund_fee))
+            .collect();
+        at_wechat.sort();
+        let mut expected: Vec<(String, u64)> = ours
+            .iter()
+            .filter(|r| r.status.as_str() == "PENDING")
+            .map(|r| (r.out_refund_no.clone(), r.amount_fen as u64))
+            .collect();
+        expected.sort();
+        assert_eq!(
+            at_wechat, expected,
+            "each sent once more, under its own number"
+        );
+        for r in &pending {
+            sb.complete_refund(r, RefundStatus::Success, true).unwrap();
+            assert!(sb.wait_refund_acknowledged(r, WAIT).await);
+            let row = inspect::refund(app.state.db(), r).await.unwrap().unwrap();
+            assert_eq!(row.status.as_str(), "SUCCESS");
+        }
+        let order = inspect::order(app.state.db(), &no).await.unwrap().unwrap();
+        assert_eq!((order.refunded_fen, order.refund_reserved_fen), (100, 100));
+    }
+}

@@ -32,7 +32,9 @@ async fn pay_error(
 ) -> Result<ServiceResponse, actix_web::Error> {
     let body = req.extract::<web::Bytes>().await?;
     let state = req.app_data::<web::Data<SandboxState>>().cloned();
+    let v3 = req.path().starts_with("/v3/");
     let reply = match &state {
+        Some(state) if v3 => v3_business_failure(state, err_code, err_code_des),
         Some(state) => crate::pay::orders::business_failure(state, &body, err_code, err_code_des),
         None => HttpResponse::InternalServerError().finish(),
     };
@@ -42,6 +44,33 @@ async fn pay_error(
         return Ok(done.into_response(reply));
     }
     Ok(req.into_response(reply))
+}
+
+/// v3's form of a business failure: WeChat's `{code, message}` body, signed
+/// like every v3 answer, with the HTTP status WeChat's error-code tables give
+/// the code (SYSTEM_ERROR 500, FREQUENCY_LIMITED 429, SIGN_ERROR 401,
+/// NO_AUTH / NOT_ENOUGH / … 403, …_NOT_EXIST(S) 404, the rest 400).
+fn v3_business_failure(state: &SandboxState, code: &str, message: &str) -> HttpResponse {
+    let status = match code {
+        "SYSTEM_ERROR" | "SYSTEMERROR" | "BIZERR_NEED_RETRY" => 500,
+        "FREQUENCY_LIMITED" => 429,
+        "SIGN_ERROR" => 401,
+        "NO_AUTH"
+        | "NOT_ENOUGH"
+        | "OUT_TRADE_NO_USED"
+        | "RULE_LIMIT"
+        | "TRADE_ERROR"
+        | "USER_ACCOUNT_ABNORMAL"
+        | "ACCOUNT_ERROR" => 403,
+        c if c.ends_with("_NOT_EXIST") || c.ends_with("_NOT_EXISTS") || c == "ORDERNOTEXIST" => 404,
+        _ => 400,
+    };
+    let body = serde_json::json!({ "code": code, "message": message });
+    state.v3_answer(
+        actix_web::http::StatusCode::from_u16(status)
+            .unwrap_or(actix_web::http::StatusCode::BAD_REQUEST),
+        Some(&body),
+    )
 }
 
 fn fault_response(path: &str, kind: &FaultKind) -> HttpResponse {

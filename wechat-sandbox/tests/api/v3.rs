@@ -772,3 +772,56 @@ async fn a_given_merchant_identity_is_what_requests_are_checked_against() {
         .await
         .assert_error(401, "SIGN_ERROR");
 }
+
+/// A `payError` fault on a v3 path answers as WeChat's v3 does: its
+/// `{code, message}` body, signed, with the code's HTTP status; `applied`
+/// makes the request take effect behind the error (an unknown outcome).
+#[actix_web::test]
+async fn injected_business_errors_on_v3_paths_are_signed_v3_error_bodies() {
+    let env = start().await;
+    let (status, _) = env
+        .post_json(
+            "/sandbox/faults",
+            &json!({ "path": "/v3/pay/transactions/jsapi", "kind": "payError",
+                     "errCode": "SYSTEM_ERROR", "errCodeDes": "系统繁忙", "applied": true }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let answer = place(&env, "v3-fault-1", 100, NOWHERE).await;
+    answer.assert_error(500, "SYSTEM_ERROR");
+    env.state
+        .v3_verifier()
+        .verify(&answer.signed())
+        .expect("the error answer is signed");
+    // Applied behind the error: the order exists at "WeChat".
+    let query = call(
+        &env,
+        "GET",
+        &format!("/v3/pay/transactions/out-trade-no/v3-fault-1?mchid={SANDBOX_MCH_ID}"),
+        None,
+    )
+    .await;
+    assert_eq!(
+        query.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&query.body)
+    );
+
+    env.post_json(
+        "/sandbox/faults",
+        &json!({ "path": "/v3/pay/transactions/jsapi", "kind": "payError",
+                 "errCode": "FREQUENCY_LIMITED" }),
+    )
+    .await;
+    let limited = place(&env, "v3-fault-2", 100, NOWHERE).await;
+    limited.assert_error(429, "FREQUENCY_LIMITED");
+    let query = call(
+        &env,
+        "GET",
+        &format!("/v3/pay/transactions/out-trade-no/v3-fault-2?mchid={SANDBOX_MCH_ID}"),
+        None,
+    )
+    .await;
+    query.assert_error(404, "ORDER_NOT_EXIST");
+}
