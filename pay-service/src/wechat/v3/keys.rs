@@ -9,7 +9,11 @@
 //! decrypts with the APIv3 key (AES-256-GCM: only WeChat and we hold it) and
 //! the answer's own signature verifies with one of them. What was downloaded
 //! is shared through the cache, so the other replicas read it instead of
-//! downloading. Every certificate not yet expired is kept.
+//! downloading: the answer as WeChat sent it (certificates still encrypted),
+//! opened again by every reader, because whoever can write the cache must
+//! not be able to plant a certificate of their own (and then sign
+//! notifications that mark orders paid). Every certificate not yet expired
+//! is kept.
 
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -29,8 +33,10 @@ const PATH: &str = "/v3/certificates";
 pub const REFRESH_EVERY: Duration = Duration::from_secs(12 * 3600);
 /// An unknown serial triggers at most one download per this.
 pub const MIN_DOWNLOAD_GAP: Duration = Duration::from_secs(60);
-/// The PEMs of the last verified download, for the other replicas.
-const CACHE_KEY: &str = "pay:v3:platform-certificates";
+/// The body of the last verified `/v3/certificates` answer (certificates
+/// encrypted with the APIv3 key), for the other replicas. Not the key that
+/// once held plain PEMs: those are never read again.
+pub const CACHE_KEY: &str = "pay:v3:platform-certificates:answer";
 /// Held for [`MIN_DOWNLOAD_GAP`] by the replica that downloads.
 const LOCK_KEY: &str = "pay:v3:platform-certificates:download";
 
@@ -146,13 +152,16 @@ impl Keys {
         if satisfied(self) {
             return true;
         }
-        if self.load_cached().await && satisfied(self) {
-            return true;
-        }
+        // The gap comes before the cache: serials anyone can make up must
+        // not cost a cache read and certificate parsing each, one after the
+        // other behind `refreshing`.
         if lock(&self.tried_at).is_some_and(|t| t.elapsed() < MIN_DOWNLOAD_GAP) {
             return false;
         }
         *lock(&self.tried_at) = Some(Instant::now());
+        if self.load_cached().await && satisfied(self) {
+            return true;
+        }
         // Another replica downloads (or just did; its result is in the cache).
         match self.cache.set_nx(LOCK_KEY, "1", MIN_DOWNLOAD_GAP).await {
             Ok(false) => return false,
@@ -162,13 +171,10 @@ impl Keys {
             }
         }
         match self.download(api).await {
-            Ok(certs) => {
-                let pems: Vec<&str> = certs.iter().map(PlatformCertificate::pem).collect();
+            Ok((certs, body)) => {
                 let serials: Vec<&str> = certs.iter().map(|c| c.serial_no()).collect();
                 tracing::info!(?serials, "WeChat Pay platform certificates downloaded");
-                if let Ok(text) = serde_json::to_string(&pems)
-                    && let Err(e) = self.cache.set(CACHE_KEY, &text, REFRESH_EVERY).await
-                {
+                if let Err(e) = self.cache.set(CACHE_KEY, &body, REFRESH_EVERY).await {
                     tracing::warn!(error = %e, "platform certificates not shared through the cache");
                 }
                 self.install(certs);
@@ -182,18 +188,21 @@ impl Keys {
         }
     }
 
-    /// Installs what another replica downloaded (within `REFRESH_EVERY`).
+    /// Installs what another replica downloaded (within `REFRESH_EVERY`),
+    /// once it opens as a download does: every certificate decrypts with
+    /// the APIv3 key and has the serial it is listed under. Anything else
+    /// in the cache is ignored (and logged): it is not what WeChat sent.
     async fn load_cached(&self) -> bool {
         let Ok(Some(text)) = self.cache.get(CACHE_KEY).await else {
             return false;
         };
-        let Ok(pems) = serde_json::from_str::<Vec<String>>(&text) else {
-            return false;
+        let certs = match self.open_certificates(text.as_bytes()) {
+            Ok(certs) => certs,
+            Err(e) => {
+                tracing::warn!(error = %e, key = CACHE_KEY, "cached platform certificates ignored: they do not open with our APIv3 key");
+                return false;
+            }
         };
-        let certs: Vec<PlatformCertificate> = pems
-            .iter()
-            .filter_map(|p| PlatformCertificate::from_pem(p).ok())
-            .collect();
         if certs.is_empty() {
             return false;
         }
@@ -205,7 +214,8 @@ impl Keys {
     /// `GET /v3/certificates`: every certificate decrypted with the APIv3
     /// key and matching its serial, and the answer signed by one of them
     /// (or by the public key).
-    async fn download(&self, api: &V3Api) -> Result<Vec<PlatformCertificate>, String> {
+    /// Also the answer's body, to share through the cache.
+    async fn download(&self, api: &V3Api) -> Result<(Vec<PlatformCertificate>, String), String> {
         let answer = api
             .send_once(&Method::GET, PATH, None)
             .await
@@ -220,7 +230,9 @@ impl Keys {
         }
         v.verify(&answer.message())
             .map_err(|e| format!("{PATH} answer: {e}"))?;
-        Ok(certs)
+        let body = String::from_utf8(answer.body)
+            .map_err(|_| format!("{PATH} answer: not UTF-8"))?;
+        Ok((certs, body))
     }
 
     /// The certificates of a `/v3/certificates` answer, decrypted.
