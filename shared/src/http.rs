@@ -244,9 +244,11 @@ where
     // worker's own blocking pool, which actix sizes at 512 threads divided
     // among the workers. A database call beyond the connection pool (16 on
     // PostgreSQL) only waits for a connection, holding a thread, its stack
-    // and soon a malloc arena of its own: under a burst RSS grew by tens of
-    // MiB for no throughput. Past this many per worker the calls queue
-    // instead, still enough for every connection of every pool in `stack`.
+    // and a malloc arena, for no throughput (the bench's open-loop v2Pay at
+    // up to 1,600/s, 256 in flight: pay-service peaked at 55 MiB with actix's
+    // default, 47 MiB with this cap; one noisy run each). Past this many per
+    // worker the calls queue instead, still enough for every connection of
+    // every pool in `stack`.
     server = server.worker_max_blocking_threads(MAX_BLOCKING_THREADS_PER_WORKER);
     Ok(server.run())
 }
