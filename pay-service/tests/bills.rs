@@ -418,6 +418,64 @@ async fn no_bill_yet_is_409_the_job_retries_and_two_replicas_run_a_day_once() {
     }
 }
 
+/// A manual run takes the daily job's lock: while the job (or another run)
+/// holds it, the run is 409/1005 and downloads nothing; once it is free the
+/// run goes ahead and frees it again.
+#[tokio::test]
+async fn a_manual_run_waits_for_the_running_reconciliation() {
+    for db in all_backends(migrations) {
+        let app = spawn_refund_app(&db, &[("BILL_INTERVAL_SECONDS", "0")]).await;
+        let no = app.paid_order("0.10").await;
+        let day = pay_day(&app, &no);
+        close_day(&app, day);
+        // A replica whose cache the test holds (as the job's replica shares
+        // Redis with it).
+        let cache = shared::cache::Cache::memory();
+        let state = PayState::build(replica_config(&db, &app, &app.pem), Some(cache.clone()))
+            .await
+            .unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let server = pay_service::with_state(state, listener).unwrap();
+        tokio::spawn(server.run_until_stopped());
+        let run = || async {
+            let res = app
+                .client
+                .post(format!("{base}/api/pay/admin/reconciliations?date={day}"))
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap();
+            envelope(res).await
+        };
+        app.sandbox.state().reset_counts();
+        // The daily job holds the lock.
+        assert!(
+            cache
+                .set_nx("pay:bills:lock", "the-job", Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
+        let (status, body) = run().await;
+        assert_eq!((status, body["code"].as_i64()), (409, Some(1005)), "{body}");
+        let msg = body["message"].as_str().unwrap_or_default();
+        assert!(msg.contains("reconciliation is running"), "{body}");
+        assert_eq!(app.sandbox.state().calls("/pay/downloadbill"), 0);
+        assert_eq!(app.sandbox.state().calls("/v3/bill/tradebill"), 0);
+        assert_eq!(
+            cache.get("pay:bills:lock").await.unwrap().as_deref(),
+            Some("the-job")
+        );
+        assert_eq!(stored(&app, day).await.0, 409, "nothing stored");
+        // The job finished: the run goes ahead and leaves the lock free.
+        assert!(cache.delete("pay:bills:lock").await.unwrap());
+        let (status, body) = run().await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["matched"], 1, "{body}");
+        assert_eq!(cache.get("pay:bills:lock").await.unwrap(), None);
+    }
+}
+
 #[tokio::test]
 async fn truncated_wrongly_hashed_or_inconsistent_bills_store_nothing() {
     for db in all_backends(migrations) {

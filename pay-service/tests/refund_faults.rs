@@ -450,3 +450,303 @@ async fn over_v3_an_unknown_outcome_stays_pending_and_a_refusal_releases() {
         assert_eq!((order.refunded_fen, order.refund_reserved_fen), (100, 100));
     }
 }
+
+/// A service setting: name, value.
+type Var = (&'static str, &'static str);
+
+/// Runs `f` on the test database (a fixture change the service cannot make).
+async fn on_db<F>(db: &testkit::TestDb, f: F)
+where
+    F: FnOnce(&mut shared::db::DbConnection) -> Result<(), shared::db::DbError> + Send + 'static,
+{
+    db.db.run(f).await.unwrap();
+}
+
+/// Moves a refund's `updated_at` to `at`: reconciliation visits the oldest first.
+async fn set_updated_at(db: &testkit::TestDb, out_refund_no: &str, at: i64) {
+    let no = out_refund_no.to_owned();
+    on_db(db, move |conn| {
+        use diesel::prelude::*;
+        use pay_service::schema::pay_refunds;
+        diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(no)))
+            .set(pay_refunds::updated_at.eq(at))
+            .execute(conn)?;
+        Ok(())
+    })
+    .await;
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+async fn status_of_refund(app: &TestApp, r: &str) -> String {
+    inspect::refund(app.state.db(), r)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .as_str()
+        .to_owned()
+}
+
+async fn reserved(app: &TestApp, no: &str) -> i64 {
+    inspect::order(app.state.db(), no)
+        .await
+        .unwrap()
+        .unwrap()
+        .refund_reserved_fen
+}
+
+/// A PENDING refund (SYSTEMERROR, made at WeChat or not, as `applied` says).
+async fn pending_refund(app: &TestApp, no: &str, fen: i64, applied: bool) -> String {
+    let sb = app.sandbox.state();
+    sb.inject_fault(REFUND_PATH, pay_error("SYSTEMERROR", applied), 1);
+    expect_error(app.refund(no, fen, "x").await, 502, 10009).await;
+    let ours = inspect::refunds_of(app.state.db(), no).await.unwrap();
+    let r = ours.last().unwrap();
+    assert_eq!(r.status.as_str(), "PENDING", "{r:?}");
+    r.out_refund_no.clone()
+}
+
+/// Rate limits and unsigned gateway failures say nothing about a refund: a
+/// v2 `INVALID_REQ_TOO_MUCH` leaves it PENDING and held.
+#[tokio::test]
+async fn a_rate_limit_is_no_refusal() {
+    for db in all_backends(migrations) {
+        let app = spawn_refund_app(&db, &[V2]).await;
+        let sb = app.sandbox.state();
+        let no = app.paid_order("1.00").await;
+        sb.hold_refunds(true);
+        sb.inject_fault(REFUND_PATH, pay_error("INVALID_REQ_TOO_MUCH", false), 1);
+        expect_error(app.refund(&no, 60, "x").await, 502, 10009).await;
+        let ours = inspect::refunds_of(app.state.db(), &no).await.unwrap();
+        assert_eq!(ours[0].status.as_str(), "PENDING", "{ours:?}");
+        assert_eq!(reserved(&app, &no).await, 60);
+        // Sent again, WeChat takes it.
+        pay_service::reconcile_once(&app.state).await.unwrap();
+        assert_eq!(
+            status_of_refund(&app, &ours[0].out_refund_no).await,
+            "PROCESSING"
+        );
+        check_invariants(&app, &no, "rate limit").await;
+    }
+}
+
+/// A refusal of a re-sent number is no proof that WeChat lacks the refund
+/// (an earlier request may have made it): refundquery decides. WeChat has
+/// it → PROCESSING, held; refundquery fails → still PENDING, held; WeChat
+/// has no such refund → released.
+#[tokio::test]
+async fn a_refused_re_send_is_confirmed_by_refundquery() {
+    for db in all_backends(migrations) {
+        let app = spawn_refund_app(&db, &[V2]).await;
+        let sb = app.sandbox.state();
+        let no = app.paid_order("1.00").await;
+        sb.hold_refunds(true);
+        // Made at WeChat, though it answered SYSTEMERROR.
+        let made = pending_refund(&app, &no, 60, true).await;
+        sb.inject_fault(REFUND_PATH, pay_error("NOTENOUGH", false), 1);
+        let queries = sb.calls(QUERY_PATH);
+        pay_service::reconcile_once(&app.state).await.unwrap();
+        assert_eq!(sb.calls(QUERY_PATH), queries + 1, "the refusal was checked");
+        assert_eq!(status_of_refund(&app, &made).await, "PROCESSING");
+        assert_eq!(reserved(&app, &no).await, 60);
+        check_invariants(&app, &no, "made, re-send refused").await;
+        sb.complete_refund(&made, RefundStatus::Success, true)
+            .unwrap();
+        assert!(sb.wait_refund_acknowledged(&made, WAIT).await);
+
+        // Not made at WeChat.
+        let unmade = pending_refund(&app, &no, 30, false).await;
+        sb.inject_fault(REFUND_PATH, pay_error("NOTENOUGH", false), 1);
+        sb.inject_fault(QUERY_PATH, FaultKind::Http500, 1);
+        pay_service::reconcile_once(&app.state).await.unwrap();
+        assert_eq!(status_of_refund(&app, &unmade).await, "PENDING");
+        assert_eq!(reserved(&app, &no).await, 90);
+        sb.inject_fault(REFUND_PATH, pay_error("NOTENOUGH", false), 1);
+        pay_service::reconcile_once(&app.state).await.unwrap();
+        let row = inspect::refund(app.state.db(), &unmade)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.status.as_str(), "FAILED", "{row:?}");
+        assert!(
+            row.error.as_deref().unwrap().contains("no such refund"),
+            "{row:?}"
+        );
+        assert_eq!(reserved(&app, &no).await, 60);
+        check_invariants(&app, &no, "unmade, re-send refused").await;
+    }
+}
+
+/// The same over APIv3: a re-sent refund refused with NOT_ENOUGH stays held
+/// while WeChat has it, and is released once the query answers
+/// RESOURCE_NOT_EXISTS.
+#[tokio::test]
+async fn over_v3_a_refused_re_send_is_confirmed_by_the_refund_query() {
+    const V3_REFUND_PATH: &str = "/v3/refund/domestic/refunds";
+    for db in all_backends(migrations) {
+        let app =
+            spawn_refund_app(&db, &[("PAY_API_VERSION", "v3"), ("WECHAT_RETRIES", "0")]).await;
+        let sb = app.sandbox.state();
+        let no = app.paid_order("1.00").await;
+        sb.hold_refunds(true);
+        sb.inject_fault(V3_REFUND_PATH, pay_error("SYSTEM_ERROR", true), 1);
+        expect_error(app.refund(&no, 60, "x").await, 502, 10009).await;
+        sb.inject_fault(V3_REFUND_PATH, pay_error("SYSTEM_ERROR", false), 1);
+        expect_error(app.refund(&no, 40, "y").await, 502, 10009).await;
+        let ours = inspect::refunds_of(app.state.db(), &no).await.unwrap();
+        let (made, unmade) = (ours[0].out_refund_no.clone(), ours[1].out_refund_no.clone());
+        sb.inject_fault(V3_REFUND_PATH, pay_error("NOT_ENOUGH", false), 2);
+        pay_service::reconcile_once(&app.state).await.unwrap();
+        assert_eq!(status_of_refund(&app, &made).await, "PROCESSING");
+        assert_eq!(status_of_refund(&app, &unmade).await, "FAILED");
+        assert_eq!(reserved(&app, &no).await, 60);
+        check_invariants(&app, &no, "v3").await;
+    }
+}
+
+/// Two re-sends of one refund race (an Idempotency-Key replay and a
+/// reconciliation pass, or two replicas' passes): one is accepted while the
+/// other is refused. The refusal releases only a refund still PENDING, so
+/// the accepted one keeps its amount. The acceptance is written while the
+/// refused re-send waits for its refundquery (delayed by the sandbox).
+#[tokio::test]
+async fn a_refusal_does_not_release_a_refund_a_racing_send_got_accepted() {
+    for db in all_backends(migrations) {
+        let app = spawn_refund_app(&db, &[V2]).await;
+        let sb = app.sandbox.state();
+        let no = app.paid_order("1.00").await;
+        sb.hold_refunds(true);
+        let r = pending_refund(&app, &no, 60, false).await;
+        sb.inject_fault(REFUND_PATH, pay_error("NOTENOUGH", false), 1);
+        sb.inject_fault(QUERY_PATH, FaultKind::Delay(Duration::from_millis(1500)), 1);
+        let queries = sb.calls(QUERY_PATH);
+        let state = app.state.clone();
+        let pass = tokio::spawn(async move { pay_service::reconcile_once(&state).await });
+        let deadline = std::time::Instant::now() + WAIT;
+        while sb.calls(QUERY_PATH) == queries {
+            assert!(std::time::Instant::now() < deadline, "no refundquery");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // The racing send's acceptance.
+        let accepted = r.clone();
+        on_db(&db, move |conn| {
+            use diesel::prelude::*;
+            use pay_service::RefundStatus as Ours;
+            use pay_service::schema::pay_refunds;
+            diesel::update(pay_refunds::table.filter(pay_refunds::out_refund_no.eq(accepted)))
+                .set((
+                    pay_refunds::status.eq(Ours::Processing),
+                    pay_refunds::refund_id.eq("50000000000000000000000000000001"),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await;
+        pass.await.unwrap().unwrap();
+        assert_eq!(status_of_refund(&app, &r).await, "PROCESSING");
+        assert_eq!(reserved(&app, &no).await, 60);
+        expect_error(app.refund(&no, 41, "x").await, 409, 1005).await;
+    }
+}
+
+/// A reconciliation pass claims the refunds it visits: the next pass (this
+/// replica's or another's) leaves them alone for RECONCILE_AFTER_SECONDS,
+/// and refunds nothing moves (PROCESSING, CHANGE) cannot fill every batch
+/// and starve newer PENDING ones.
+#[tokio::test]
+async fn reconciliation_claims_refunds_and_stuck_ones_do_not_starve_the_rest() {
+    for db in all_backends(migrations) {
+        let app = spawn_refund_app(
+            &db,
+            &[
+                V2,
+                ("RECONCILE_AFTER_SECONDS", "600"),
+                ("RECONCILE_BATCH", "1"),
+            ],
+        )
+        .await;
+        let sb = app.sandbox.state();
+        let no = app.paid_order("1.00").await;
+        sb.hold_refunds(true);
+        let (status, body) = envelope(app.refund(&no, 30, "stuck").await).await;
+        assert_eq!(status, 200, "{body}");
+        let stuck = body["data"]["outRefundNo"].as_str().unwrap().to_owned();
+        let pending = pending_refund(&app, &no, 40, false).await;
+        set_updated_at(&db, &stuck, now() - 7200).await;
+        set_updated_at(&db, &pending, now() - 3600).await;
+
+        let (sends, queries) = (sb.calls(REFUND_PATH), sb.calls(QUERY_PATH));
+        pay_service::reconcile_once(&app.state).await.unwrap();
+        assert_eq!(
+            sb.calls(QUERY_PATH),
+            queries + 1,
+            "the stuck one was asked about"
+        );
+        assert_eq!(sb.calls(REFUND_PATH), sends);
+        pay_service::reconcile_once(&app.state).await.unwrap();
+        assert_eq!(
+            sb.calls(REFUND_PATH),
+            sends + 1,
+            "the PENDING one was sent again"
+        );
+        assert_eq!(status_of_refund(&app, &pending).await, "PROCESSING");
+        // Both were visited just now: nothing is due.
+        pay_service::reconcile_once(&app.state).await.unwrap();
+        assert_eq!(
+            (sb.calls(REFUND_PATH), sb.calls(QUERY_PATH)),
+            (sends + 1, queries + 1)
+        );
+        check_invariants(&app, &no, "claims").await;
+    }
+}
+
+/// WeChat reports CHANGE for a refund we had released (it refused the
+/// request, yet made the refund): the amount is held again and the refund
+/// waits for an operator, as a SUCCESS would have it counted again.
+#[tokio::test]
+async fn change_on_a_released_refund_holds_its_amount_again() {
+    let v3 = [("PAY_API_VERSION", "v3"), ("WECHAT_RETRIES", "0")];
+    let apis: [(&[Var], &str, &str); 2] = [
+        (&[V2], REFUND_PATH, "NOTENOUGH"),
+        // WeChat's ABNORMAL, over v3.
+        (&v3, "/v3/refund/domestic/refunds", "NOT_ENOUGH"),
+    ];
+    for db in all_backends(migrations) {
+        for (vars, path, refusal) in apis {
+            change_after_release(&db, vars, path, refusal).await;
+        }
+    }
+}
+
+async fn change_after_release(
+    db: &testkit::TestDb,
+    vars: &[(&str, &str)],
+    path: &str,
+    refusal: &str,
+) {
+    let app = spawn_refund_app(db, vars).await;
+    let sb = app.sandbox.state();
+    let no = app.paid_order("1.00").await;
+    sb.hold_refunds(true);
+    sb.inject_fault(path, pay_error(refusal, true), 1);
+    expect_error(app.refund(&no, 60, "x").await, 502, 10009).await;
+    let ours = inspect::refunds_of(app.state.db(), &no).await.unwrap();
+    let r = ours[0].out_refund_no.clone();
+    assert_eq!(ours[0].status.as_str(), "FAILED", "{path}");
+    assert_eq!(reserved(&app, &no).await, 0);
+
+    sb.complete_refund(&r, RefundStatus::Change, true).unwrap();
+    assert!(sb.wait_refund_acknowledged(&r, WAIT).await);
+    let row = inspect::refund(app.state.db(), &r).await.unwrap().unwrap();
+    assert_eq!(row.status.as_str(), "CHANGE", "{row:?}");
+    assert_eq!(reserved(&app, &no).await, 60);
+    let msg = expect_error(app.refund(&no, 41, "x").await, 409, 1005).await;
+    assert_eq!(msg, "amountFen 41 exceeds the 40 fen left to refund");
+    check_invariants(&app, &no, &format!("change after release, {path}")).await;
+}

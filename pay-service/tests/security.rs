@@ -338,6 +338,33 @@ async fn order_creation_and_sync_are_rate_limited_per_user() {
     }
 }
 
+/// The budget is taken before the order is made: three times the limit at
+/// once, and no more than the limit get through (a check before spending
+/// would let every one of them pass while none had spent yet).
+#[tokio::test]
+async fn concurrent_order_creations_cannot_overspend_the_budget() {
+    const LIMIT: usize = 3;
+    for db in all_backends(migrations) {
+        let app = spawn_app_with(&db, &[V2, ("ORDER_RATE_LIMIT", "3")], 1.0).await;
+        let u1 = app.mp_token();
+        let body = json!({"amountFen": 7, "tradeType": "NATIVE"});
+        let answers = futures_util::future::join_all(
+            (0..3 * LIMIT).map(|_| app.post_json("/api/pay/orders", &u1, &body, None)),
+        )
+        .await;
+        let mut made = 0;
+        for res in answers {
+            if res.status() == 200 {
+                made += 1;
+            } else {
+                expect_error(res, 429, 1006).await;
+            }
+        }
+        assert_eq!(made, LIMIT);
+        assert_eq!(app.sandbox.state().calls("/pay/unifiedorder"), LIMIT as u64);
+    }
+}
+
 const ALICE: &str = "alice-token-0123456789abcdef";
 const BOB: &str = "bob-token-0123456789abcdef-bob";
 
@@ -408,6 +435,52 @@ async fn failed_admin_logins_are_audited_and_rate_limited_per_address() {
     assert_eq!(from("198.51.100.4", BOB).await.unwrap().status(), 200);
     assert_eq!(metric(&app, wrong).await - wrong0, 3.0);
     assert_eq!(metric(&app, limited).await - limited0, 2.0);
+}
+
+/// Concurrent guesses from one address: no more are compared with the
+/// tokens than the budget allows (each is taken from it before comparing).
+#[tokio::test]
+async fn concurrent_admin_guesses_cannot_overspend_the_failure_budget() {
+    // On Redis: each request then waits on the cache, so the requests
+    // interleave as they do in production (the in-process cache answers
+    // without yielding, which would hide a check-then-spend race).
+    let Ok(redis) = std::env::var("TEST_REDIS_URL") else {
+        testkit::skip_or_fail("TEST_REDIS_URL is not set");
+        return;
+    };
+    let db = testkit::sqlite_db(migrations());
+    let tokens = format!("alice:{ALICE}");
+    let app = spawn_refund_app(
+        &db,
+        &[
+            V2,
+            ("ADMIN_TOKENS", &tokens),
+            ("ADMIN_FAILED_LOGINS_PER_MINUTE", "3"),
+            ("REDIS_URL", &redis),
+        ],
+    )
+    .await;
+    // An address of this run's own: the counter outlives the test by a minute.
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let ip = format!("10.{}.{}.{}", n % 251, (n / 251) % 251, (n / 63001) % 251);
+    let answers = futures_util::future::join_all((0..9).map(|i| {
+        app.client
+            .get(app.url("/api/pay/admin/events"))
+            .header("x-real-ip", ip.as_str())
+            .bearer_auth(format!("guessed-token-guessed-token-{i}"))
+            .send()
+    }))
+    .await;
+    let statuses: Vec<u16> = answers
+        .into_iter()
+        .map(|r| r.unwrap().status().as_u16())
+        .collect();
+    let tried = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((tried, limited), (3, 6), "{statuses:?}");
 }
 
 #[tokio::test]

@@ -909,7 +909,7 @@ async fn platform_certificates_are_downloaded_once_and_shared_through_the_cache(
         assert_eq!(sandbox.state().calls("/v3/certificates"), 1);
         // Whatever is cached must be what WeChat handed out: a download
         // whose certificates do not decrypt with our APIv3 key is refused.
-        let _ = cache.delete("pay:v3:platform-certificates").await;
+        let _ = cache.delete(CERTS_KEY).await;
         let _ = cache.delete("pay:v3:platform-certificates:download").await;
         let wrong_key = [("MCH_API_V3_KEY", "0123456789abcdef0123456789abcdef")];
         let mut wrong: Vec<(&str, &str)> = vars.clone();
@@ -935,8 +935,190 @@ async fn platform_certificates_are_downloaded_once_and_shared_through_the_cache(
         let msg = expect_error(res, 502, 10009).await;
         assert!(msg.contains("does not verify"), "{msg}");
         assert_eq!(sandbox.state().calls("/v3/certificates"), 2);
-        let _ = cache.delete("pay:v3:platform-certificates").await;
+        let _ = cache.delete(CERTS_KEY).await;
         let _ = cache.delete("pay:v3:platform-certificates:download").await;
+    }
+}
+
+/// Where replicas share the last `/v3/certificates` answer.
+const CERTS_KEY: &str = "pay:v3:platform-certificates:answer";
+/// Where they once shared plain PEMs (a planted value there must not count
+/// either).
+const OLD_CERTS_KEY: &str = "pay:v3:platform-certificates";
+
+/// An order made through `replica`, paid at the sandbox without a
+/// notification.
+async fn paid_silently_on(replica: &Service, sandbox: &Sandbox, uid: i64) -> String {
+    let token = replica
+        .state
+        .sessions()
+        .issue(
+            uid,
+            OA,
+            &sandbox.state().openid(OA, "u1"),
+            shared::session::SessionKind::Oa,
+        )
+        .0;
+    let res = client()
+        .post(format!("{}/api/pay/orders", replica.base))
+        .bearer_auth(&token)
+        .json(&json!({"amountFen": 1, "tradeType": "NATIVE"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = envelope(res).await;
+    assert_eq!(status, 200, "{body}");
+    let no = body["data"]["outTradeNo"].as_str().unwrap().to_owned();
+    sandbox
+        .state()
+        .pay_order(
+            &no,
+            PayOptions {
+                notify: false,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+    no
+}
+
+/// The `TRANSACTION.SUCCESS` notification of `no`, sealed with the APIv3 key.
+fn success_notification(sandbox: &Sandbox, no: &str) -> String {
+    let resource = sandbox.state().v3_transaction_resource(no).unwrap();
+    let sealed = EncryptedResource::seal(
+        &ApiV3Key::new(SANDBOX_MCH_API_V3_KEY).unwrap(),
+        &shared::random::alphanumeric(12),
+        "transaction",
+        Some("transaction"),
+        resource.to_string().as_bytes(),
+    )
+    .unwrap();
+    serde_json::to_string(&Notification {
+        id: format!("EV-{}", shared::random::alphanumeric(16)),
+        create_time: "2015-05-20T13:29:35+08:00".into(),
+        event_type: "TRANSACTION.SUCCESS".into(),
+        resource_type: "encrypt-resource".into(),
+        resource: sealed,
+        summary: "支付成功".into(),
+    })
+    .unwrap()
+}
+
+async fn post_notification(base: &str, body: &str, headers: &[(&str, String)]) -> u16 {
+    let mut req = client()
+        .post(format!("{base}{NOTIFY}"))
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(*k, v);
+    }
+    req.body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn status_on(replica: &Service, no: &str) -> String {
+    inspect::order(replica.state.db(), no)
+        .await
+        .unwrap()
+        .unwrap()
+        .status
+        .as_str()
+        .to_owned()
+}
+
+/// Whoever can write the cache cannot plant a certificate: a replica opens
+/// the cached `/v3/certificates` answer with the APIv3 key as it opens a
+/// download, so a notification signed with a planted certificate's key is
+/// refused; the genuine answer another replica cached is used without a
+/// download.
+#[tokio::test]
+async fn a_certificate_planted_in_the_cache_signs_nothing() {
+    let Some((cache, _prefix)) = testkit::redis_cache().await else {
+        testkit::skip_or_fail("TEST_REDIS_URL is not set");
+        return;
+    };
+    for db in all_backends(migrations) {
+        let sandbox = start_sandbox(1.0).await;
+        sandbox.state().set_v3_sign_mode(SignMode::Platform);
+        let vars = Keys::Certificates.vars();
+        // The attacker's key and certificate: the sandbox's merchant
+        // identity, a real RSA key with a self-signed certificate that
+        // WeChat never handed out.
+        let info = sandbox.state().v3_keys();
+        let attacker_key = PrivateKey::from_pem(&info.merchant.key_pem).unwrap();
+        let planted = serde_json::to_string(&[info.merchant.cert_pem.as_str()]).unwrap();
+        for key in [CERTS_KEY, OLD_CERTS_KEY] {
+            cache
+                .set(key, &planted, std::time::Duration::from_secs(600))
+                .await
+                .unwrap();
+        }
+        // Also planted: an answer of WeChat's shape whose certificate is
+        // sealed with a key that is not our APIv3 key.
+        let forged_answer = json!({"data": [{
+            "serial_no": info.merchant_serial_no,
+            "effective_time": "2020-01-01T00:00:00+08:00",
+            "expire_time": "2040-01-01T00:00:00+08:00",
+            "encrypt_certificate": EncryptedResource::seal(
+                &ApiV3Key::new("0123456789abcdef0123456789abcdef").unwrap(),
+                "0123456789ab",
+                "certificate",
+                None,
+                info.merchant.cert_pem.as_bytes(),
+            ).unwrap(),
+        }]});
+        let a = replica_with_cache(&db, &sandbox, &vars, cache.clone()).await;
+        let no = paid_silently_on(&a, &sandbox, 31).await;
+        let body = success_notification(&sandbox, &no);
+        let forged = |body: &str| -> Headers {
+            let ts = chrono::Utc::now().timestamp().to_string();
+            let nonce = shared::random::alphanumeric(32);
+            let msg = shared::wechatpay_v3::response_message(&ts, &nonce, body.as_bytes());
+            vec![
+                ("Wechatpay-Serial", info.merchant_serial_no.clone()),
+                ("Wechatpay-Timestamp", ts),
+                ("Wechatpay-Nonce", nonce),
+                ("Wechatpay-Signature", attacker_key.sign(&msg)),
+            ]
+        };
+        assert_eq!(post_notification(&a.base, &body, &forged(&body)).await, 401);
+        assert_eq!(status_on(&a, &no).await, "NOTPAY");
+        // The planted value was not taken for certificates: the replica
+        // downloaded them (and cached WeChat's answer in their place).
+        assert_eq!(sandbox.state().calls("/v3/certificates"), 1);
+
+        // The forged answer shape, on a fresh replica: refused as well.
+        cache
+            .set(
+                CERTS_KEY,
+                &forged_answer.to_string(),
+                std::time::Duration::from_secs(600),
+            )
+            .await
+            .unwrap();
+        let _ = cache.delete("pay:v3:platform-certificates:download").await;
+        let c = replica_with_cache(&db, &sandbox, &vars, cache.clone()).await;
+        assert_eq!(post_notification(&c.base, &body, &forged(&body)).await, 401);
+        assert_eq!(status_on(&c, &no).await, "NOTPAY");
+        assert_eq!(sandbox.state().calls("/v3/certificates"), 2);
+
+        // The genuine answer (cached by `c`'s download) serves a second
+        // replica without a download of its own.
+        let b = replica_with_cache(&db, &sandbox, &vars, cache.clone()).await;
+        let headers = sandbox.state().v3_sign(body.as_bytes());
+        assert_eq!(post_notification(&b.base, &body, &headers).await, 204);
+        assert_eq!(status_on(&b, &no).await, "PAID");
+        assert_eq!(sandbox.state().calls("/v3/certificates"), 2);
+        for key in [
+            CERTS_KEY,
+            OLD_CERTS_KEY,
+            "pay:v3:platform-certificates:download",
+        ] {
+            let _ = cache.delete(key).await;
+        }
     }
 }
 

@@ -189,6 +189,22 @@ impl Cache {
         }
     }
 
+    /// Gives back one of a counter [`Self::incr`] made, while it lives (a
+    /// counter that expired is not recreated: it would never expire). The
+    /// new count, None when there was no counter.
+    pub async fn decr(&self, key: &str) -> Result<Option<i64>, CacheError> {
+        match self {
+            Cache::Memory(m) => Ok(m.decr(key)),
+            Cache::Redis(r) => {
+                let script = redis::Script::new(
+                    "if redis.call('EXISTS', KEYS[1]) == 1 then return redis.call('DECR', KEYS[1]) end return false",
+                );
+                r.exec(script.key(r.key(key)).invoke_async(&mut r.conn()))
+                    .await
+            }
+        }
+    }
+
     /// Remaining time to live, None when absent or without expiry.
     pub async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
         match self {
@@ -673,6 +689,17 @@ impl MemoryCache {
         }
         inner.insert(key, "1".to_owned(), ttl);
         1
+    }
+
+    fn decr(&self, key: &str) -> Option<i64> {
+        let mut inner = self.lock();
+        let entry = inner.live(key)?;
+        let n = entry.value.parse::<i64>().unwrap_or(0) - 1;
+        let old_len = entry.value.len();
+        entry.value = n.to_string();
+        let new_len = entry.value.len();
+        inner.bytes = inner.bytes + new_len - old_len;
+        Some(n)
     }
 
     fn ttl(&self, key: &str) -> Option<Duration> {

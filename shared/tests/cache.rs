@@ -61,6 +61,12 @@ async fn check_contract(cache: &Cache) {
         cache.ttl("ctr").await.unwrap().is_some(),
         "{label}: counter must expire"
     );
+    // decr gives one back, keeps the expiry, and never makes a counter.
+    assert_eq!(cache.decr("ctr").await.unwrap(), Some(1));
+    assert!(cache.ttl("ctr").await.unwrap().is_some(), "{label}");
+    assert_eq!(cache.incr("ctr", Duration::from_secs(60)).await.unwrap(), 2);
+    assert_eq!(cache.decr("no-ctr").await.unwrap(), None);
+    assert_eq!(cache.get("no-ctr").await.unwrap(), None, "{label}");
 
     cache.ping().await.unwrap();
 }

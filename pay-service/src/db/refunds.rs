@@ -11,7 +11,7 @@ use super::with_reason;
 /// Statuses WeChat may still change: PENDING (our request's answer is
 /// unknown), PROCESSING (accepted), CHANGE (waiting for an operator at the
 /// merchant platform). Each holds its amount on the order.
-const OPEN: [RefundStatus; 3] = [
+pub const OPEN: [RefundStatus; 3] = [
     RefundStatus::Pending,
     RefundStatus::Processing,
     RefundStatus::Change,
@@ -118,16 +118,21 @@ pub async fn mark_accepted(
     .await
 }
 
-/// An open refund → FAILED with `why`; false when it was not open.
+/// A refund in one of `from` → FAILED with `why`; false when it was in
+/// none of them. The statuses are the caller's proof: a refusal of a request
+/// only ever proves that a still-PENDING refund will not happen (a racing
+/// re-send may have had it accepted meanwhile), a REFUNDCLOSE proves it of
+/// any open one.
 pub fn mark_failed(
     conn: &mut DbConnection,
     out_refund_no: &str,
     why: &str,
+    from: &[RefundStatus],
 ) -> Result<bool, DbError> {
     let changed = diesel::update(
         pay_refunds::table
             .filter(pay_refunds::out_refund_no.eq(out_refund_no))
-            .filter(pay_refunds::status.eq_any(OPEN)),
+            .filter(pay_refunds::status.eq_any(from)),
     )
     .set((
         pay_refunds::status.eq(RefundStatus::Failed),
@@ -138,17 +143,18 @@ pub fn mark_failed(
     Ok(changed == 1)
 }
 
-/// PENDING or PROCESSING → CHANGE with `why`; the amount stays reserved.
-/// False when it was not one of those.
+/// A refund in one of `from` → CHANGE with `why`; the caller sees to its
+/// amount being reserved. False when it was in none of them.
 pub fn mark_change(
     conn: &mut DbConnection,
     out_refund_no: &str,
     why: &str,
+    from: &[RefundStatus],
 ) -> Result<bool, DbError> {
     let changed = diesel::update(
         pay_refunds::table
             .filter(pay_refunds::out_refund_no.eq(out_refund_no))
-            .filter(pay_refunds::status.eq_any([RefundStatus::Pending, RefundStatus::Processing])),
+            .filter(pay_refunds::status.eq_any(from)),
     )
     .set((
         pay_refunds::status.eq(RefundStatus::Change),
@@ -218,14 +224,46 @@ pub async fn of_order(db: &Database, out_trade_no: &str) -> Result<Vec<Refund>, 
     .await
 }
 
-/// Open refunds untouched since `before` (Unix seconds), oldest first.
-pub async fn open_since(db: &Database, before: i64, limit: i64) -> Result<Vec<Refund>, DbError> {
-    db.run(move |conn| {
-        Ok(pay_refunds::table
+/// Claims up to `limit` open refunds untouched since `before` (Unix
+/// seconds), oldest first, and moves their `updated_at` to `now`, in one
+/// transaction: on PostgreSQL with `FOR UPDATE SKIP LOCKED`, so that passes
+/// on several replicas never pick the same refund (two concurrent re-sends of
+/// one refund are what let a refusal race an acceptance), on SQLite under its
+/// write lock. Moving `updated_at` also sends each visited refund to the back
+/// of the queue: PROCESSING and CHANGE refunds, which nothing else touches,
+/// would otherwise fill every batch and starve newer PENDING ones.
+pub async fn claim_open(
+    db: &Database,
+    before: i64,
+    limit: i64,
+    now: i64,
+) -> Result<Vec<Refund>, DbError> {
+    db.transaction(move |conn| {
+        let due = pay_refunds::table
             .filter(pay_refunds::status.eq_any(OPEN))
             .filter(pay_refunds::updated_at.le(before))
-            .order(pay_refunds::updated_at.asc())
+            .order((pay_refunds::updated_at.asc(), pay_refunds::id.asc()))
             .limit(limit)
+            .select(pay_refunds::id);
+        let ids: Vec<i64> = match conn {
+            DbConnection::Pg(c) => due.for_update().skip_locked().load(c)?,
+            DbConnection::Sqlite(c) => {
+                // Take the write lock before reading: a concurrent claimer
+                // then waits for this claim instead of failing to upgrade.
+                diesel::sql_query("UPDATE pay_refunds SET updated_at = updated_at WHERE id = -1")
+                    .execute(c)?;
+                due.load(c)?
+            }
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::update(pay_refunds::table.filter(pay_refunds::id.eq_any(&ids)))
+            .set(pay_refunds::updated_at.eq(now))
+            .execute(conn)?;
+        Ok(pay_refunds::table
+            .filter(pay_refunds::id.eq_any(&ids))
+            .order(pay_refunds::id.asc())
             .select(Refund::as_select())
             .load(conn)
             .map_err(with_reason)?)

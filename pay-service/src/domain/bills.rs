@@ -482,6 +482,48 @@ async fn explain_payment(
     Ok(())
 }
 
+/// Held while a reconciliation runs, by the daily job, an admin's run and
+/// the operator's command alike: two at once would download the same bill
+/// and replace each other's result (and report its discrepancies twice).
+pub const LOCK_KEY: &str = "pay:bills:lock";
+/// Longer than a download and comparison take; a replica that dies holding
+/// it frees it by expiry.
+pub const LOCK_TTL: std::time::Duration = std::time::Duration::from_secs(900);
+
+/// Runs `work` holding [`LOCK_KEY`] (`set_nx` with a TTL, released by
+/// compare-and-delete); None, with nothing run, while someone else holds it.
+pub async fn under_lock<T>(
+    state: &PayState,
+    work: impl Future<Output = Result<T, PayError>>,
+) -> Result<Option<T>, PayError> {
+    let token = shared::random::nonce();
+    if !state.cache.set_nx(LOCK_KEY, &token, LOCK_TTL).await? {
+        return Ok(None);
+    }
+    let result = work.await;
+    if let Err(e) = state.cache.compare_and_delete(LOCK_KEY, &token).await {
+        tracing::warn!(error = %e, "bill lock not released; it expires by itself");
+    }
+    result.map(Some)
+}
+
+/// [`reconcile`] now, under the lock: 409/1005 while another reconciliation
+/// (the daily job's or another run) is in progress.
+pub async fn reconcile_now(
+    state: &PayState,
+    date: NaiveDate,
+    cause: &Cause,
+) -> Result<ReconciliationView, PayError> {
+    under_lock(state, reconcile(state, date, cause))
+        .await?
+        .ok_or_else(|| {
+            PayError::Conflict(
+                "a reconciliation is running (the daily job or another run); try again when it has finished"
+                    .into(),
+            )
+        })
+}
+
 /// Downloads, compares and stores the day's reconciliation (replacing a
 /// previous run's), then reports each discrepancy (metric, audit line,
 /// merchant event). "No bill (yet)" is 409/1005; an unusable bill is

@@ -42,28 +42,31 @@ impl Budget {
     }
 }
 
-/// Spends one of `who`'s budget; false once the minute's budget is spent
-/// (always true when the budget is 0, i.e. off).
-pub async fn spend(state: &PayState, budget: Budget, who: &str) -> Result<bool, PayError> {
+/// Takes one of `who`'s budget before the work it pays for: true when it was
+/// within the minute's budget (always true when the budget is 0, i.e. off).
+/// The take is one atomic increment in the shared cache, so concurrent
+/// requests cannot all pass a check made before any of them spent. A take
+/// beyond the budget is given back at once: refused requests cost nothing.
+pub async fn take(state: &PayState, budget: Budget, who: &str) -> Result<bool, PayError> {
     let per_minute = budget.per_minute(state);
     if per_minute == 0 {
         return Ok(true);
     }
-    let n = state.cache.incr(&budget.key(who), WINDOW).await?;
-    Ok(n <= i64::from(per_minute))
+    let key = budget.key(who);
+    let n = state.cache.incr(&key, WINDOW).await?;
+    if n <= i64::from(per_minute) {
+        return Ok(true);
+    }
+    state.cache.decr(&key).await?;
+    Ok(false)
 }
 
-/// Whether `who` has spent the minute's budget already, without spending.
-pub async fn exhausted(state: &PayState, budget: Budget, who: &str) -> Result<bool, PayError> {
-    let per_minute = budget.per_minute(state);
-    if per_minute == 0 {
-        return Ok(false);
+/// Gives back what [`take`] took, for work that turned out not to count
+/// (a request refused for itself, an admin token that was right).
+pub async fn give_back(state: &PayState, budget: Budget, who: &str) -> Result<(), PayError> {
+    if budget.per_minute(state) == 0 {
+        return Ok(());
     }
-    let used = state
-        .cache
-        .get(&budget.key(who))
-        .await?
-        .and_then(|v| v.parse::<i64>().ok())
-        .unwrap_or(0);
-    Ok(used >= i64::from(per_minute))
+    state.cache.decr(&budget.key(who)).await?;
+    Ok(())
 }

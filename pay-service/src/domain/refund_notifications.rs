@@ -236,8 +236,9 @@ async fn succeeded(
     }
 }
 
-/// CHANGE: the refund waits for an operator (once), its amount held, and the
-/// notification is kept, in one transaction.
+/// CHANGE: the refund waits for an operator (once), its amount held (held
+/// again if it had been released), and the notification is kept, in one
+/// transaction.
 async fn needs_operator(
     state: &PayState,
     received: Received,

@@ -60,34 +60,72 @@ pub fn reserve(conn: &mut DbConnection, refund: &NewRefund) -> Result<Reserved, 
 }
 
 /// An open refund (PENDING, PROCESSING or CHANGE) → FAILED, its amount given
-/// back to the order. Only for a definite answer from WeChat (a refusal of
-/// the request, REFUNDCLOSE): never for an unknown outcome. False when it
-/// was not open.
+/// back to the order. Only for WeChat reporting the refund closed
+/// (REFUNDCLOSE, CLOSED) by refundquery or notification: never for an
+/// unknown outcome, nor for a refused request (see [`release_unsent`]).
+/// False when it was not open.
 pub fn release(conn: &mut DbConnection, out_refund_no: &str, why: &str) -> Result<bool, DbError> {
+    release_from(conn, out_refund_no, why, &refunds::OPEN)
+}
+
+/// A refund WeChat refused to make → FAILED, its amount given back, only if
+/// it is still PENDING: a refusal answers one request, and a concurrent
+/// re-send of the same number (another replica's pass, an Idempotency-Key
+/// replay) may have had it accepted meanwhile. False when it was not PENDING.
+pub fn release_unsent(
+    conn: &mut DbConnection,
+    out_refund_no: &str,
+    why: &str,
+) -> Result<bool, DbError> {
+    release_from(conn, out_refund_no, why, &[RefundStatus::Pending])
+}
+
+fn release_from(
+    conn: &mut DbConnection,
+    out_refund_no: &str,
+    why: &str,
+    from: &[RefundStatus],
+) -> Result<bool, DbError> {
     let Some(refund) = refunds::lock(conn, out_refund_no)? else {
         return Ok(false);
     };
     orders::lock(conn, &refund.out_trade_no)?;
-    let released = refunds::mark_failed(conn, out_refund_no, why)?;
+    let released = refunds::mark_failed(conn, out_refund_no, why, from)?;
     if released {
         orders::release_refund(conn, &refund.out_trade_no, refund.amount_fen)?;
     }
     Ok(released)
 }
 
-/// An open refund WeChat reports as CHANGE (money could not reach the payer)
+/// A refund WeChat reports as CHANGE (money could not reach the payer)
 /// → CHANGE: an operator finishes it at the merchant platform, so the amount
-/// stays reserved (WeChat may still pay it out). False when it was not
-/// PENDING or PROCESSING.
+/// stays reserved (WeChat may still pay it out). A refund released earlier
+/// (FAILED) has its amount reserved again, as [`settle_refunded`] does for a
+/// released refund that succeeded: WeChat has it after all. False when it
+/// was not PENDING, PROCESSING or FAILED.
 pub fn hold_for_operator(
     conn: &mut DbConnection,
     out_refund_no: &str,
     why: &str,
 ) -> Result<bool, DbError> {
-    if refunds::lock(conn, out_refund_no)?.is_none() {
+    let Some(refund) = refunds::lock(conn, out_refund_no)? else {
+        return Ok(false);
+    };
+    if refund.status != RefundStatus::Failed {
+        return refunds::mark_change(
+            conn,
+            out_refund_no,
+            why,
+            &[RefundStatus::Pending, RefundStatus::Processing],
+        );
+    }
+    orders::lock(conn, &refund.out_trade_no)?;
+    if !refunds::mark_change(conn, out_refund_no, why, &[RefundStatus::Failed])? {
         return Ok(false);
     }
-    refunds::mark_change(conn, out_refund_no, why)
+    tracing::error!(target: "audit", out_trade_no = %refund.out_trade_no, out_refund_no, amount_fen = refund.amount_fen, "WeChat reports a refund we had released as CHANGE; reserving it again");
+    orders::reserve_refund_again(conn, &refund.out_trade_no, refund.amount_fen)?;
+    Ok(true)
 }
 
 /// What WeChat reports about a successful refund (notification or refundquery).

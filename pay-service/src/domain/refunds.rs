@@ -129,26 +129,30 @@ fn check(state: &PayState, ask: RefundAsk) -> Result<Checked, PayError> {
 /// WeChat's `err_code`s that mean "send the same out_refund_no again": the
 /// refund may still happen (WeChat's refund API documentation says not to
 /// change the number and to call again with the same parameters).
-/// `SYSTEM_ERROR` is APIv3's spelling of the same answer.
+/// `SYSTEM_ERROR` is APIv3's spelling of the same answer; `FREQUENCY_LIMITED`
+/// (v3) and `INVALID_REQ_TOO_MUCH` (v2) are rate limits: the request was not
+/// looked at, so they say nothing about the refund.
 const RETRY_CODES: &[&str] = &[
     "SYSTEMERROR",
     "SYSTEM_ERROR",
     "BIZERR_NEED_RETRY",
     "FREQUENCY_LIMITED",
+    "INVALID_REQ_TOO_MUCH",
 ];
 
 /// Whether an error from `/secapi/pay/refund` is WeChat definitely refusing
 /// the refund (it will not happen, the amount may be released). Anything
 /// else (transport errors, unusable or unverifiable replies, the retry
-/// codes, a FAIL without err_code) leaves the outcome unknown.
+/// codes, a FAIL without err_code) leaves the outcome unknown. A refusal of a
+/// number sent before is only believed once refundquery confirms it
+/// ([`confirm_refusal`]).
 pub fn is_definite_refusal(e: &PayError) -> bool {
     match e {
         PayError::PayRefused { code, .. } => {
             !code.is_empty() && !RETRY_CODES.contains(&code.as_str())
         }
-        // return_code FAIL: WeChat's gateway refused the request (sign,
-        // parameter format) before any refund was considered.
-        PayError::PayGatewayRefused(_) => true,
+        // v2 return_code FAIL carries no sign: anyone on the path could have
+        // written it, so it proves nothing about the refund.
         _ => false,
     }
 }
@@ -198,7 +202,16 @@ pub async fn request(
     refuse_unreserved(reserved, ask.amount_fen)?;
     let amount_fen = ask.amount_fen;
     tracing::info!(target: "audit", out_trade_no, %out_refund_no, amount_fen, operator = %ask.operator, source = cause.source, request_id = %cause.request_id, "refund reserved");
-    ask_wechat(state, &order, &out_refund_no, amount_fen, ask.reason, cause).await
+    ask_wechat(
+        state,
+        &order,
+        &out_refund_no,
+        amount_fen,
+        ask.reason,
+        Sent::First,
+        cause,
+    )
+    .await
 }
 
 async fn reserve(
@@ -277,9 +290,21 @@ async fn replay(
         &existing.out_refund_no,
         ask.amount_fen,
         ask.reason.clone(),
+        Sent::Before,
         cause,
     )
     .await
+}
+
+/// Whether a refund's number went to WeChat before this request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// The first request under this number: a refusal answers for all of it.
+    First,
+    /// A re-send (reconciliation, an Idempotency-Key replay): WeChat may hold
+    /// the refund from an earlier request, and a refusal of this one does not
+    /// prove otherwise (a rate limit, a validation of the repeat).
+    Before,
 }
 
 /// Sends the reserved refund to WeChat and records its answer.
@@ -289,14 +314,18 @@ async fn ask_wechat(
     out_refund_no: &str,
     amount_fen: i64,
     reason: String,
+    sent: Sent,
     cause: &Cause,
 ) -> Result<Refund, PayError> {
     let out_trade_no = order.out_trade_no.as_str();
     // On the order's API: v2 over TLS with the certificate, v3 signed.
     match gateway::refund(state, order, out_refund_no, amount_fen, reason).await {
         Ok(refund_id) => refunds::mark_accepted(&state.db, out_refund_no, &refund_id).await?,
+        Err(e) if is_definite_refusal(&e) && sent == Sent::Before => {
+            return confirm_refusal(state, order, out_refund_no, e, cause).await;
+        }
         Err(e) if is_definite_refusal(&e) => {
-            if release(state, out_refund_no, &e.to_string()).await? {
+            if release_unsent(state, out_refund_no, &e.to_string()).await? {
                 audit::refund_released(out_refund_no, &e.to_string(), cause);
             }
             return Err(e);
@@ -328,8 +357,72 @@ fn unknown_outcome(e: PayError, out_refund_no: &str) -> PayError {
     }
 }
 
-/// Releases an open refund's amount (WeChat refused or closed it). False
-/// when the refund was not open.
+/// A re-sent refund WeChat refused: released only if refundquery says
+/// WeChat has no such refund (REFUNDNOTEXIST, RESOURCE_NOT_EXISTS) or has
+/// closed it; any other answer is applied as a query's would be, and a
+/// failed query leaves it PENDING. Returns `refused` when the refund is
+/// released (or was settled otherwise meanwhile and is not open).
+async fn confirm_refusal(
+    state: &PayState,
+    order: &Order,
+    out_refund_no: &str,
+    refused: PayError,
+    cause: &Cause,
+) -> Result<Refund, PayError> {
+    let answer = match gateway::refund_query(state, order, out_refund_no).await {
+        Ok(answer) => answer,
+        Err(q) => {
+            let why = format!(
+                "outcome unknown: a re-send was refused ({refused}) and refundquery failed ({q}); \
+                 sent again under the same number"
+            );
+            refunds::note_unknown(&state.db, out_refund_no, &why).await?;
+            tracing::warn!(target: "audit", out_trade_no = %order.out_trade_no, out_refund_no, error = %refused, query_error = %q, source = cause.source, request_id = %cause.request_id, "re-sent refund refused but not confirmed; it stays PENDING");
+            return Err(unknown_outcome(refused, out_refund_no));
+        }
+    };
+    let refund = refunds::get(&state.db, out_refund_no)
+        .await?
+        .ok_or_else(|| PayError::Internal("refund vanished".into()))?;
+    match answer {
+        None => {
+            let why = format!("{refused}; refundquery: WeChat has no such refund");
+            if release_unsent(state, out_refund_no, &why).await? {
+                audit::refund_released(out_refund_no, &why, cause);
+            }
+        }
+        Some(answer) => {
+            apply_answer(state, &refund, answer, cause).await?;
+        }
+    }
+    let now = refunds::get(&state.db, out_refund_no)
+        .await?
+        .ok_or_else(|| PayError::Internal("refund vanished".into()))?;
+    match now.status {
+        RefundStatus::Failed => Err(refused),
+        // Still PENDING (another request got in between): its outcome is
+        // not known here.
+        RefundStatus::Pending => Err(unknown_outcome(refused, out_refund_no)),
+        _ => Ok(now),
+    }
+}
+
+/// Releases a PENDING refund's amount (WeChat refused the request). False
+/// when the refund was no longer PENDING.
+async fn release_unsent(
+    state: &PayState,
+    out_refund_no: &str,
+    why: &str,
+) -> Result<bool, PayError> {
+    let (no, why) = (out_refund_no.to_owned(), why.to_owned());
+    Ok(state
+        .db
+        .transaction(move |conn| refund_rules::release_unsent(conn, &no, &why))
+        .await?)
+}
+
+/// Releases an open refund's amount (WeChat closed it). False when the
+/// refund was not open.
 async fn release(state: &PayState, out_refund_no: &str, why: &str) -> Result<bool, PayError> {
     let (no, why) = (out_refund_no.to_owned(), why.to_owned());
     Ok(state
@@ -381,32 +474,50 @@ pub async fn settle_by_query(
     refund: &Refund,
     cause: &Cause,
 ) -> Result<Queried, PayError> {
-    let no = refund.out_refund_no.as_str();
     // refundquery (v2) or the v3 refund query, by the order's API.
-    let released = match gateway::refund_query(state, order, no).await? {
+    let answer = gateway::refund_query(state, order, &refund.out_refund_no).await?;
+    match answer {
+        Some(answer) => apply_answer(state, refund, answer, cause).await,
         // Not (yet) at WeChat. Never a reason to release: the request may
         // still be on its way, or WeChat asked for it again (SYSTEMERROR);
         // reconciliation sends a PENDING refund again until WeChat answers.
-        None => None,
-        Some(RefundState::Processing { refund_id }) => {
+        None => Ok(Queried::Unchanged),
+    }
+}
+
+/// Applies what refundquery reported of a refund.
+async fn apply_answer(
+    state: &PayState,
+    refund: &Refund,
+    answer: RefundState,
+    cause: &Cause,
+) -> Result<Queried, PayError> {
+    let no = refund.out_refund_no.as_str();
+    let released = match answer {
+        RefundState::Processing { refund_id } => {
+            let was_pending = refund.status == RefundStatus::Pending;
             refunds::mark_accepted(&state.db, no, &refund_id).await?;
-            None
+            return Ok(if was_pending {
+                Queried::Accepted
+            } else {
+                Queried::Unchanged
+            });
         }
-        Some(RefundState::Failed { status }) if needs_operator(&status) => {
+        RefundState::Failed { status } if needs_operator(&status) => {
             let why = format!(
                 "WeChat refund status {status}: needs an operator at the merchant platform"
             );
             return hold_for_operator(state, no, &why, cause).await;
         }
-        Some(RefundState::Failed { status }) => {
+        RefundState::Failed { status } => {
             let why = format!("WeChat refund status {status}");
             release(state, no, &why).await?.then_some(why)
         }
-        Some(RefundState::Success {
+        RefundState::Success {
             refund_id,
             refund_fee,
             succeeded_at,
-        }) => {
+        } => {
             let report = RefundReport {
                 out_trade_no: Some(refund.out_trade_no.clone()),
                 refund_id,
@@ -458,6 +569,7 @@ async fn send_again(
         &refund.out_refund_no,
         refund.amount_fen,
         refund.reason.clone(),
+        Sent::Before,
         cause,
     )
     .await;
@@ -507,8 +619,13 @@ pub async fn apply_success(
 /// asked about. Returns how many changed.
 pub async fn reconcile(state: &PayState, cause: &Cause) -> Result<usize, PayError> {
     let cfg = &state.config;
-    let before = now_unix() - cfg.reconcile_after.as_secs() as i64;
-    let open = refunds::open_since(&state.db, before, cfg.reconcile_batch).await?;
+    let now = now_unix();
+    let before = now - cfg.reconcile_after.as_secs() as i64;
+    // Claimed: no other replica's pass visits these now, and each goes to
+    // the back of the queue. CHANGE refunds stay in it (an operator's fix at
+    // the merchant platform shows up in refundquery), at the same pace as
+    // the others: the claim keeps them from crowding out anything.
+    let open = refunds::claim_open(&state.db, before, cfg.reconcile_batch, now).await?;
     let mut changed = 0;
     for refund in open {
         let Some(order) = orders::get(&state.db, &refund.out_trade_no).await? else {
@@ -546,15 +663,15 @@ mod tests {
         for code in ["NOTENOUGH", "ERROR", "PARAM_ERROR", "USER_ACCOUNT_ABNORMAL"] {
             assert!(is_definite_refusal(&refused(code)), "{code}");
         }
-        assert!(is_definite_refusal(&PayError::PayGatewayRefused(
-            "签名错误".into()
-        )));
         for unknown in [
             refused("SYSTEMERROR"),
             refused("SYSTEM_ERROR"),
             refused("BIZERR_NEED_RETRY"),
             refused("FREQUENCY_LIMITED"),
+            refused("INVALID_REQ_TOO_MUCH"),
             refused(""),
+            // Unsigned: anyone could have written it.
+            PayError::PayGatewayRefused("签名错误".into()),
             PayError::PayUnusable("reply sign does not verify".into()),
             PayError::Wechat(WechatError::Timeout("t".into())),
             PayError::Wechat(WechatError::BadResponse("HTTP 500".into())),

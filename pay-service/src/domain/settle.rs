@@ -17,7 +17,8 @@ use crate::db::transitions::{self, NewTransition};
 #[derive(Debug, Clone)]
 pub struct PaidReport {
     pub transaction_id: String,
-    /// Checked against the order when present; notifications always carry it.
+    /// Checked against the order; a report without it is a mismatch (no
+    /// payment settles unchecked; WeChat always reports the amount).
     pub total_fee: Option<i64>,
     pub appid: Option<String>,
     pub mch_id: Option<String>,
@@ -64,15 +65,14 @@ fn mismatch(order: &Order, report: &PaidReport, mch_id: &str) -> Option<String> 
     {
         return Some(format!("mch_id {m} is not ours"));
     }
-    if let Some(fee) = report.total_fee
-        && fee != order.amount_fen
-    {
-        return Some(format!(
+    match report.total_fee {
+        None => Some("no amount reported".to_owned()),
+        Some(fee) if fee != order.amount_fen => Some(format!(
             "total_fee {fee} differs from the order's {}",
             order.amount_fen
-        ));
+        )),
+        Some(_) => None,
     }
-    None
 }
 
 /// The one way an order becomes PAID. Runs inside the caller's transaction.
@@ -147,4 +147,59 @@ pub(super) fn record_change(
     };
     let event = events::new_event(&order, from, cause, refund);
     transitions::record(conn, &transition, event.as_ref())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{ApiVersion, TradeType};
+
+    fn order() -> Order {
+        Order {
+            id: 1,
+            out_trade_no: "N1".into(),
+            user_id: 7,
+            appid: "wxA".into(),
+            openid: "o".into(),
+            trade_type: TradeType::Native,
+            amount_fen: 100,
+            description: "d".into(),
+            status: Status::NotPay,
+            prepay_id: None,
+            pay_url: None,
+            redirect_url: None,
+            transaction_id: None,
+            client_ip: "127.0.0.1".into(),
+            idempotency_key: None,
+            request_hash: None,
+            expires_at: 0,
+            paid_at: None,
+            next_check_at: 0,
+            created_at: 0,
+            updated_at: 0,
+            refund_reserved_fen: 0,
+            refunded_fen: 0,
+            api: ApiVersion::V3,
+        }
+    }
+
+    fn report(total_fee: Option<i64>) -> PaidReport {
+        PaidReport {
+            transaction_id: "T".into(),
+            total_fee,
+            appid: None,
+            mch_id: None,
+            paid_at: 0,
+        }
+    }
+
+    /// No payment settles without its amount compared to the order's.
+    #[test]
+    fn a_report_without_its_amount_is_a_mismatch() {
+        let o = order();
+        assert_eq!(mismatch(&o, &report(Some(100)), "M"), None);
+        assert!(mismatch(&o, &report(Some(99)), "M").is_some());
+        let why = mismatch(&o, &report(None), "M");
+        assert_eq!(why.as_deref(), Some("no amount reported"));
+    }
 }

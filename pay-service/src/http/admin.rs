@@ -53,7 +53,9 @@ async fn check(req: HttpRequest) -> Result<Admin, ApiError> {
     }
     let client = client_ip(&req).map_or_else(|| "unknown".to_owned(), rate_limit_key);
     let (path, rid) = (req.path().to_owned(), request_id(&req));
-    if limits::exhausted(&state, Budget::AdminFailures, &client).await? {
+    // A failure is taken from the budget before the token is compared, so
+    // concurrent guesses cannot all be tried; a right token gives it back.
+    if !limits::take(&state, Budget::AdminFailures, &client).await? {
         audit::admin_login_failed(&client, "rate_limited", &path, &rid);
         return Err(ApiError::RateLimited);
     }
@@ -65,6 +67,7 @@ async fn check(req: HttpRequest) -> Result<Admin, ApiError> {
         .map(str::trim)
         .unwrap_or("");
     if let Some(name) = operator_of(&state, given) {
+        limits::give_back(&state, Budget::AdminFailures, &client).await?;
         return Ok(Admin { name });
     }
     let why = if given.is_empty() {
@@ -73,7 +76,6 @@ async fn check(req: HttpRequest) -> Result<Admin, ApiError> {
         "wrong_token"
     };
     audit::admin_login_failed(&client, why, &path, &rid);
-    limits::spend(&state, Budget::AdminFailures, &client).await?;
     Err(ApiError::Unauthorized(
         "admin token missing or wrong".into(),
     ))

@@ -24,7 +24,8 @@ fn date(q: &DateQuery) -> Result<chrono::NaiveDate, PayError> {
     bills::parse_date(raw)
 }
 
-/// Runs the day's reconciliation now; replaces a stored result.
+/// Runs the day's reconciliation now; replaces a stored result. 409/1005
+/// while another one (the daily job's) is running.
 pub(super) async fn run(
     _: Admin,
     state: web::Data<PayState>,
@@ -32,7 +33,7 @@ pub(super) async fn run(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     let date = date(&query)?;
-    let view = bills::reconcile(&state, date, &cause("bill", &req)).await?;
+    let view = bills::reconcile_now(&state, date, &cause("bill", &req)).await?;
     Ok(ok(view))
 }
 

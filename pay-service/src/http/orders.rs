@@ -65,8 +65,9 @@ impl FromRequest for MpBearer {
     }
 }
 
-/// Runs `work` within `who`'s budget: 429 when it is spent; the budget is
-/// spent unless `work` was refused for the request itself (400, 403).
+/// Runs `work` within `who`'s budget: 429 when it is spent. The budget is
+/// taken before the work (so concurrent requests cannot overspend it) and
+/// given back when `work` was refused for the request itself (400, 403).
 async fn within_budget<T>(
     state: &PayState,
     budget: Budget,
@@ -74,7 +75,8 @@ async fn within_budget<T>(
     work: impl Future<Output = Result<T, PayError>>,
 ) -> Result<T, ApiError> {
     let who = uid.to_string();
-    if limits::exhausted(state, budget, &who).await? {
+    if !limits::take(state, budget, &who).await? {
+        tracing::info!(uid, ?budget, "rate limit reached");
         return Err(ApiError::RateLimited);
     }
     let result = work.await;
@@ -82,8 +84,8 @@ async fn within_budget<T>(
         result,
         Err(PayError::InvalidParam(_) | PayError::Forbidden(_))
     );
-    if !refused_for_itself && !limits::spend(state, budget, &who).await? {
-        tracing::info!(uid, ?budget, "rate limit reached");
+    if refused_for_itself {
+        limits::give_back(state, budget, &who).await?;
     }
     Ok(result?)
 }

@@ -4,8 +4,8 @@
 //! pass (every `BILL_INTERVAL_SECONDS`). The operator's
 //! `pay-service reconcile --date …` runs a day at once ([`reconcile_day`]).
 //!
-//! Once: the pass runs under the cache lock the other jobs use on SQLite
-//! (`set_nx` with a TTL, released by compare-and-delete), on both backends —
+//! Once: the pass runs under `domain::bills`' lock (the cache lock the other
+//! jobs use on SQLite, also taken by manual runs), on both backends —
 //! a download is not a row PostgreSQL's `SKIP LOCKED` could share out — and
 //! a day already stored is not run again by the job.
 
@@ -17,11 +17,6 @@ use serde::Serialize;
 use crate::domain::bills::{self, ReconciliationView};
 use crate::domain::{Cause, PayState};
 use crate::error::PayError;
-
-const LOCK_KEY: &str = "pay:bills:lock";
-/// Longer than a download and comparison take; a replica that dies holding
-/// it frees it by expiry.
-const LOCK_TTL: Duration = Duration::from_secs(900);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -71,15 +66,8 @@ pub async fn bills_once(state: &PayState, now: i64) -> Result<BillPassReport, Pa
     if bills::is_reconciled(state, day).await? {
         return Ok(report(BillPassOutcome::AlreadyDone));
     }
-    let token = shared::random::nonce();
-    if !state.cache.set_nx(LOCK_KEY, &token, LOCK_TTL).await? {
-        return Ok(report(BillPassOutcome::Skipped));
-    }
-    let result = locked_pass(state, day).await;
-    if let Err(e) = state.cache.compare_and_delete(LOCK_KEY, &token).await {
-        tracing::warn!(error = %e, "bill lock not released; it expires by itself");
-    }
-    result.map(report)
+    let outcome = bills::under_lock(state, locked_pass(state, day)).await?;
+    Ok(report(outcome.unwrap_or(BillPassOutcome::Skipped)))
 }
 
 async fn locked_pass(state: &PayState, day: NaiveDate) -> Result<BillPassOutcome, PayError> {
@@ -99,12 +87,13 @@ async fn locked_pass(state: &PayState, day: NaiveDate) -> Result<BillPassOutcome
     }
 }
 
-/// Reconciles `date` now (the operator's command), replacing a stored result.
+/// Reconciles `date` now (the operator's command), replacing a stored
+/// result; refused while another reconciliation runs.
 pub async fn reconcile_day(
     state: &PayState,
     date: NaiveDate,
 ) -> Result<ReconciliationView, PayError> {
-    bills::reconcile(state, date, &Cause::pass("bill")).await
+    bills::reconcile_now(state, date, &Cause::pass("bill")).await
 }
 
 /// A readable table of a day's result, for the operator's terminal.

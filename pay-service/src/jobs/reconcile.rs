@@ -32,7 +32,7 @@ pub struct ReconcileReport {
 }
 
 /// One pass over the orders whose check is due. Safe to run on many replicas
-/// at once: each order is claimed by one pass.
+/// at once: each order, and each open refund, is claimed by one pass.
 pub async fn reconcile_once(state: &PayState) -> Result<ReconcileReport, PayError> {
     let report = worker::exclusive(state, LOCK_KEY, "reconcile", pass(state)).await?;
     Ok(report.unwrap_or(ReconcileReport {

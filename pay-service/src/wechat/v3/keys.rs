@@ -36,7 +36,7 @@ pub const MIN_DOWNLOAD_GAP: Duration = Duration::from_secs(60);
 /// The body of the last verified `/v3/certificates` answer (certificates
 /// encrypted with the APIv3 key), for the other replicas. Not the key that
 /// once held plain PEMs: those are never read again.
-pub const CACHE_KEY: &str = "pay:v3:platform-certificates:answer";
+const CACHE_KEY: &str = "pay:v3:platform-certificates:answer";
 /// Held for [`MIN_DOWNLOAD_GAP`] by the replica that downloads.
 const LOCK_KEY: &str = "pay:v3:platform-certificates:download";
 
@@ -54,6 +54,8 @@ pub struct Keys {
     loaded_at: Mutex<Option<Instant>>,
     /// When this replica last tried a download.
     tried_at: Mutex<Option<Instant>>,
+    /// The cached answer last opened (or refused): not opened again.
+    cached_seen: Mutex<Option<String>>,
     /// One refresh at a time per replica; the others wait and see its result.
     refreshing: tokio::sync::Mutex<()>,
 }
@@ -76,6 +78,7 @@ impl Keys {
             cache,
             loaded_at: Mutex::new(None),
             tried_at: Mutex::new(None),
+            cached_seen: Mutex::new(None),
             refreshing: tokio::sync::Mutex::new(()),
         };
         keys.install(Vec::new());
@@ -152,16 +155,17 @@ impl Keys {
         if satisfied(self) {
             return true;
         }
-        // The gap comes before the cache: serials anyone can make up must
-        // not cost a cache read and certificate parsing each, one after the
-        // other behind `refreshing`.
+        // Another replica may have downloaded (also while this one lost the
+        // download lock to it just now): read before the gap, but open
+        // only a value not seen yet, so that serials anyone can make up
+        // cost a cache read each, not certificate decryption and parsing.
+        if self.load_cached().await && satisfied(self) {
+            return true;
+        }
         if lock(&self.tried_at).is_some_and(|t| t.elapsed() < MIN_DOWNLOAD_GAP) {
             return false;
         }
         *lock(&self.tried_at) = Some(Instant::now());
-        if self.load_cached().await && satisfied(self) {
-            return true;
-        }
         // Another replica downloads (or just did; its result is in the cache).
         match self.cache.set_nx(LOCK_KEY, "1", MIN_DOWNLOAD_GAP).await {
             Ok(false) => return false,
@@ -177,6 +181,7 @@ impl Keys {
                 if let Err(e) = self.cache.set(CACHE_KEY, &body, REFRESH_EVERY).await {
                     tracing::warn!(error = %e, "platform certificates not shared through the cache");
                 }
+                *lock(&self.cached_seen) = Some(body);
                 self.install(certs);
                 *lock(&self.loaded_at) = Some(Instant::now());
                 satisfied(self)
@@ -196,6 +201,13 @@ impl Keys {
         let Ok(Some(text)) = self.cache.get(CACHE_KEY).await else {
             return false;
         };
+        {
+            let mut seen = lock(&self.cached_seen);
+            if seen.as_deref() == Some(text.as_str()) {
+                return false;
+            }
+            *seen = Some(text.clone());
+        }
         let certs = match self.open_certificates(text.as_bytes()) {
             Ok(certs) => certs,
             Err(e) => {
@@ -230,8 +242,8 @@ impl Keys {
         }
         v.verify(&answer.message())
             .map_err(|e| format!("{PATH} answer: {e}"))?;
-        let body = String::from_utf8(answer.body)
-            .map_err(|_| format!("{PATH} answer: not UTF-8"))?;
+        let body =
+            String::from_utf8(answer.body).map_err(|_| format!("{PATH} answer: not UTF-8"))?;
         Ok((certs, body))
     }
 
@@ -310,5 +322,54 @@ mod tests {
             .unwrap_err();
         assert!(e.contains("does not decrypt"), "{e}");
         assert!(k.open_certificates(b"{}").is_err());
+    }
+
+    /// The cache is shared with whoever can write it: only an answer whose
+    /// certificates decrypt with our APIv3 key is installed, and a value
+    /// already opened is not opened again (an unknown serial costs a cache
+    /// read, not certificate parsing).
+    #[tokio::test]
+    async fn only_a_cached_answer_that_opens_is_installed_and_only_once() {
+        let k = keys();
+        let pki = wechat_sandbox::TestPki::generate("1900000109").unwrap();
+        let pem = pki.client_cert_pem.as_str();
+        let serial = PlatformCertificate::from_pem(pem)
+            .unwrap()
+            .serial_no()
+            .to_owned();
+        let ttl = Duration::from_secs(60);
+        // Planted: the certificate itself, as earlier versions cached it.
+        let planted = serde_json::to_string(&[pem]).unwrap();
+        k.cache.set(CACHE_KEY, &planted, ttl).await.unwrap();
+        assert!(!k.load_cached().await);
+        assert!(!k.current().knows(&serial));
+        let answer = |key: &ApiV3Key| {
+            let sealed = shared::wechatpay_v3::EncryptedResource::seal(
+                key,
+                "0123456789ab",
+                "certificate",
+                None,
+                pem.as_bytes(),
+            )
+            .unwrap();
+            serde_json::json!({"data": [{
+                "serial_no": serial,
+                "effective_time": "2020-01-01T00:00:00+08:00",
+                "expire_time": "2040-01-01T00:00:00+08:00",
+                "encrypt_certificate": sealed,
+            }]})
+            .to_string()
+        };
+        // Planted: WeChat's shape, sealed with another key.
+        let other = ApiV3Key::new("fedcba9876543210fedcba9876543210").unwrap();
+        k.cache.set(CACHE_KEY, &answer(&other), ttl).await.unwrap();
+        assert!(!k.load_cached().await);
+        assert!(!k.current().knows(&serial));
+        // Sealed with our key (as WeChat's answer is): installed, once.
+        let genuine = answer(k.api_v3_key());
+        k.cache.set(CACHE_KEY, &genuine, ttl).await.unwrap();
+        assert!(k.load_cached().await);
+        assert!(k.current().knows(&serial));
+        assert!(!k.load_cached().await, "the same value is not opened again");
     }
 }

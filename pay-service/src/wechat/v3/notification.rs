@@ -23,22 +23,40 @@ pub struct NotifyHeaders {
     pub signature: String,
 }
 
+/// At most this many characters of a header's text are shown (logged).
+pub const SHOWN_HEADER_CHARS: usize = 64;
+/// At most this many of a malformed notification's description.
+const SHOWN_DETAIL_CHARS: usize = 256;
+
+/// `text` as logged: escaped (no control characters or line breaks reach
+/// the log) and cut to `max` characters, since whoever sends a notification
+/// chooses its headers' text and length.
+fn shown(text: &str, max: usize) -> String {
+    let total = text.chars().count();
+    let head: String = text.chars().take(max).collect();
+    if total > max {
+        format!("{head:?}… ({total} characters)")
+    } else {
+        format!("{head:?}")
+    }
+}
+
 /// Why a notification was refused before its content was looked at.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NotifyError {
     #[error("header {0} is missing")]
     MissingHeader(&'static str),
-    #[error("Wechatpay-Timestamp {0:?} is more than 5 minutes from now")]
+    #[error("Wechatpay-Timestamp {} is more than 5 minutes from now", shown(.0, SHOWN_HEADER_CHARS))]
     Stale(String),
     #[error("a WECHATPAY/SIGNTEST/ probe")]
     SignTest,
-    #[error("no key for Wechatpay-Serial {0}")]
+    #[error("no key for Wechatpay-Serial {}", shown(.0, SHOWN_HEADER_CHARS))]
     UnknownSerial(String),
     #[error("signature does not verify")]
     BadSignature,
-    #[error("{0}")]
+    #[error("{}", shown(.0, SHOWN_DETAIL_CHARS))]
     Malformed(String),
-    #[error("resource does not decrypt: {0}")]
+    #[error("resource does not decrypt: {}", shown(.0, SHOWN_DETAIL_CHARS))]
     Undecryptable(String),
 }
 
@@ -162,5 +180,41 @@ impl V3Api {
             event_type: n.event_type,
             resource,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_text_is_shown_cut_and_escaped() {
+        let long = "A".repeat(10_000);
+        for e in [
+            NotifyError::UnknownSerial(long.clone()),
+            NotifyError::Stale(long.clone()),
+        ] {
+            let text = e.to_string();
+            assert!(text.len() < 200, "{} bytes: {text}", text.len());
+            assert!(text.contains(&"A".repeat(SHOWN_HEADER_CHARS)), "{text}");
+            assert!(
+                !text.contains(&"A".repeat(SHOWN_HEADER_CHARS + 1)),
+                "{text}"
+            );
+            assert!(text.contains("10000 characters"), "{text}");
+        }
+        let e = NotifyError::Malformed(long).to_string();
+        assert!(e.len() < 400, "{e}");
+        // Multi-byte characters are cut on character boundaries.
+        let e = NotifyError::UnknownSerial("微".repeat(100)).to_string();
+        assert!(e.contains(&"微".repeat(SHOWN_HEADER_CHARS)), "{e}");
+        // No line break or control character reaches a log line.
+        let e = NotifyError::UnknownSerial("5157\nlevel=ERROR forged\u{1b}[31m".into()).to_string();
+        assert!(!e.contains('\n') && !e.contains('\u{1b}'), "{e}");
+        // Short values are shown whole.
+        assert_eq!(
+            NotifyError::UnknownSerial("ABC".into()).to_string(),
+            "no key for Wechatpay-Serial \"ABC\""
+        );
     }
 }

@@ -26,11 +26,18 @@ struct Transaction {
 }
 
 impl Transaction {
-    fn state(self) -> TradeState {
-        match self.trade_state.as_str() {
+    /// A paid answer without `amount.total` is no answer: the amount is what
+    /// settling compares with the order's, and WeChat always sends it.
+    fn state(self) -> Result<TradeState, PayError> {
+        Ok(match self.trade_state.as_str() {
             "SUCCESS" | "REFUND" => TradeState::Paid {
                 transaction_id: self.transaction_id.unwrap_or_default(),
-                total_fee: self.amount.and_then(|a| a.total),
+                total_fee: Some(self.amount.and_then(|a| a.total).ok_or_else(|| {
+                    PayError::PayUnusable(format!(
+                        "Pay v3 query answered {} without amount.total",
+                        self.trade_state
+                    ))
+                })?),
                 // The domain reads v2's Beijing `time_end`.
                 time_end: self
                     .success_time
@@ -42,7 +49,7 @@ impl Transaction {
             "CLOSED" | "REVOKED" => TradeState::Closed,
             "PAYERROR" => TradeState::PayError,
             other => TradeState::Pending(other.to_owned()),
-        }
+        })
     }
 }
 
@@ -65,7 +72,7 @@ impl V3Api {
                 "Pay v3 query answered about another order".into(),
             ));
         }
-        Ok(t.state())
+        t.state()
     }
 }
 
@@ -81,7 +88,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            t.state(),
+            t.state().unwrap(),
             TradeState::Paid {
                 transaction_id: "42".into(),
                 total_fee: Some(100),
@@ -90,9 +97,23 @@ mod tests {
         );
         let t: Transaction =
             serde_json::from_str(r#"{"out_trade_no":"N","trade_state":"USERPAYING"}"#).unwrap();
-        assert_eq!(t.state(), TradeState::Pending("USERPAYING".into()));
+        assert_eq!(t.state().unwrap(), TradeState::Pending("USERPAYING".into()));
         let t: Transaction =
             serde_json::from_str(r#"{"out_trade_no":"N","trade_state":"CLOSED"}"#).unwrap();
-        assert_eq!(t.state(), TradeState::Closed);
+        assert_eq!(t.state().unwrap(), TradeState::Closed);
+    }
+
+    #[test]
+    fn a_paid_answer_without_its_amount_is_unusable() {
+        for body in [
+            r#"{"out_trade_no":"N","trade_state":"SUCCESS","transaction_id":"42"}"#,
+            r#"{"out_trade_no":"N","trade_state":"REFUND","transaction_id":"42","amount":{}}"#,
+        ] {
+            let t: Transaction = serde_json::from_str(body).unwrap();
+            match t.state() {
+                Err(PayError::PayUnusable(m)) => assert!(m.contains("amount.total"), "{m}"),
+                other => panic!("{body}: {other:?}"),
+            }
+        }
     }
 }
