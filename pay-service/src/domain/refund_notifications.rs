@@ -5,6 +5,7 @@
 //! and SUCCESS is answered only once the refund's outcome is committed.
 
 use prometheus::IntCounterVec;
+use shared::db::{DbConnection, DbError};
 
 use super::audit::{self, Cause};
 use super::notifications::{NotificationOutcome, Received};
@@ -161,11 +162,11 @@ pub(super) async fn apply(
             let why = format!(
                 "WeChat refund status {status}: needs an operator at the merchant platform"
             );
-            needs_operator(state, received, out_refund_no, why, cause).await
+            close_refund(state, received, out_refund_no, why, cause, NEEDS_OPERATOR).await
         }
         RefundState::Failed { status } => {
             let why = format!("WeChat refund status {status}");
-            failed(state, received, out_refund_no, why, cause).await
+            close_refund(state, received, out_refund_no, why, cause, CLOSED).await
         }
         RefundState::Processing { .. } => received.record(state, Outcome::StillProcessing).await,
     }
@@ -236,59 +237,51 @@ async fn succeeded(
     }
 }
 
-/// CHANGE: the refund waits for an operator (once), its amount held (held
-/// again if it had been released), and the notification is kept, in one
-/// transaction.
-async fn needs_operator(
-    state: &PayState,
-    received: Received,
-    out_refund_no: String,
-    why: String,
-    cause: &Cause,
-) -> Outcome {
-    let (tx_why, tx_no) = (why.clone(), out_refund_no.clone());
-    let result = state
-        .db
-        .transaction(move |conn| {
-            let outcome = match refunds::lock(conn, &tx_no)? {
-                None => Outcome::Settled(RefundSettled::UnknownRefund),
-                Some(r) if r.status == RefundStatus::Success => Outcome::Settled(
-                    RefundSettled::Mismatch("the refund already succeeded".into()),
-                ),
-                Some(_) if refund_rules::hold_for_operator(conn, &tx_no, &tx_why)? => {
-                    Outcome::NeedsOperator
-                }
-                Some(_) => Outcome::AlreadyNeedsOperator,
-            };
-            notifications::insert(conn, &received.row(&outcome))?;
-            Ok(outcome)
-        })
-        .await;
-    match result {
-        Ok(outcome) => {
-            if outcome == Outcome::NeedsOperator {
-                audit::refund_needs_operator(&out_refund_no, &why, cause);
-            }
-            outcome
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "refund notification not recorded");
-            Outcome::DbError
-        }
-    }
+/// What a closing WeChat status does to a refund that has not succeeded.
+struct Closing {
+    /// Applies it under the refund's lock; false when it was applied before
+    /// (a replayed notification).
+    apply: fn(&mut DbConnection, &str, &str) -> Result<bool, DbError>,
+    applied: Outcome,
+    replayed: Outcome,
+    audit: fn(&str, &str, &Cause),
 }
 
-/// REFUNDCLOSE: the refund's amount is released (once) and the notification
-/// is kept, in one transaction. A refund that already succeeded is not
-/// released.
-async fn failed(
+/// CHANGE / ABNORMAL: the refund waits for an operator with its amount held
+/// (reserved again if it had been released).
+const NEEDS_OPERATOR: Closing = Closing {
+    apply: refund_rules::hold_for_operator,
+    applied: Outcome::NeedsOperator,
+    replayed: Outcome::AlreadyNeedsOperator,
+    audit: audit::refund_needs_operator,
+};
+
+/// REFUNDCLOSE: the refund's amount is released (once).
+const CLOSED: Closing = Closing {
+    apply: refund_rules::release,
+    applied: Outcome::Released,
+    replayed: Outcome::AlreadyReleased,
+    audit: audit::refund_released,
+};
+
+/// Applies `closing` to the refund and keeps the notification, in one
+/// transaction. A refund that already succeeded is left as it is.
+async fn close_refund(
     state: &PayState,
     received: Received,
     out_refund_no: String,
     why: String,
     cause: &Cause,
+    closing: Closing,
 ) -> Outcome {
     let (tx_why, tx_no) = (why.clone(), out_refund_no.clone());
+    let Closing {
+        apply,
+        applied,
+        replayed,
+        audit,
+    } = closing;
+    let tx_applied = applied.clone();
     let result = state
         .db
         .transaction(move |conn| {
@@ -297,9 +290,8 @@ async fn failed(
                 Some(r) if r.status == RefundStatus::Success => Outcome::Settled(
                     RefundSettled::Mismatch("the refund already succeeded".into()),
                 ),
-                Some(_) if refund_rules::release(conn, &tx_no, &tx_why)? => Outcome::Released,
-                // Already released: a replay.
-                Some(_) => Outcome::AlreadyReleased,
+                Some(_) if apply(conn, &tx_no, &tx_why)? => tx_applied,
+                Some(_) => replayed,
             };
             notifications::insert(conn, &received.row(&outcome))?;
             Ok(outcome)
@@ -307,8 +299,8 @@ async fn failed(
         .await;
     match result {
         Ok(outcome) => {
-            if outcome == Outcome::Released {
-                audit::refund_released(&out_refund_no, &why, cause);
+            if outcome == applied {
+                audit(&out_refund_no, &why, cause);
             }
             outcome
         }
