@@ -14,7 +14,7 @@ const { createShop } = require('../lib/shop');
 let stack;
 
 before(async () => {
-  stack = await startStack({ PAY_SIGN_TYPE: 'HMAC-SHA256' });
+  stack = await startStack({ PAY_API_VERSION: 'v2', PAY_SIGN_TYPE: 'HMAC-SHA256' });
 });
 
 after(() => stack && stack.stop());
