@@ -129,18 +129,7 @@ pub fn mark_failed(
     why: &str,
     from: &[RefundStatus],
 ) -> Result<bool, DbError> {
-    let changed = diesel::update(
-        pay_refunds::table
-            .filter(pay_refunds::out_refund_no.eq(out_refund_no))
-            .filter(pay_refunds::status.eq_any(from)),
-    )
-    .set((
-        pay_refunds::status.eq(RefundStatus::Failed),
-        pay_refunds::error.eq(why),
-        pay_refunds::updated_at.eq(now_unix()),
-    ))
-    .execute(conn)?;
-    Ok(changed == 1)
+    move_status(conn, out_refund_no, why, from, RefundStatus::Failed)
 }
 
 /// A refund in one of `from` → CHANGE with `why`; the caller sees to its
@@ -151,13 +140,25 @@ pub fn mark_change(
     why: &str,
     from: &[RefundStatus],
 ) -> Result<bool, DbError> {
+    move_status(conn, out_refund_no, why, from, RefundStatus::Change)
+}
+
+/// The conditional UPDATE behind both: only from one of `from`, so a
+/// concurrent change of the row wins and this one reports false.
+fn move_status(
+    conn: &mut DbConnection,
+    out_refund_no: &str,
+    why: &str,
+    from: &[RefundStatus],
+    to: RefundStatus,
+) -> Result<bool, DbError> {
     let changed = diesel::update(
         pay_refunds::table
             .filter(pay_refunds::out_refund_no.eq(out_refund_no))
             .filter(pay_refunds::status.eq_any(from)),
     )
     .set((
-        pay_refunds::status.eq(RefundStatus::Change),
+        pay_refunds::status.eq(to),
         pay_refunds::error.eq(why),
         pay_refunds::updated_at.eq(now_unix()),
     ))
