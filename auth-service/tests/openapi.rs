@@ -18,24 +18,6 @@ fn document() -> Document {
     Document::new(serde_json::to_value(auth_service::openapi()).unwrap())
 }
 
-/// Checks a real reply against the document: its status is documented for
-/// `method path` and a JSON body matches the schema. Answers the body.
-async fn check(doc: &Document, method: &str, path: &str, res: reqwest::Response) -> Value {
-    let status = res.status().as_u16();
-    let json = res
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.to_str().unwrap().starts_with("application/json"));
-    let text = res.text().await.unwrap();
-    doc.response(method, path, status);
-    if !json {
-        return Value::String(text);
-    }
-    let body: Value = serde_json::from_str(&text).unwrap();
-    doc.validate(method, path, status, "application/json", &body);
-    body
-}
-
 #[actix_web::test]
 async fn the_document_names_exactly_the_mounted_routes() {
     let db = testkit::sqlite_db(auth_service::migrations());
@@ -82,7 +64,7 @@ async fn real_replies_match_the_document() {
     // Mini-program login, profile, me, logout.
     let code = app.sandbox.state().issue_js_code(MP, "u1");
     let res = app.get(&format!("/api/mp/getSession?code={code}")).await;
-    let session = check(&doc, "GET", "/api/mp/getSession", res).await;
+    let session = doc.check_reply("GET", "/api/mp/getSession", res).await.1;
     assert_eq!(session["code"], 0, "{session}");
     let token = session["data"]["token"].as_str().unwrap().to_owned();
 
@@ -93,7 +75,7 @@ async fn real_replies_match_the_document() {
             &token,
         )
         .await;
-    let login = check(&doc, "GET", "/api/mp/login", res).await;
+    let login = doc.check_reply("GET", "/api/mp/login", res).await.1;
     assert_eq!(login["code"], 0, "{login}");
     let res = app
         .client
@@ -103,21 +85,24 @@ async fn real_replies_match_the_document() {
         .send()
         .await
         .unwrap();
-    check(&doc, "POST", "/api/mp/login", res).await;
+    doc.check_reply("POST", "/api/mp/login", res).await.1;
 
     let res = app.get_bearer("/api/auth/me", &token).await;
-    let me = check(&doc, "GET", "/api/auth/me", res).await;
+    let me = doc.check_reply("GET", "/api/auth/me", res).await.1;
     assert_eq!(me["data"]["kind"], "mp", "{me}");
     let res = app.get_bearer("/api/wechat/getUserInfo", &token).await;
-    let info = check(&doc, "GET", "/api/wechat/getUserInfo", res).await;
+    let info = doc
+        .check_reply("GET", "/api/wechat/getUserInfo", res)
+        .await
+        .1;
     assert_eq!(info["data"]["nickname"], "张三", "{info}");
 
     // Errors, in the error envelope.
     let res = app.get("/api/mp/getSession").await;
-    let e = check(&doc, "GET", "/api/mp/getSession", res).await;
+    let e = doc.check_reply("GET", "/api/mp/getSession", res).await.1;
     assert_eq!(e["code"], 1001);
     let res = app.get("/api/auth/me").await;
-    let e = check(&doc, "GET", "/api/auth/me", res).await;
+    let e = doc.check_reply("GET", "/api/auth/me", res).await.1;
     assert_eq!(e["code"], 1002);
     let res = app
         .client
@@ -127,7 +112,7 @@ async fn real_replies_match_the_document() {
         .send()
         .await
         .unwrap();
-    let e = check(&doc, "POST", "/api/mp/decrypt", res).await;
+    let e = doc.check_reply("POST", "/api/mp/decrypt", res).await.1;
     assert_eq!(e["code"], 1001, "{e}");
 
     // OAuth's first step is a redirect; a foreign return URL is refused.
@@ -138,14 +123,14 @@ async fn real_replies_match_the_document() {
         ))
         .await;
     assert_eq!(res.status(), 302);
-    check(&doc, "GET", "/api/wechat/redirect", res).await;
+    doc.check_reply("GET", "/api/wechat/redirect", res).await.1;
     let res = app
         .get(&format!(
             "/api/wechat/redirect?url={}",
             enc("https://evil.example/")
         ))
         .await;
-    let e = check(&doc, "GET", "/api/wechat/redirect", res).await;
+    let e = doc.check_reply("GET", "/api/wechat/redirect", res).await.1;
     assert_eq!(e["code"], 1001);
 
     let res = app
@@ -155,7 +140,7 @@ async fn real_replies_match_the_document() {
         .send()
         .await
         .unwrap();
-    let out = check(&doc, "POST", "/api/auth/logout", res).await;
+    let out = doc.check_reply("POST", "/api/auth/logout", res).await.1;
     assert_eq!(out["code"], 0, "{out}");
 }
 

@@ -43,15 +43,6 @@ async fn spawn() -> (Sandbox, String, JssdkState) {
     (sandbox, base, state)
 }
 
-/// Checks a real reply: its status is documented for `method path` and its
-/// JSON body matches the schema. Answers the body.
-async fn check(doc: &Document, method: &str, path: &str, res: reqwest::Response) -> Value {
-    let status = res.status().as_u16();
-    let body: Value = res.json().await.unwrap();
-    doc.validate(method, path, status, "application/json", &body);
-    body
-}
-
 #[actix_web::test]
 async fn the_document_names_exactly_the_mounted_routes() {
     let (_sandbox, _base, state) = spawn().await;
@@ -88,7 +79,10 @@ async fn openapi_json_serves_the_document_and_real_replies_match_it() {
         .send()
         .await
         .unwrap();
-    let config = check(&doc, "GET", "/api/wechat/jssdkConfig", res).await;
+    let config = doc
+        .check_reply("GET", "/api/wechat/jssdkConfig", res)
+        .await
+        .1;
     assert_eq!(config["code"], 0, "{config}");
 
     let res = http
@@ -96,7 +90,10 @@ async fn openapi_json_serves_the_document_and_real_replies_match_it() {
         .send()
         .await
         .unwrap();
-    let e = check(&doc, "GET", "/api/wechat/jssdkConfig", res).await;
+    let e = doc
+        .check_reply("GET", "/api/wechat/jssdkConfig", res)
+        .await
+        .1;
     assert_eq!(e["code"], 1001, "{e}");
 
     let res = http
@@ -105,7 +102,10 @@ async fn openapi_json_serves_the_document_and_real_replies_match_it() {
         .send()
         .await
         .unwrap();
-    let token = check(&doc, "GET", "/internal/access-token", res).await;
+    let token = doc
+        .check_reply("GET", "/internal/access-token", res)
+        .await
+        .1;
     assert_eq!(token["code"], 0, "{token}");
     let res = http
         .get(format!("{base}/internal/access-token"))
@@ -113,7 +113,10 @@ async fn openapi_json_serves_the_document_and_real_replies_match_it() {
         .send()
         .await
         .unwrap();
-    let e = check(&doc, "GET", "/internal/access-token", res).await;
+    let e = doc
+        .check_reply("GET", "/internal/access-token", res)
+        .await
+        .1;
     assert_ne!(e["code"], 0, "{e}");
 }
 

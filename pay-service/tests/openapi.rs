@@ -19,24 +19,6 @@ fn document() -> Document {
     Document::new(serde_json::to_value(pay_service::openapi()).unwrap())
 }
 
-/// Checks a real reply: its status is documented for `method path` and a
-/// JSON body matches the schema. Answers the status and the body.
-async fn check(doc: &Document, method: &str, path: &str, res: reqwest::Response) -> (u16, Value) {
-    let status = res.status().as_u16();
-    let json = res
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v.to_str().unwrap().starts_with("application/json"));
-    let text = res.text().await.unwrap();
-    doc.response(method, path, status);
-    if !json {
-        return (status, Value::String(text));
-    }
-    let body: Value = serde_json::from_str(&text).unwrap();
-    doc.validate(method, path, status, "application/json", &body);
-    (status, body)
-}
-
 #[actix_web::test]
 async fn the_document_names_exactly_the_mounted_routes() {
     let db = testkit::sqlite_db(pay_service::migrations());
@@ -77,7 +59,7 @@ async fn real_replies_match_the_document() {
 
     // The seed's v2Pay, and one order of each trade type.
     let res = app.get("/api/mp/v2Pay?money=0.01", &token).await;
-    let (status, v2) = check(&doc, "GET", "/api/mp/v2Pay", res).await;
+    let (status, v2) = doc.check_reply("GET", "/api/mp/v2Pay", res).await;
     assert_eq!(status, 200, "{v2}");
     let unpaid = v2["data"]["outTradeNo"].as_str().unwrap().to_owned();
     for (trade_type, tok) in [
@@ -90,20 +72,23 @@ async fn real_replies_match_the_document() {
             order["redirectUrl"] = json!(format!("{SHOP}/done.html"));
         }
         let res = app.post_json("/api/pay/orders", tok, &order, None).await;
-        let (status, created) = check(&doc, "POST", "/api/pay/orders", res).await;
+        let (status, created) = doc.check_reply("POST", "/api/pay/orders", res).await;
         assert_eq!(status, 200, "{trade_type}: {created}");
         if trade_type == "NATIVE" {
             let no = created["data"]["outTradeNo"].as_str().unwrap();
             let path = format!("/api/pay/orders/{no}/qrcode.svg");
             let res = app.get(&path, tok).await;
-            let (status, svg) =
-                check(&doc, "GET", "/api/pay/orders/{outTradeNo}/qrcode.svg", res).await;
+            let (status, svg) = doc
+                .check_reply("GET", "/api/pay/orders/{outTradeNo}/qrcode.svg", res)
+                .await;
             assert_eq!(status, 200);
             assert!(svg.as_str().unwrap().contains("<svg"));
         }
     }
     let res = app.get(&format!("/api/pay/orders/{unpaid}"), &token).await;
-    let (status, order) = check(&doc, "GET", "/api/pay/orders/{outTradeNo}", res).await;
+    let (status, order) = doc
+        .check_reply("GET", "/api/pay/orders/{outTradeNo}", res)
+        .await;
     assert_eq!(
         (status, &order["data"]["status"]),
         (200, &json!("NOTPAY")),
@@ -112,63 +97,65 @@ async fn real_replies_match_the_document() {
     let res = app
         .post(&format!("/api/pay/orders/{unpaid}/close"), &token)
         .await;
-    let (status, closed) = check(&doc, "POST", "/api/pay/orders/{outTradeNo}/close", res).await;
+    let (status, closed) = doc
+        .check_reply("POST", "/api/pay/orders/{outTradeNo}/close", res)
+        .await;
     assert_eq!(status, 200, "{closed}");
 
     // Paid, refunded, and the admin views.
     let paid = app.paid_order("0.05").await;
     let res = app.get(&format!("/api/pay/orders/{paid}"), &token).await;
-    let (_, order) = check(&doc, "GET", "/api/pay/orders/{outTradeNo}", res).await;
+    let (_, order) = doc
+        .check_reply("GET", "/api/pay/orders/{outTradeNo}", res)
+        .await;
     assert_eq!(order["data"]["status"], "PAID", "{order}");
     let res = app
         .post(&format!("/api/pay/orders/{paid}/close"), &token)
         .await;
-    let (status, e) = check(&doc, "POST", "/api/pay/orders/{outTradeNo}/close", res).await;
+    let (status, e) = doc
+        .check_reply("POST", "/api/pay/orders/{outTradeNo}/close", res)
+        .await;
     assert_eq!((status, &e["code"]), (409, &json!(1005)), "{e}");
     let res = app.refund(&paid, 1, "顾客退货").await;
-    let (status, refund) = check(
-        &doc,
-        "POST",
-        "/api/pay/admin/orders/{outTradeNo}/refunds",
-        res,
-    )
-    .await;
+    let (status, refund) = doc
+        .check_reply("POST", "/api/pay/admin/orders/{outTradeNo}/refunds", res)
+        .await;
     assert_eq!(status, 200, "{refund}");
     let res = app
         .admin_get(&format!("/api/pay/admin/orders/{paid}/refunds"))
         .await;
-    let (status, list) = check(
-        &doc,
-        "GET",
-        "/api/pay/admin/orders/{outTradeNo}/refunds",
-        res,
-    )
-    .await;
+    let (status, list) = doc
+        .check_reply("GET", "/api/pay/admin/orders/{outTradeNo}/refunds", res)
+        .await;
     assert_eq!(status, 200, "{list}");
     for filter in ["pending", "delivered", "failed"] {
         let res = app
             .admin_get(&format!("/api/pay/admin/events?status={filter}"))
             .await;
-        let (status, events) = check(&doc, "GET", "/api/pay/admin/events", res).await;
+        let (status, events) = doc.check_reply("GET", "/api/pay/admin/events", res).await;
         assert_eq!(status, 200, "{events}");
     }
 
     // Errors, in the error envelope.
     let res = app.get("/api/mp/v2Pay?money=abc", &token).await;
-    let (status, e) = check(&doc, "GET", "/api/mp/v2Pay", res).await;
+    let (status, e) = doc.check_reply("GET", "/api/mp/v2Pay", res).await;
     assert_eq!((status, &e["code"]), (400, &json!(1001)), "{e}");
     let res = app
         .get("/api/pay/orders/T0000000000000000000", &token)
         .await;
-    let (status, e) = check(&doc, "GET", "/api/pay/orders/{outTradeNo}", res).await;
+    let (status, e) = doc
+        .check_reply("GET", "/api/pay/orders/{outTradeNo}", res)
+        .await;
     assert_eq!(status, 404, "{e}");
     let res = app
         .get(&format!("/api/pay/orders/{paid}"), "not-a-token")
         .await;
-    let (status, _) = check(&doc, "GET", "/api/pay/orders/{outTradeNo}", res).await;
+    let (status, _) = doc
+        .check_reply("GET", "/api/pay/orders/{outTradeNo}", res)
+        .await;
     assert_eq!(status, 401);
     let res = app.get("/api/pay/admin/events", "wrong-admin-token").await;
-    let (status, _) = check(&doc, "GET", "/api/pay/admin/events", res).await;
+    let (status, _) = doc.check_reply("GET", "/api/pay/admin/events", res).await;
     assert_eq!(status, 401);
 
     // Notifications: v2 answers XML, v3 refuses a forged one in JSON.
@@ -179,7 +166,7 @@ async fn real_replies_match_the_document() {
         .send()
         .await
         .unwrap();
-    let (status, xml) = check(&doc, "POST", "/api/pay/notify", res).await;
+    let (status, xml) = doc.check_reply("POST", "/api/pay/notify", res).await;
     assert_eq!(status, 200);
     assert!(xml.as_str().unwrap().contains("FAIL"), "{xml}");
     for path in ["/api/pay/v3/notify", "/api/pay/v3/refund-notify"] {
@@ -195,7 +182,7 @@ async fn real_replies_match_the_document() {
             .send()
             .await
             .unwrap();
-        let (status, e) = check(&doc, "POST", path, res).await;
+        let (status, e) = doc.check_reply("POST", path, res).await;
         assert!((400..500).contains(&status), "{path}: {status} {e}");
         assert_eq!(e["code"], "FAIL", "{e}");
     }
@@ -204,11 +191,14 @@ async fn real_replies_match_the_document() {
     let res = app
         .admin_get("/api/pay/admin/reconciliations?date=2000-01-01")
         .await;
-    check(&doc, "GET", "/api/pay/admin/reconciliations", res).await;
+    doc.check_reply("GET", "/api/pay/admin/reconciliations", res)
+        .await;
     let res = app
         .admin_get("/api/pay/admin/reconciliations?date=yesterday")
         .await;
-    let (status, _) = check(&doc, "GET", "/api/pay/admin/reconciliations", res).await;
+    let (status, _) = doc
+        .check_reply("GET", "/api/pay/admin/reconciliations", res)
+        .await;
     assert_eq!(status, 400);
 }
 

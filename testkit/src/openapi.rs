@@ -156,6 +156,33 @@ impl Document {
         );
     }
 
+    /// Checks a real reply against the document: its status is documented
+    /// for `method path` (`path` as the document writes it) and a JSON body
+    /// matches the schema. Answers the status and the body (a body that is
+    /// not JSON as a JSON string).
+    pub async fn check_reply(
+        &self,
+        method: &str,
+        path: &str,
+        res: reqwest::Response,
+    ) -> (u16, Value) {
+        let status = res.status().as_u16();
+        let json = res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        let text = res.text().await.expect("the reply's body reads");
+        self.response(method, path, status);
+        if !json {
+            return (status, Value::String(text));
+        }
+        let body: Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("{method} {path}: a JSON reply that does not parse: {e}"));
+        self.validate(method, path, status, "application/json", &body);
+        (status, body)
+    }
+
     /// The response object for `status` of `method path` (`path` as the
     /// document writes it), `$ref`s to `components.responses` followed.
     pub fn response(&self, method: &str, path: &str, status: u16) -> &Value {
