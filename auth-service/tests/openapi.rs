@@ -85,7 +85,7 @@ async fn real_replies_match_the_document() {
         .send()
         .await
         .unwrap();
-    doc.check_reply("POST", "/api/mp/login", res).await.1;
+    doc.check_reply("POST", "/api/mp/login", res).await;
 
     let res = app.get_bearer("/api/auth/me", &token).await;
     let me = doc.check_reply("GET", "/api/auth/me", res).await.1;
@@ -123,7 +123,7 @@ async fn real_replies_match_the_document() {
         ))
         .await;
     assert_eq!(res.status(), 302);
-    doc.check_reply("GET", "/api/wechat/redirect", res).await.1;
+    doc.check_reply("GET", "/api/wechat/redirect", res).await;
     let res = app
         .get(&format!(
             "/api/wechat/redirect?url={}",
