@@ -13,6 +13,7 @@
 //! The fault tests of issue #8 live in `tests/` beside the smoke test.
 
 pub mod backends;
+pub mod console;
 pub mod gateway;
 pub mod load;
 pub mod memory;

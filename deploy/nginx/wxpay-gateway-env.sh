@@ -11,7 +11,7 @@
 #       X-Forwarded-For through them only. Default: none (the connection's
 #       own address is the client's).
 #   ADMIN_ALLOW_FROM  -> admin_allow_from.conf  (`CIDR 1;` lines of a geo block)
-#       CIDRs the gateway serves /api/pay/admin/ to; everyone else gets 404.
+#       CIDRs the gateway serves /api/pay/admin/ and /admin/ to; others get 404.
 #       Default (unset or empty): loopback and the private ranges.
 #   /etc/resolv.conf  -> resolver.conf          (`resolver ADDRESSES valid=5s;`)
 #       The container's DNS servers (Docker's and Podman's embedded DNS),

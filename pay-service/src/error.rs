@@ -17,6 +17,10 @@ pub enum PayError {
     /// order numbers cannot be probed.
     #[error("no such order")]
     OrderNotFound,
+    /// Something else the request names does not exist (a merchant event);
+    /// the message says what.
+    #[error("{0}")]
+    NotFound(String),
     /// The order's state forbids the request (closing a paid order, an
     /// Idempotency-Key reused with another body, …).
     #[error("{0}")]
@@ -63,6 +67,7 @@ impl From<PayError> for ApiError {
             PayError::InvalidParam(m) => ApiError::BadRequest(m),
             PayError::Forbidden(m) => ApiError::Forbidden(m),
             e @ PayError::OrderNotFound => ApiError::NotFound(e.to_string()),
+            PayError::NotFound(m) => ApiError::NotFound(m),
             PayError::Conflict(m) => ApiError::Conflict(m),
             PayError::PayRefused { code, description } => {
                 let what = format!("Pay refused: {code} ({description})");

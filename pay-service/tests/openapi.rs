@@ -30,6 +30,13 @@ async fn the_document_names_exactly_the_mounted_routes() {
         pay_service::with_openapi(state)(cfg);
     })
     .await;
+    // The operator console's static files (`/admin`, `/admin/`,
+    // `/admin/{file}`: HTML, JS, CSS) are pages for a browser, not API
+    // operations; the document describes the JSON API they call.
+    let mounted: std::collections::BTreeSet<_> = mounted
+        .into_iter()
+        .filter(|(_, path)| path != "/admin" && !path.starts_with("/admin/"))
+        .collect();
     assert!(mounted.len() >= 15, "{mounted:?}");
     document().assert_matches(&mounted);
 }
@@ -235,4 +242,117 @@ fn a_reply_of_another_shape_does_not_match() {
         });
         assert!(result.is_err(), "{body} passed");
     }
+}
+
+/// The operator console's routes: sign-in, the session, the order list and
+/// page, an event retried, the reconciled days, sign-out — replies and
+/// errors as documented.
+#[tokio::test]
+async fn console_replies_match_the_document() {
+    let doc = document();
+    let db = testkit::sqlite_db(pay_service::migrations());
+    let app = spawn_refund_app(&db, &[]).await;
+    let paid = app.paid_order("0.07").await;
+    let session = "/api/pay/admin/session";
+
+    let post = |body: Value| app.client.post(app.url(session)).json(&body).send();
+    let (status, _) = doc
+        .check_reply(
+            "POST",
+            session,
+            post(json!({"token": "wrong-token-wrong-token"}))
+                .await
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = doc
+        .check_reply("POST", session, post(json!({"nope": 1})).await.unwrap())
+        .await;
+    assert_eq!(status, 400);
+    let res = post(json!({"token": ADMIN_TOKEN})).await.unwrap();
+    let cookie = res
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let (status, signed) = doc.check_reply("POST", session, res).await;
+    assert_eq!(status, 200, "{signed}");
+    let csrf = signed["data"]["csrfToken"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .get(app.url(session))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let (status, _) = doc.check_reply("GET", session, res).await;
+    assert_eq!(status, 200);
+
+    for query in ["", "?status=PAID&limit=1", "?cursor=bad"] {
+        let res = app
+            .admin_get(&format!("/api/pay/admin/orders{query}"))
+            .await;
+        let (status, page) = doc.check_reply("GET", "/api/pay/admin/orders", res).await;
+        assert_eq!(
+            status,
+            if query.contains("bad") { 400 } else { 200 },
+            "{page}"
+        );
+    }
+    for no in [paid.as_str(), "T0000000000000000000"] {
+        let res = app.admin_get(&format!("/api/pay/admin/orders/{no}")).await;
+        let (status, story) = doc
+            .check_reply("GET", "/api/pay/admin/orders/{outTradeNo}", res)
+            .await;
+        assert_eq!(status, if no == paid { 200 } else { 404 }, "{story}");
+    }
+    let event = pay_service::inspect::events(app.state.db(), &paid)
+        .await
+        .unwrap()[0]
+        .id;
+    for id in [event.to_string(), "999999".into()] {
+        let res = app
+            .post(&format!("/api/pay/admin/events/{id}/retry"), ADMIN_TOKEN)
+            .await;
+        let (status, e) = doc
+            .check_reply("POST", "/api/pay/admin/events/{id}/retry", res)
+            .await;
+        assert_eq!(
+            status,
+            if id == event.to_string() { 200 } else { 404 },
+            "{e}"
+        );
+    }
+    let res = app
+        .admin_get("/api/pay/admin/reconciliations?from=2026-01-01")
+        .await;
+    let (status, days) = doc
+        .check_reply("GET", "/api/pay/admin/reconciliations", res)
+        .await;
+    assert_eq!((status, &days["data"]), (200, &json!([])));
+
+    let delete = |csrf: Option<&str>| {
+        let mut req = app
+            .client
+            .delete(app.url(session))
+            .header("cookie", &cookie);
+        if let Some(t) = csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        req.send()
+    };
+    let (status, _) = doc
+        .check_reply("DELETE", session, delete(None).await.unwrap())
+        .await;
+    assert_eq!(status, 403);
+    let (status, out) = doc
+        .check_reply("DELETE", session, delete(Some(&csrf)).await.unwrap())
+        .await;
+    assert_eq!(status, 200, "{out}");
 }

@@ -378,6 +378,10 @@ impl Op {
         Op::new(HttpMethod::Post, path)
     }
 
+    pub fn delete(path: &'static str) -> Self {
+        Op::new(HttpMethod::Delete, path)
+    }
+
     fn new(method: HttpMethod, path: &'static str) -> Self {
         Op {
             method,

@@ -9,7 +9,7 @@ use shared::cache::Cache;
 use shared::config::Env;
 use shared::startup::{Application, listen, server_settings};
 use shared::telemetry::Readiness;
-use wechat_sandbox::{Sandbox, SandboxConfig};
+use wechat_sandbox::{Sandbox, SandboxConfig, TestPki};
 
 pub mod docs;
 
@@ -90,10 +90,18 @@ impl Stack {
             let mut cfg = SandboxConfig::for_tests();
             cfg.listen = sandbox_addr;
             cfg.time_scale = env.parse_or("SANDBOX_TIME_SCALE", 1.0)?;
+            let pki = if admin_on(&env) {
+                Some(refund_tls(&mut cfg).await?)
+            } else {
+                None
+            };
             let sandbox = Sandbox::start(cfg).await?;
             // The sandbox replaces WeChat's three hosts and the credentials.
             for (var, value) in sandbox.service_env() {
                 env.set(var, value);
+            }
+            if let Some(pki) = &pki {
+                point_refunds_at(&sandbox, pki, &mut env)?;
             }
             Some(sandbox)
         } else {
@@ -182,6 +190,46 @@ impl Stack {
         }
         result
     }
+}
+
+/// Whether pay-service's admin routes (refunds, the console) are on.
+fn admin_on(env: &Env) -> bool {
+    ["ADMIN_TOKEN", "ADMIN_TOKENS"]
+        .into_iter()
+        .any(|var| env.get(var).is_some_and(|t| !t.is_empty()))
+}
+
+/// Refunds go over mutual TLS (the merchant certificate in the handshake),
+/// so with the admin routes on the sandbox gets a TLS listener and a made
+/// PKI, whose client certificate is also its v3 merchant identity: the
+/// `MCH_CERT_PEM` and `MCH_KEY_PEM` it hands out then serve both.
+async fn refund_tls(cfg: &mut SandboxConfig) -> anyhow::Result<TestPki> {
+    let mch_id = cfg
+        .merchants
+        .first()
+        .map(|m| m.mch_id.clone())
+        .unwrap_or_default();
+    // Key generation is CPU work: off the async workers.
+    let pki = tokio::task::spawn_blocking(move || TestPki::generate(&mch_id)).await??;
+    cfg.tls = Some(pki.sandbox_tls(SocketAddr::new(cfg.listen.ip(), 0)));
+    cfg.v3_merchant = Some(pki.merchant_identity());
+    Ok(pki)
+}
+
+/// Points pay-service's refunds at the sandbox's TLS listener, trusting the
+/// made CA (written beside the sandbox's merchant files, removed with them).
+fn point_refunds_at(sandbox: &Sandbox, pki: &TestPki, env: &mut Env) -> anyhow::Result<()> {
+    let base = sandbox
+        .tls_base_url()
+        .ok_or_else(|| anyhow::anyhow!("the sandbox started without its TLS listener"))?;
+    let cert = env
+        .get("MCH_CERT_PEM")
+        .ok_or_else(|| anyhow::anyhow!("the sandbox wrote no MCH_CERT_PEM"))?;
+    let ca = std::path::Path::new(cert).with_file_name("wechatpay_ca.pem");
+    std::fs::write(&ca, &pki.ca_pem)?;
+    env.set("WECHATPAY_CA_PEM", ca.display().to_string());
+    env.set("WECHATPAY_REFUND_BASE", base);
+    Ok(())
 }
 
 /// A wildcard listen address is reachable through loopback.

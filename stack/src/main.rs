@@ -12,6 +12,10 @@ async fn main() -> anyhow::Result<()> {
     };
     shared::telemetry::init_tracing(format);
 
+    // pay-service serves the operator console when an admin token is set.
+    let console = ["ADMIN_TOKEN", "ADMIN_TOKENS"]
+        .into_iter()
+        .any(|var| env.get(var).is_some_and(|t| !t.is_empty()));
     let stack = match stack::Stack::start(env).await {
         Ok(s) => s,
         Err(e) => {
@@ -26,6 +30,12 @@ async fn main() -> anyhow::Result<()> {
         stack.public_url().trim_end_matches('/'),
         stack::docs::DOCS_PATH
     );
+    if console {
+        println!(
+            "  Operator console: {}/admin/  (sign in with the admin token)",
+            stack.public_url().trim_end_matches('/')
+        );
+    }
     if let Some(sandbox) = stack.sandbox() {
         println!(
             "  WeChat sandbox:   {}  (test users below; Ctrl-C stops both)",

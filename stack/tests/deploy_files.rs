@@ -25,6 +25,10 @@ use deploy_support::{
 };
 use serde::Deserialize;
 use serde_yaml::Value;
+
+/// The operator console's pages, which pay-service serves (not JSON, so not
+/// in docs/openapi.json) to ADMIN_ALLOW_FROM only, like /api/pay/admin/.
+const CONSOLE_PAGES: [&str; 1] = ["/admin/"];
 use shared::config::{CommonConfig, ConfigError, Env};
 
 /// The three services: compose/Kubernetes name (= cargo package = binary =
@@ -1071,6 +1075,21 @@ fn dockerignore_keeps_build_outputs_and_secrets_out_but_sources_in() {
     for p in ["Cargo.toml", "Cargo.lock", "*.rs", "**/migrations"] {
         assert!(!patterns.contains(p), "{p} is needed by the build");
     }
+    // pay-service embeds the operator console's files and web/money.js
+    // (include_str!): the build fails without them in the context.
+    for p in [
+        "web",
+        "web/",
+        "web/*",
+        "pay-service/console",
+        "pay-service/console/",
+        "*.js",
+        "*.html",
+        "*.css",
+        "*.svg",
+    ] {
+        assert!(!patterns.contains(p), "{p}: pay-service embeds those files");
+    }
 }
 
 // ------------------------------------------------------------- Kubernetes ----
@@ -1586,7 +1605,7 @@ fn ingress_limits_notifications_and_admin_routes_as_the_gateway_does() {
     let admin_only = routes_where(|l| l.admin_only);
     assert_eq!(
         admin_only.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
-        ["/api/pay/admin/"]
+        [CONSOLE_PAGES[0], "/api/pay/admin/"]
     );
     let admin = k.one("Ingress", "wxpay-admin");
     assert_eq!(ingress_routes_of(&k, admin), admin_only);
@@ -1951,11 +1970,19 @@ fn gateway_routes_every_path_of_the_contract_to_its_service() {
             assert_eq!(host, p.section, "{} belongs to {}", p.path, p.section);
         }
     }
+    // The operator console's pages: pay-service's, outside the API contract.
+    for page in CONSOLE_PAGES {
+        let (host, _) = conf.service_for(page).expect("the console is routed");
+        assert_eq!(host, "pay-service", "{page}");
+    }
     // And nothing is routed that the contract does not name.
     for l in &conf.locations {
         if let deploy_support::Target::Proxy(_) = l.target {
             if SANDBOX_GATEWAY_PATHS.contains(&l.path.as_str()) {
                 continue; // development only, see gateway.conf
+            }
+            if CONSOLE_PAGES.contains(&l.path.as_str()) {
+                continue; // HTML, JS and CSS for a browser, not API operations
             }
             assert!(
                 paths.iter().any(|p| if l.exact {

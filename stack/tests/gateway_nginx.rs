@@ -724,10 +724,20 @@ async fn step_a_forged_forwarded_for_changes_no_address(gw: &RecordedGateway) {
     assert_eq!(real_ip, CLIENT_B, "a forged hop left of the terminator's");
 }
 
-/// /api/pay/admin/ exists for ADMIN_ALLOW_FROM only (client A), judged by
-/// the client's own address; to everyone else it is an unrouted path.
+/// /api/pay/admin/ and the operator console's pages /admin/ exist for
+/// ADMIN_ALLOW_FROM only (client A), judged by the client's own address; to
+/// everyone else they are unrouted paths.
 async fn step_admin_routes_answer_admin_allow_from_only(gw: &RecordedGateway) {
-    let path = "/api/pay/admin/events?status=PENDING";
+    for path in [
+        "/api/pay/admin/events?status=PENDING",
+        "/admin/",
+        "/admin/console.js",
+    ] {
+        admin_path_answers_admin_allow_from_only(gw, path).await;
+    }
+}
+
+async fn admin_path_answers_admin_allow_from_only(gw: &RecordedGateway, path: &str) {
     let pay = gw.recorder("pay-service");
     for base in [gw.base.clone(), gw.nginx.terminator_base()] {
         let (status, echo) = json_of(

@@ -4,11 +4,13 @@
 //! transactions where a change spans tables).
 
 pub mod bills;
+pub mod console;
 pub mod notifications;
 pub mod orders;
 pub mod outbox;
 pub mod refunds;
 pub mod schema;
+pub mod stats;
 pub mod transitions;
 pub mod types;
 

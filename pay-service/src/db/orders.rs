@@ -5,6 +5,7 @@
 
 use diesel::prelude::*;
 use shared::db::{Database, DbConnection, DbError, now_unix};
+use shared::db_run;
 
 use super::schema::pay_orders;
 use super::types::{ApiVersion, Status, TradeType};
@@ -131,15 +132,65 @@ pub async fn set_prepay(
     .await
 }
 
-/// Locks the order's row until the transaction ends, with a no-op UPDATE: a
-/// row lock on PostgreSQL (a concurrent settler waits, then sees the outcome),
-/// the database's write lock on SQLite (taken before any read, so a deferred
-/// transaction never has to upgrade). Returns the order as it now stands.
+/// Locks the order's row until the transaction ends and returns the order as
+/// it now stands. PostgreSQL: `SELECT … FOR UPDATE`, one statement (a
+/// concurrent settler waits, then sees the outcome). SQLite has no row locks:
+/// a no-op UPDATE first takes the database's write lock before any read, so a
+/// deferred transaction never has to upgrade; then the read.
 pub fn lock(conn: &mut DbConnection, no: &str) -> Result<Option<Order>, DbError> {
+    if let DbConnection::Pg(c) = conn {
+        return Ok(pay_orders::table
+            .filter(pay_orders::out_trade_no.eq(no))
+            .select(Order::as_select())
+            .for_update()
+            .first(c)
+            .optional()
+            .map_err(with_reason)?);
+    }
     diesel::update(pay_orders::table.filter(pay_orders::out_trade_no.eq(no)))
         .set(pay_orders::updated_at.eq(pay_orders::updated_at))
         .execute(conn)?;
     load(conn, no)
+}
+
+/// A payment as reported, with what the order must match to take it.
+#[derive(Debug, Clone, Copy)]
+pub struct Payment<'a> {
+    pub transaction_id: &'a str,
+    pub paid_at: i64,
+    pub amount_fen: i64,
+    /// None: not reported, so not compared.
+    pub appid: Option<&'a str>,
+}
+
+/// NOTPAY → PAID in one conditional `UPDATE … RETURNING`, when the order is
+/// NOTPAY, for `amount_fen` and (when given) of `appid`: the order as
+/// changed, or None when nothing matched (unknown order, another status, a
+/// mismatch; the caller reads why). The UPDATE takes the row lock itself: a
+/// concurrent payer waits for this transaction, then matches nothing.
+pub fn pay(conn: &mut DbConnection, no: &str, p: &Payment) -> Result<Option<Order>, DbError> {
+    let now = now_unix();
+    let paid = db_run!(conn => {
+        let mut target = diesel::update(pay_orders::table)
+            .filter(pay_orders::out_trade_no.eq(no))
+            .filter(pay_orders::status.eq(Status::NotPay))
+            .filter(pay_orders::amount_fen.eq(p.amount_fen))
+            .into_boxed();
+        if let Some(appid) = p.appid {
+            target = target.filter(pay_orders::appid.eq(appid));
+        }
+        target
+            .set((
+                pay_orders::status.eq(Status::Paid),
+                pay_orders::transaction_id.eq(p.transaction_id),
+                pay_orders::paid_at.eq(p.paid_at),
+                pay_orders::updated_at.eq(now),
+            ))
+            .returning(Order::as_returning())
+            .get_result(conn)
+            .optional()
+    });
+    Ok(paid.map_err(with_reason)?)
 }
 
 /// NOTPAY → PAID with WeChat's transaction; false when it was not NOTPAY.

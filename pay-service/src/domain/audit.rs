@@ -95,6 +95,44 @@ pub fn admin_login_failed(client: &str, why: &'static str, path: &str, request_i
     );
 }
 
+/// Logs an operator's console session opened or closed (`what`: `signed
+/// in`, `signed out`) from `client`.
+pub fn admin_session(operator: &str, what: &'static str, client: &str, request_id: &str) {
+    tracing::info!(
+        target: "audit",
+        operator,
+        client,
+        request_id,
+        "admin {what}"
+    );
+}
+
+/// Logs a console request refused for its CSRF token or Origin (`why`):
+/// the session was valid, so it is not a failed login.
+pub fn admin_csrf_refused(operator: &str, why: &'static str, path: &str, request_id: &str) {
+    tracing::warn!(
+        target: "audit",
+        operator,
+        why,
+        path,
+        request_id,
+        "admin request refused (CSRF)"
+    );
+}
+
+/// Logs a merchant event an operator made due again.
+pub fn event_retried(event_id: i64, out_trade_no: &str, operator: &str, cause: &Cause) {
+    tracing::info!(
+        target: "audit",
+        event_id,
+        out_trade_no,
+        operator,
+        source = cause.source,
+        request_id = %cause.request_id,
+        "merchant event retry requested"
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,15 +101,30 @@ pub struct EventView {
     pub payload: serde_json::Value,
 }
 
+/// `delivered`; `failed` after `failed_after` attempts or more; else `pending`.
+pub(super) fn state_of(e: &Event, failed_after: i64) -> &'static str {
+    if e.delivered {
+        "delivered"
+    } else if e.attempts >= failed_after {
+        "failed"
+    } else {
+        "pending"
+    }
+}
+
+/// `WEBHOOK_FAILED_AFTER` (its default without a webhook configured).
+pub(super) fn failed_after(state: &PayState) -> i64 {
+    state
+        .config
+        .webhook
+        .as_ref()
+        .map(|w| w.failed_after)
+        .unwrap_or(crate::config::DEFAULT_WEBHOOK_FAILED_AFTER)
+}
+
 impl EventView {
     fn of(e: Event, failed_after: i64) -> Self {
-        let state = if e.delivered {
-            "delivered"
-        } else if e.attempts >= failed_after {
-            "failed"
-        } else {
-            "pending"
-        };
+        let state = state_of(&e, failed_after);
         EventView {
             payload: serde_json::from_str(&e.payload).unwrap_or(serde_json::Value::Null),
             id: e.id,
@@ -132,12 +147,7 @@ pub async fn list(
     filter: EventFilter,
     limit: i64,
 ) -> Result<Vec<EventView>, DbError> {
-    let failed_after = state
-        .config
-        .webhook
-        .as_ref()
-        .map(|w| w.failed_after)
-        .unwrap_or(crate::config::DEFAULT_WEBHOOK_FAILED_AFTER);
+    let failed_after = failed_after(state);
     let rows = outbox::list(&state.db, filter, failed_after, limit).await?;
     Ok(rows
         .into_iter()

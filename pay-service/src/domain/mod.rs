@@ -7,8 +7,11 @@
 //! (reserve, release, REFUND), each writing its transition row and merchant
 //! event ([`events`]) in the changing transaction, then logged by [`audit`].
 
+pub mod admin_sessions;
 pub mod audit;
 pub mod bills;
+pub mod charts;
+pub mod console;
 pub mod events;
 mod gateway;
 pub mod idempotency;

@@ -298,7 +298,9 @@ async fn payment_failed(state: &PayState, received: Received, fields: &Fields) -
     received.record(state, outcome).await
 }
 
-/// Applies the payment and keeps the notification, in one transaction.
+/// Applies the payment and keeps the notification, in one transaction
+/// (`settle::settle_paid_recorded`: on PostgreSQL, when it applies, BEGIN,
+/// two statements, COMMIT). SUCCESS is answered only after the commit.
 async fn settle(
     state: &PayState,
     received: Received,
@@ -311,9 +313,9 @@ async fn settle(
     let result = state
         .db
         .transaction(move |conn| {
-            let settled = settle::settle_paid(conn, &no, &report, &mch_id, &tx_cause)?;
-            let outcome = Outcome::Settled(settled.clone());
-            notifications::insert(conn, &received.row(&outcome))?;
+            let row = |s: &Settled| received.row(&Outcome::Settled(s.clone()));
+            let settled =
+                settle::settle_paid_recorded(conn, &no, &report, &mch_id, &tx_cause, Some(row))?;
             Ok((no, settled))
         })
         .await;

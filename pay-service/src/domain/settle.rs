@@ -1,16 +1,19 @@
 //! The rules of an order's status changes. Every change goes through
-//! [`settle_paid`], [`settle_closed`] or `refund_rules::settle_refunded`,
-//! inside the caller's transaction: the order's row is locked first, so
-//! replicas racing on the same order change it once; then one conditional
-//! UPDATE; then [`record_change`] writes the transition row and its merchant
-//! event (outbox), so all three commit together or not at all.
+//! [`settle_paid`] (or [`settle_paid_recorded`]), [`settle_closed`] or
+//! `refund_rules::settle_refunded`, inside the caller's transaction: each
+//! change is one conditional UPDATE, which holds the order's row lock (taken
+//! by the UPDATE itself, or first by `orders::lock`) until the commit, so
+//! replicas racing on the same order change it once; then [`record_change`]
+//! writes the transition row and its merchant event (outbox), so all of it
+//! commits together or not at all.
 
 use shared::db::{DbConnection, DbError, now_unix};
 
 use super::audit::Cause;
 use super::events::{self, RefundFacts};
 use crate::db::Status;
-use crate::db::orders::{self, Order};
+use crate::db::notifications::{self, NewNotification};
+use crate::db::orders::{self, Order, Payment};
 use crate::db::transitions::{self, NewTransition};
 
 /// What WeChat reports about a payment (notification or orderquery).
@@ -83,6 +86,83 @@ pub fn settle_paid(
     mch_id: &str,
     cause: &Cause,
 ) -> Result<Settled, DbError> {
+    settle_paid_recorded(
+        conn,
+        no,
+        report,
+        mch_id,
+        cause,
+        None::<fn(&Settled) -> NewNotification>,
+    )
+}
+
+/// [`settle_paid`], and the row `notification` makes of its outcome (the
+/// notification that reported the payment) written in the same transaction.
+///
+/// The common case, a matching report for a NOTPAY order, is two statements:
+/// the conditional `UPDATE … RETURNING` ([`orders::pay`], which is also the
+/// row lock) and the transition, merchant event and notification rows in one
+/// more ([`transitions::record`]). Anything else (a replay, a mismatch,
+/// an unknown or closed order) matched nothing and is decided by
+/// [`settle_checked`], under the row lock, with nothing changed.
+pub fn settle_paid_recorded<F>(
+    conn: &mut DbConnection,
+    no: &str,
+    report: &PaidReport,
+    mch_id: &str,
+    cause: &Cause,
+    notification: Option<F>,
+) -> Result<Settled, DbError>
+where
+    F: FnOnce(&Settled) -> NewNotification,
+{
+    let row_of = |settled: &Settled| notification.map(|row| row(settled));
+    if let Some(paid) = pay_if_matching(conn, no, report, mch_id)? {
+        let row = row_of(&Settled::Applied);
+        record_change_of(conn, &paid, Status::NotPay, cause, None, row.as_ref())?;
+        return Ok(Settled::Applied);
+    }
+    let settled = settle_checked(conn, no, report, mch_id, cause)?;
+    if let Some(row) = row_of(&settled) {
+        notifications::insert(conn, &row)?;
+    }
+    Ok(settled)
+}
+
+/// NOTPAY → PAID when the report matches what [`mismatch`] compares: `mch_id`
+/// here, amount and appid in the UPDATE's own WHERE. The order as paid, or
+/// None when nothing changed.
+fn pay_if_matching(
+    conn: &mut DbConnection,
+    no: &str,
+    report: &PaidReport,
+    mch_id: &str,
+) -> Result<Option<Order>, DbError> {
+    let Some(amount_fen) = report.total_fee else {
+        return Ok(None);
+    };
+    if report.mch_id.as_deref().is_some_and(|m| m != mch_id) {
+        return Ok(None);
+    }
+    let payment = Payment {
+        transaction_id: &report.transaction_id,
+        paid_at: report.paid_at,
+        amount_fen,
+        appid: report.appid.as_deref(),
+    };
+    orders::pay(conn, no, &payment)
+}
+
+/// Why a report that changed nothing changed nothing, read under the row
+/// lock; it pays the order only if it became payable meanwhile (nothing
+/// moves an order back to NOTPAY, so in practice never).
+fn settle_checked(
+    conn: &mut DbConnection,
+    no: &str,
+    report: &PaidReport,
+    mch_id: &str,
+    cause: &Cause,
+) -> Result<Settled, DbError> {
     let Some(order) = orders::lock(conn, no)? else {
         return Ok(Settled::UnknownOrder);
     };
@@ -137,16 +217,29 @@ pub(super) fn record_change(
     refund: Option<&RefundFacts>,
 ) -> Result<(), DbError> {
     let order = orders::load(conn, no)?.ok_or(DbError::NotFound)?;
+    record_change_of(conn, &order, from, cause, refund, None)
+}
+
+/// [`record_change`] for `order` as the change left it (what the change's
+/// `UPDATE … RETURNING` gave back), plus `notification`'s row.
+fn record_change_of(
+    conn: &mut DbConnection,
+    order: &Order,
+    from: Status,
+    cause: &Cause,
+    refund: Option<&RefundFacts>,
+    notification: Option<&NewNotification>,
+) -> Result<(), DbError> {
     let transition = NewTransition {
-        out_trade_no: no,
+        out_trade_no: &order.out_trade_no,
         from,
         to: order.status,
         source: cause.source,
         at: now_unix(),
         request_id: &cause.request_id,
     };
-    let event = events::new_event(&order, from, cause, refund);
-    transitions::record(conn, &transition, event.as_ref())
+    let event = events::new_event(order, from, cause, refund);
+    transitions::record(conn, &transition, event.as_ref(), notification)
 }
 
 #[cfg(test)]

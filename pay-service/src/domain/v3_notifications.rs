@@ -20,7 +20,6 @@ use super::refund_notifications::{self, Outcome as RefundOutcome};
 use super::settle::{self, PaidReport, Settled};
 use super::state::PayState;
 use crate::db::Status;
-use crate::db::notifications as rows;
 use crate::db::orders;
 use crate::wechat::v3::notification::NotifyError;
 use crate::wechat::v3::refunds::refund_state;
@@ -182,9 +181,9 @@ async fn settle_payment(
     let result = state
         .db
         .transaction(move |conn| {
-            let settled = settle::settle_paid(conn, &no, &report, &mch_id, &tx_cause)?;
-            let outcome = v2_payments::Outcome::Settled(settled.clone());
-            rows::insert(conn, &received.row(&outcome))?;
+            let row = |s: &Settled| received.row(&v2_payments::Outcome::Settled(s.clone()));
+            let settled =
+                settle::settle_paid_recorded(conn, &no, &report, &mch_id, &tx_cause, Some(row))?;
             Ok((no, settled))
         })
         .await;

@@ -5,45 +5,58 @@
 //! token is missing or wrong is an audited failed login, counted against its
 //! client address; an address with `ADMIN_FAILED_LOGINS_PER_MINUTE` failures
 //! in the minute gets 429, whatever token it sends, until the minute ends.
+//! The operator console signs in with the same token for a session cookie
+//! instead (`http/console.rs`); the guard takes either.
 
 use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::http::{Method, header};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use shared::error::{ApiError, ok};
 use shared::http::{client_ip, rate_limit_key};
-use shared::sign::constant_time_eq;
 
-use super::{cause, idempotency_key, request_id};
-use crate::domain::audit;
+use super::{cause, console, idempotency_key, request_id};
 use crate::domain::limits::{self, Budget};
 use crate::domain::refunds::{self, RefundAsk, RefundView};
 use crate::domain::{EventFilter, PayState, events};
+use crate::domain::{admin_sessions, audit};
 use crate::error::PayError;
 
-/// Proof that the request carries an operator's token: the operator's name.
+/// Proof that the request carries an operator's token, or the console
+/// session cookie of one (with its CSRF token on anything but GET/HEAD):
+/// the operator's name.
 pub(super) struct Admin {
     pub name: String,
 }
 
-/// The operator whose token `given` is. Every token is compared (in
-/// constant time), so the time taken does not tell which one was close.
-fn operator_of(state: &PayState, given: &str) -> Option<String> {
-    let mut found = None;
-    for op in &state.config().admins {
-        let same =
-            !given.is_empty() && constant_time_eq(given.as_bytes(), op.token.expose().as_bytes());
-        if same && found.is_none() {
-            found = Some(op.name.clone());
-        }
-    }
-    found
+/// Who asks, for the failed-login budget and the audit lines.
+pub(super) struct Caller {
+    pub client: String,
+    pub path: String,
+    pub request_id: String,
 }
 
-async fn check(req: HttpRequest) -> Result<Admin, ApiError> {
+impl Caller {
+    pub fn of(req: &HttpRequest) -> Self {
+        Caller {
+            client: client_ip(req).map_or_else(|| "unknown".to_owned(), rate_limit_key),
+            path: req.path().to_owned(),
+            request_id: request_id(req),
+        }
+    }
+
+    /// A failed login, audited; the budget taken for it is kept.
+    pub fn failed(&self, why: &'static str) {
+        audit::admin_login_failed(&self.client, why, &self.path, &self.request_id);
+    }
+}
+
+/// The service's state; 404 (as for an unknown route) when no operator is
+/// configured, so the admin routes are not advertised.
+pub(super) fn admin_state(req: &HttpRequest) -> Result<web::Data<PayState>, ApiError> {
     let state = req
         .app_data::<web::Data<PayState>>()
         .cloned()
@@ -51,34 +64,81 @@ async fn check(req: HttpRequest) -> Result<Admin, ApiError> {
     if state.config().admins.is_empty() {
         return Err(ApiError::NotFound("no such route".into()));
     }
-    let client = client_ip(&req).map_or_else(|| "unknown".to_owned(), rate_limit_key);
-    let (path, rid) = (req.path().to_owned(), request_id(&req));
-    // A failure is taken from the budget before the token is compared, so
-    // concurrent guesses cannot all be tried; a right token gives it back.
-    if !limits::take(&state, Budget::AdminFailures, &client).await? {
-        audit::admin_login_failed(&client, "rate_limited", &path, &rid);
+    Ok(state)
+}
+
+/// Takes one failure from the caller's budget before any credential is
+/// compared, so concurrent guesses cannot all be tried (a right one gives it
+/// back); 429 once the minute's budget is spent.
+pub(super) async fn take_attempt(state: &PayState, caller: &Caller) -> Result<(), ApiError> {
+    if !limits::take(state, Budget::AdminFailures, &caller.client).await? {
+        caller.failed("rate_limited");
         return Err(ApiError::RateLimited);
     }
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
+    Ok(())
+}
+
+pub(super) async fn give_back(state: &PayState, caller: &Caller) -> Result<(), ApiError> {
+    Ok(limits::give_back(state, Budget::AdminFailures, &caller.client).await?)
+}
+
+async fn check(req: HttpRequest) -> Result<Admin, ApiError> {
+    let state = admin_state(&req)?;
+    let caller = Caller::of(&req);
+    take_attempt(&state, &caller).await?;
+    // A Bearer token wins: a browser never adds one on its own, so such a
+    // request needs no CSRF token. Without one, the console's cookie.
+    let authorization = req.headers().get(header::AUTHORIZATION);
+    if authorization.is_none()
+        && let Some(id) = console::session_id(&req)
+    {
+        return by_cookie(&state, &req, &caller, &id).await;
+    }
+    let given = authorization
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .unwrap_or("");
-    if let Some(name) = operator_of(&state, given) {
-        limits::give_back(&state, Budget::AdminFailures, &client).await?;
+    if let Some(name) = admin_sessions::operator_of(&state, given) {
+        give_back(&state, &caller).await?;
         return Ok(Admin { name });
     }
-    let why = if given.is_empty() {
+    caller.failed(if given.is_empty() {
         "missing"
     } else {
         "wrong_token"
-    };
-    audit::admin_login_failed(&client, why, &path, &rid);
+    });
     Err(ApiError::Unauthorized(
         "admin token missing or wrong".into(),
     ))
+}
+
+/// The console's session: an unknown or ended one is a failed login like a
+/// wrong token; a live one still needs its CSRF token (and a same-site
+/// Origin) on anything but GET/HEAD, which is refused 403 without counting
+/// as a failed login.
+async fn by_cookie(
+    state: &PayState,
+    req: &HttpRequest,
+    caller: &Caller,
+    id: &str,
+) -> Result<Admin, ApiError> {
+    let Some(session) = admin_sessions::find(state, id).await? else {
+        caller.failed("unknown_session");
+        return Err(ApiError::Unauthorized(
+            "admin session expired or signed out: sign in again".into(),
+        ));
+    };
+    give_back(state, caller).await?;
+    if !matches!(*req.method(), Method::GET | Method::HEAD)
+        && let Err(why) = console::csrf_check(req, &session)
+    {
+        audit::admin_csrf_refused(&session.operator, why, &caller.path, &caller.request_id);
+        return Err(ApiError::Forbidden(console::csrf_message(why).into()));
+    }
+    Ok(Admin {
+        name: session.operator,
+    })
 }
 
 impl FromRequest for Admin {

@@ -1,6 +1,7 @@
 //! `POST /api/pay/admin/reconciliations?date=YYYY-MM-DD` (download the day's
 //! bill and compare it now) and `GET …?date=` (the stored result), admin
-//! token only (API.md §4 "bills and reconciliation").
+//! token only (API.md §4 "bills and reconciliation"); `GET` without `date`
+//! lists the reconciled days.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
@@ -8,12 +9,15 @@ use shared::error::{ApiError, ok};
 
 use super::admin::Admin;
 use super::cause;
-use crate::domain::{PayState, bills};
+use crate::domain::{PayState, bills, console};
 use crate::error::PayError;
 
 #[derive(Debug, Deserialize)]
 pub(super) struct DateQuery {
     date: Option<String>,
+    /// The day list's range (`GET` without `date`), `YYYY-MM-DD`.
+    from: Option<String>,
+    to: Option<String>,
 }
 
 fn date(q: &DateQuery) -> Result<chrono::NaiveDate, PayError> {
@@ -37,12 +41,18 @@ pub(super) async fn run(
     Ok(ok(view))
 }
 
-/// The day's stored result; 409/1005 when there is none yet.
+/// The day's stored result; 409/1005 when there is none yet. Without
+/// `date`: the reconciled days in `[from, to]`, newest first (the console's
+/// list, `domain::console::days`).
 pub(super) async fn get(
     _: Admin,
     state: web::Data<PayState>,
     query: web::Query<DateQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    if query.date.is_none() {
+        let (from, to) = (query.from.as_deref(), query.to.as_deref());
+        return Ok(ok(console::days(&state, from, to).await?));
+    }
     let date = date(&query)?;
     Ok(ok(bills::stored(&state, date).await?))
 }

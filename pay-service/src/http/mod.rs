@@ -4,9 +4,14 @@
 
 mod admin;
 mod bills;
+mod charts;
+mod console;
+mod console_pages;
 mod notify;
 mod notify_v3;
 pub mod openapi;
+mod openapi_charts;
+mod openapi_console;
 mod orders;
 
 use actix_web::{HttpRequest, web};
@@ -47,6 +52,35 @@ pub fn configure(state: PayState) -> impl Fn(&mut web::ServiceConfig) + Clone + 
             .route("/api/pay/admin/events", web::get().to(admin::list_events))
             .route("/api/pay/admin/reconciliations", web::post().to(bills::run))
             .route("/api/pay/admin/reconciliations", web::get().to(bills::get))
+            // The operator console's JSON (sign-in, orders, event retry).
+            .route("/api/pay/admin/session", web::post().to(console::sign_in))
+            .route("/api/pay/admin/session", web::get().to(console::current))
+            .route(
+                "/api/pay/admin/session",
+                web::delete().to(console::sign_out),
+            )
+            .route("/api/pay/admin/orders", web::get().to(console::orders))
+            .route(
+                "/api/pay/admin/orders/{out_trade_no}",
+                web::get().to(console::order),
+            )
+            .route(
+                "/api/pay/admin/events/{id}/retry",
+                web::post().to(console::retry_event),
+            )
+            // The operator console's pages (not JSON: outside the OpenAPI
+            // document, see tests/openapi.rs).
+            .route(console_pages::PATH, web::get().to(console_pages::redirect))
+            .route("/admin/", web::get().to(console_pages::index))
+            .route("/admin/{file}", web::get().to(console_pages::file))
+            .route(
+                "/api/pay/admin/charts/{name}.svg",
+                web::get().to(charts::svg),
+            )
+            .route(
+                "/api/pay/admin/charts/{name}.json",
+                web::get().to(charts::json),
+            )
             .service(
                 web::resource("/api/pay/refund-notify")
                     .app_data(web::PayloadConfig::new(max_xml))

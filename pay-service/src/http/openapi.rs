@@ -22,7 +22,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 #[derive(ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 #[schema(as = OrderStatus)]
-enum OrderStatus {
+pub(super) enum OrderStatus {
     /// 未支付 · not paid
     NotPay,
     /// 已支付 · paid
@@ -38,7 +38,7 @@ enum OrderStatus {
 /// How the payer pays.
 #[derive(ToSchema)]
 #[schema(as = TradeType)]
-enum TradeType {
+pub(super) enum TradeType {
     /// 公众号或小程序内 `wx.requestPayment` / `chooseWXPay` · inside WeChat
     #[serde(rename = "JSAPI")]
     Jsapi,
@@ -125,7 +125,7 @@ struct Order {
 #[derive(ToSchema)]
 #[serde(rename_all = "UPPERCASE")]
 #[schema(as = RefundStatus)]
-enum RefundStatus {
+pub(super) enum RefundStatus {
     /// 已预留金额，尚未得到微信答复 · amount reserved, WeChat's answer not known yet
     Pending,
     /// 微信已受理 · WeChat accepted; the money is on its way
@@ -221,7 +221,7 @@ struct Discrepancy {
 #[derive(ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 #[schema(as = Reconciliation)]
-struct Reconciliation {
+pub(super) struct Reconciliation {
     /// YYYY-MM-DD（北京时间） · YYYY-MM-DD (Beijing time)
     date: String,
     bill_rows: i64,
@@ -385,7 +385,7 @@ pub fn openapi() -> OpenApi {
             "7f1c0a52-0d9e-4f7b-9a51-2d1c1d4e0a77",
         )
     };
-    let ops = vec![
+    let mut ops = vec![
         idempotency(
             Op::get("/api/mp/v2Pay")
                 .summary("小程序支付（种子的写法）", "Mini-program payment (the seed's call)")
@@ -571,11 +571,10 @@ pub fn openapi() -> OpenApi {
                      compares it with the orders and refunds here; 409 when there is no bill yet.",
                 ),
         ),
-        reconciliation(
-            Op::get("/api/pay/admin/reconciliations")
-                .summary("对账结果（管理）", "A reconciliation's result (admin)"),
-        ),
+        super::openapi_console::reconciliations_get(),
     ];
+    ops.extend(super::openapi_console::ops());
+    ops.extend(super::openapi_charts::ops());
     document(
         "pay-service",
         env!("CARGO_PKG_VERSION"),

@@ -1,0 +1,1 @@
+DROP INDEX pay_orders_paid;
