@@ -210,7 +210,7 @@ async fn concurrent_first_logins_create_one_user() {
 /// AES-128-CBC/PKCS#7 as WeChat encrypts open data, for data the sandbox
 /// would not produce: our session_key with another app's watermark.
 fn encrypt(session_key_b64: &str, plain: &serde_json::Value) -> (String, String) {
-    use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+    use aes::cipher::{BlockModeEncrypt, KeyIvInit, block_padding::Pkcs7};
     let key: [u8; 16] = STANDARD
         .decode(session_key_b64)
         .unwrap()
@@ -218,7 +218,7 @@ fn encrypt(session_key_b64: &str, plain: &serde_json::Value) -> (String, String)
         .unwrap();
     let iv = [7u8; 16];
     let cipher = cbc::Encryptor::<aes::Aes128>::new(&key.into(), &iv.into())
-        .encrypt_padded_vec_mut::<Pkcs7>(plain.to_string().as_bytes());
+        .encrypt_padded_vec::<Pkcs7>(plain.to_string().as_bytes());
     (STANDARD.encode(cipher), STANDARD.encode(iv))
 }
 

@@ -373,7 +373,7 @@ async fn state_is_single_use_on_redis() {
 
 /// A fresh browser: a cookie jar of its own, redirects not followed.
 fn another_browser() -> reqwest::Client {
-    reqwest::Client::builder()
+    shared::http_client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
         .no_proxy()

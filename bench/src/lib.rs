@@ -123,7 +123,7 @@ fn service_vars(kind: Kind, sandbox: &str, storage: &Storage) -> Vec<(String, St
 }
 
 pub fn client(concurrency: usize) -> reqwest::Result<reqwest::Client> {
-    reqwest::Client::builder()
+    shared::http_client::builder()
         .no_proxy()
         .pool_max_idle_per_host(concurrency.max(1))
         .timeout(Duration::from_secs(30))

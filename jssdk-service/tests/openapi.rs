@@ -60,7 +60,7 @@ async fn the_document_names_exactly_the_mounted_routes() {
 async fn openapi_json_serves_the_document_and_real_replies_match_it() {
     let doc = document();
     let (_sandbox, base, _state) = spawn().await;
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = shared::http_client::builder().no_proxy().build().unwrap();
 
     let served: Value = http
         .get(format!("{base}/openapi.json"))

@@ -409,12 +409,14 @@ impl RedisCache {
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, CacheError> {
         let client = redis::Client::open(url)?;
         let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(REDIS_TIMEOUT)
-            .set_response_timeout(REDIS_TIMEOUT)
-            // The retry delays are backon's 1 s base times `factor`; redis' default
-            // factor of 100 would hold a start-up or a reconnect for minutes.
-            .set_factor(1)
-            .set_max_delay(1000)
+            .set_connection_timeout(Some(REDIS_TIMEOUT))
+            .set_response_timeout(Some(REDIS_TIMEOUT))
+            // Two retries, 100 ms then 200 ms apart (redis' minimum delay,
+            // doubling), never more than 1 s: a start-up or a reconnect
+            // against a Redis that is down gives up quickly, and the caller
+            // falls back instead of waiting.
+            .set_min_delay(Duration::from_millis(100))
+            .set_max_delay(Duration::from_secs(1))
             .set_number_of_retries(2);
         let manager = ConnectionManager::new_with_config(client.clone(), config).await?;
         Ok(RedisCache {

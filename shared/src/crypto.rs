@@ -2,7 +2,7 @@
 //! AES-128-CBC, PKCS#7 padding, key and iv base64, and a watermark whose appid
 //! must be ours (otherwise the data was encrypted for another app).
 
-use aes::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
+use aes::cipher::{BlockModeDecrypt, KeyIvInit, block_padding::Pkcs7};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -50,7 +50,7 @@ pub fn decrypt_open_data(
     let key: [u8; 16] = key.try_into().map_err(|_| DecryptError::KeyLength)?;
     let iv: [u8; 16] = iv.try_into().map_err(|_| DecryptError::IvLength)?;
     let plain = Aes128CbcDec::new(&key.into(), &iv.into())
-        .decrypt_padded_mut::<Pkcs7>(&mut data)
+        .decrypt_padded::<Pkcs7>(&mut data)
         .map_err(|_| DecryptError::Decrypt)?;
     let value: serde_json::Value =
         serde_json::from_slice(plain).map_err(|_| DecryptError::NotJson)?;

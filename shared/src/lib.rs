@@ -11,6 +11,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod http_client;
 pub mod metrics;
 pub mod money;
 pub mod openapi;

@@ -71,7 +71,7 @@ mod tests {
     fn exported(name: &str) -> bool {
         prometheus::gather()
             .iter()
-            .any(|family| family.get_name() == name)
+            .any(|family| family.name() == name)
     }
 
     #[test]

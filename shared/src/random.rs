@@ -1,11 +1,11 @@
 //! Random identifiers from the OS-seeded thread RNG.
 
-use rand::Rng;
-use rand::distributions::Alphanumeric;
+use rand::RngExt;
+use rand::distr::Alphanumeric;
 
 /// `[A-Za-z0-9]{len}`: nonces, OAuth states, out_trade_no suffixes.
 pub fn alphanumeric(len: usize) -> String {
-    rand::thread_rng()
+    rand::rng()
         .sample_iter(&Alphanumeric)
         .take(len)
         .map(char::from)

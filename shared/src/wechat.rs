@@ -96,7 +96,7 @@ impl WechatClient {
             reason = "the builder fails only when the compiled-in rustls backend cannot \
                       initialise, once at startup, where nothing else could run either"
         )]
-        let http = reqwest::Client::builder()
+        let http = crate::http_client::builder()
             .connect_timeout(cfg.connect_timeout)
             .timeout(cfg.timeout)
             .pool_idle_timeout(Duration::from_secs(60))

@@ -5,7 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use quick_xml::events::Event;
+use quick_xml::escape::resolve_predefined_entity;
+use quick_xml::events::{BytesRef, Event};
 use quick_xml::reader::Reader;
 
 /// Default upper bound for a WeChat Pay message; real ones are a few KiB.
@@ -57,7 +58,7 @@ pub fn parse(input: &[u8], max_bytes: usize) -> Result<BTreeMap<String, String>,
             Event::DocType(_) => return Err(XmlError::Doctype),
             Event::Decl(_) | Event::Comment(_) | Event::PI(_) => {}
             Event::Start(start) => {
-                let name = element_name(start.name().as_ref())?;
+                let name = start.name().as_ref().to_owned();
                 if root_closed {
                     return Err(XmlError::Malformed("content after </xml>".into()));
                 }
@@ -73,7 +74,7 @@ pub fn parse(input: &[u8], max_bytes: usize) -> Result<BTreeMap<String, String>,
                 }
             }
             Event::Empty(empty) => {
-                let name = element_name(empty.name().as_ref())?;
+                let name = empty.name().as_ref().to_owned();
                 if !seen_root || root_closed {
                     return Err(XmlError::BadRoot);
                 }
@@ -86,24 +87,15 @@ pub fn parse(input: &[u8], max_bytes: usize) -> Result<BTreeMap<String, String>,
                 Some((name, value)) => insert(&mut fields, name, value)?,
                 None => root_closed = true,
             },
-            Event::Text(t) => {
-                let value = t
-                    .unescape()
-                    .map_err(|e| XmlError::Malformed(e.to_string()))?;
-                match &mut current {
-                    Some((_, buf)) => buf.push_str(&value),
-                    None if value.trim().is_empty() => {}
-                    None => return Err(XmlError::Malformed("text outside a field".into())),
-                }
-            }
-            Event::CData(c) => {
-                let raw = c.into_inner();
-                let value = std::str::from_utf8(&raw).map_err(|_| XmlError::NotUtf8)?;
-                match &mut current {
-                    Some((_, buf)) => buf.push_str(value),
-                    None => return Err(XmlError::Malformed("CDATA outside a field".into())),
-                }
-            }
+            // Text is taken as written, every `&...;` reference split out as
+            // its own event. Not xml_content(): it rewrites \r\n to \n, and a
+            // signed value must keep the bytes it was signed over.
+            Event::Text(t) => push_text(&mut current, &t)?,
+            Event::GeneralRef(reference) => push_text(&mut current, &resolve(&reference)?)?,
+            Event::CData(c) => match &mut current {
+                Some((_, buf)) => buf.push_str(&c),
+                None => return Err(XmlError::Malformed("CDATA outside a field".into())),
+            },
             Event::Eof => break,
         }
     }
@@ -113,10 +105,28 @@ pub fn parse(input: &[u8], max_bytes: usize) -> Result<BTreeMap<String, String>,
     Ok(fields)
 }
 
-fn element_name(raw: &[u8]) -> Result<String, XmlError> {
-    std::str::from_utf8(raw)
+/// Appends text to the field being read; between fields only whitespace may stand.
+fn push_text(current: &mut Option<(String, String)>, text: &str) -> Result<(), XmlError> {
+    match current {
+        Some((_, buf)) => buf.push_str(text),
+        None if text.trim().is_empty() => {}
+        None => return Err(XmlError::Malformed("text outside a field".into())),
+    }
+    Ok(())
+}
+
+/// A character reference (`&#20013;`) or one of XML's five predefined entities;
+/// any other entity would need a DTD, which is refused, so it is malformed.
+fn resolve(reference: &BytesRef<'_>) -> Result<String, XmlError> {
+    if let Some(c) = reference
+        .resolve_char_ref()
+        .map_err(|e| XmlError::Malformed(e.to_string()))?
+    {
+        return Ok(c.to_string());
+    }
+    resolve_predefined_entity(reference)
         .map(str::to_owned)
-        .map_err(|_| XmlError::NotUtf8)
+        .ok_or_else(|| XmlError::Malformed(format!("undeclared entity &{};", &**reference)))
 }
 
 fn insert(
@@ -263,6 +273,29 @@ mod tests {
         let xxe =
             r#"<!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><a>&xxe;</a></xml>"#;
         assert_eq!(parse(xxe.as_bytes(), 4096), Err(XmlError::Doctype));
+    }
+
+    #[test]
+    fn keeps_line_ends_as_written() {
+        let m = parse_ok("<xml><a>x\r\ny</a><b><![CDATA[p\r\nq]]></b></xml>");
+        assert_eq!(m["a"], "x\r\ny");
+        assert_eq!(m["b"], "p\r\nq");
+    }
+
+    #[test]
+    fn refuses_bad_references() {
+        for doc in [
+            "<xml><a>x & y</a></xml>",
+            "<xml><a>&#0;</a></xml>",
+            "<xml><a>&#xD800;</a></xml>",
+            "<xml><a>&amp</a></xml>",
+            "<xml>&amp;</xml>",
+        ] {
+            assert!(
+                matches!(parse(doc.as_bytes(), 4096), Err(XmlError::Malformed(_))),
+                "{doc}"
+            );
+        }
     }
 
     #[test]

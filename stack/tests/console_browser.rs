@@ -111,7 +111,7 @@ async fn start_stack(dir: &TempDir, vars: &[(&str, String)]) -> Stack {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    shared::http_client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .build()

@@ -116,7 +116,7 @@ async fn stack_serves_the_page_and_sends_it_to_the_sandboxs_jssdk() {
     let base = format!("http://{}", stack.addr());
     let sandbox_base = stack.sandbox().expect("sandbox on").base_url();
     tokio::spawn(stack.run_until_stopped());
-    let http = reqwest::Client::builder()
+    let http = shared::http_client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .build()

@@ -191,7 +191,7 @@ async fn stack_serves_the_merged_document_and_a_self_contained_reference_page() 
     let stack = Stack::start(env).await.expect("stack starts");
     let base = format!("http://{}", stack.addr());
     tokio::spawn(stack.run_until_stopped());
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let http = shared::http_client::builder().no_proxy().build().unwrap();
 
     let served: Value = http
         .get(format!("{base}/openapi.json"))

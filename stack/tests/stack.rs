@@ -66,7 +66,7 @@ async fn start_with(vars: &[(&str, &str)]) -> Running {
 }
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    shared::http_client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()

@@ -4,8 +4,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, FixedOffset, Utc};
-use rand::Rng;
-use rand::distributions::{Alphanumeric, DistString};
+use rand::RngExt;
+use rand::distr::{Alphanumeric, SampleString};
 use sha1::{Digest, Sha1};
 
 /// `o` plus 27 URL-safe base64 characters, 28 in all, like WeChat's openids.
@@ -31,14 +31,14 @@ pub fn unionid(user_key: &str) -> String {
 }
 
 pub fn alnum(len: usize) -> String {
-    Alphanumeric.sample_string(&mut rand::thread_rng(), len)
+    Alphanumeric.sample_string(&mut rand::rng(), len)
 }
 
 /// `len` characters drawn uniformly from `chars` (ASCII).
 fn random_of(chars: &[u8], len: usize) -> String {
-    let mut rng = rand::thread_rng();
+    let mut rng = rand::rng();
     (0..len)
-        .map(|_| char::from(chars[rng.gen_range(0..chars.len())]))
+        .map(|_| char::from(chars[rng.random_range(0..chars.len())]))
         .collect()
 }
 

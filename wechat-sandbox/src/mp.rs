@@ -1,10 +1,10 @@
 //! Mini-program login (`wx.login` codes, `/sns/jscode2session`) and the
 //! encrypted open data a mini program hands its backend.
 
-use aes::cipher::{BlockEncryptMut, KeyIvInit, block_padding::Pkcs7};
+use aes::cipher::{BlockModeEncrypt, KeyIvInit, block_padding::Pkcs7};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rand::RngCore;
+use rand::Rng;
 use serde_json::json;
 
 use crate::clock::lock;
@@ -55,7 +55,7 @@ impl SandboxState {
         let iv = random_key();
         let plain = data.to_string();
         let cipher = cbc::Encryptor::<aes::Aes128>::new(&key.into(), &iv.into())
-            .encrypt_padded_vec_mut::<Pkcs7>(plain.as_bytes());
+            .encrypt_padded_vec::<Pkcs7>(plain.as_bytes());
         (STANDARD.encode(cipher), STANDARD.encode(iv))
     }
 
@@ -81,6 +81,6 @@ impl SandboxState {
 
 fn random_key() -> [u8; 16] {
     let mut k = [0u8; 16];
-    rand::thread_rng().fill_bytes(&mut k);
+    rand::rng().fill_bytes(&mut k);
     k
 }

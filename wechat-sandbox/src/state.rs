@@ -62,14 +62,14 @@ impl SandboxState {
         runtime: tokio::runtime::Handle,
         v3: V3State,
     ) -> Arc<Self> {
-        let http = reqwest::Client::builder()
+        let http = shared::http_client::builder()
             .timeout(NOTIFY_TIMEOUT)
             // Notifications go to the merchant directly, like WeChat's do; a
             // developer's HTTP_PROXY must not swallow calls to 127.0.0.1.
             .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+            .unwrap_or_else(|_| shared::http_client::client());
         Arc::new_cyclic(|me| SandboxState {
             me: me.clone(),
             clock: Clock::new(cfg.time_scale),

@@ -58,7 +58,7 @@ pub async fn spawn_app_full(db: &TestDb, vars: &[(&str, &str)], cache: Option<Ca
     let handle = state.clone();
     let app = auth_service::with_state(state, listener).expect("server starts");
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder()
+    let client = shared::http_client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
         .no_proxy()

@@ -20,7 +20,7 @@ pub async fn start_sandbox(time_scale: f64) -> Sandbox {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    shared::http_client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))
         .build()

@@ -82,7 +82,7 @@ pub async fn spawn_instance_with_clock(
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    shared::http_client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))
         .build()

@@ -717,18 +717,28 @@ mod tests {
     fn parse(svg: &str) -> (Vec<String>, Vec<String>) {
         let mut reader = Reader::from_str(svg);
         let (mut elements, mut texts) = (Vec::new(), Vec::new());
+        // quick-xml gives `a &lt; b` as text, a reference and text again:
+        // one text node is what is collected until the next tag.
+        let mut text = String::new();
         let mut depth = 0;
         loop {
-            match reader.read_event().unwrap_or_else(|e| panic!("{e}: {svg}")) {
+            let event = reader.read_event().unwrap_or_else(|e| panic!("{e}: {svg}"));
+            if !matches!(event, Event::Text(_) | Event::GeneralRef(_)) && !text.is_empty() {
+                texts.push(std::mem::take(&mut text));
+            }
+            match event {
                 Event::Start(e) => {
                     depth += 1;
-                    elements.push(String::from_utf8(e.name().as_ref().to_vec()).unwrap());
+                    elements.push(e.name().as_ref().to_owned());
                 }
-                Event::Empty(e) => {
-                    elements.push(String::from_utf8(e.name().as_ref().to_vec()).unwrap());
-                }
+                Event::Empty(e) => elements.push(e.name().as_ref().to_owned()),
                 Event::End(_) => depth -= 1,
-                Event::Text(t) => texts.push(t.unescape().unwrap().into_owned()),
+                Event::Text(t) => text.push_str(&t),
+                Event::GeneralRef(r) => {
+                    let c = r.resolve_char_ref().unwrap().map(String::from);
+                    let named = quick_xml::escape::resolve_predefined_entity(&r).map(str::to_owned);
+                    text.push_str(&c.or(named).unwrap_or_else(|| panic!("&{};", &*r)));
+                }
                 Event::Eof => break,
                 other => panic!("unexpected {other:?} in {svg}"),
             }

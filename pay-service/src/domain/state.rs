@@ -86,7 +86,7 @@ impl PayState {
         };
         let webhook = match &config.webhook {
             Some(w) => {
-                let http = reqwest::Client::builder()
+                let http = shared::http_client::builder()
                     .timeout(w.timeout)
                     .connect_timeout(w.timeout)
                     .redirect(reqwest::redirect::Policy::none())

@@ -58,7 +58,7 @@ fn temp_path() -> PathBuf {
 /// The HTTP client for bill downloads: the usual one's limits are for
 /// answers of a few KiB.
 pub(crate) fn download_client() -> Result<reqwest::Client, PayError> {
-    reqwest::Client::builder()
+    shared::http_client::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(DOWNLOAD_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())

@@ -34,7 +34,7 @@ impl RefundClient {
     pub fn new(cfg: &RefundConfig, http: &HttpClientConfig) -> Result<Self, String> {
         let identity = reqwest::Identity::from_pem(&cfg.identity_pem)
             .map_err(|e| format!("merchant certificate: {e}"))?;
-        let mut builder = reqwest::Client::builder()
+        let mut builder = shared::http_client::builder()
             .use_rustls_tls()
             .identity(identity)
             .connect_timeout(http.connect_timeout)

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use aes::Aes256;
-use aes::cipher::{BlockDecryptMut, KeyInit, block_padding::Pkcs7};
+use aes::cipher::{BlockModeDecrypt, KeyInit, block_padding::Pkcs7};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use md5::{Digest, Md5};
@@ -92,7 +92,7 @@ fn decrypt(
         return Err(ReqInfoError::Undecryptable);
     }
     let plain = ecb::Decryptor::<Aes256>::new(&key(mch_key).into())
-        .decrypt_padded_vec_mut::<Pkcs7>(&data)
+        .decrypt_padded_vec::<Pkcs7>(&data)
         .map_err(|_| ReqInfoError::Undecryptable)?;
     let text = String::from_utf8(plain).map_err(|_| ReqInfoError::Undecryptable)?;
     // shared::xml reads `<xml>` documents; WeChat names this one `<root>`.
@@ -110,11 +110,11 @@ fn decrypt(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aes::cipher::BlockEncryptMut;
+    use aes::cipher::BlockModeEncrypt;
 
     fn encrypt(mch_key: &str, plain: &str) -> String {
         let c = ecb::Encryptor::<Aes256>::new(&key(mch_key).into());
-        STANDARD.encode(c.encrypt_padded_vec_mut::<Pkcs7>(plain.as_bytes()))
+        STANDARD.encode(c.encrypt_padded_vec::<Pkcs7>(plain.as_bytes()))
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub struct TestApp {
 }
 
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
+    shared::http_client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .build()

@@ -94,5 +94,6 @@ fn gcm_nonce(nonce: &str) -> Result<&Nonce<aes_gcm::aead::consts::U12>, V3Error>
     if nonce.len() != NONCE_LEN {
         return Err(V3Error::NonceLength);
     }
-    Ok(Nonce::from_slice(nonce.as_bytes()))
+    <&Nonce<aes_gcm::aead::consts::U12>>::try_from(nonce.as_bytes())
+        .map_err(|_| V3Error::NonceLength)
 }

@@ -22,8 +22,11 @@ impl PlatformCertificate {
     pub fn from_pem(pem: &str) -> Result<Self, V3Error> {
         let bad = |e: &dyn std::fmt::Display| V3Error::Certificate(e.to_string());
         let cert = Certificate::from_pem(pem.trim()).map_err(|e| bad(&e))?;
-        let tbs = &cert.tbs_certificate;
-        let spki = tbs.subject_public_key_info.to_der().map_err(|e| bad(&e))?;
+        let tbs = cert.tbs_certificate();
+        let spki = tbs
+            .subject_public_key_info()
+            .to_der()
+            .map_err(|e| bad(&e))?;
         let time = |t: &x509_cert::time::Time| {
             let secs = t.to_unix_duration().as_secs();
             i64::try_from(secs)
@@ -32,9 +35,9 @@ impl PlatformCertificate {
                 .ok_or_else(|| V3Error::Certificate("validity out of range".into()))
         };
         Ok(PlatformCertificate {
-            serial_no: serial_hex(tbs.serial_number.as_bytes()),
-            not_before: time(&tbs.validity.not_before)?,
-            not_after: time(&tbs.validity.not_after)?,
+            serial_no: serial_hex(tbs.serial_number().as_bytes()),
+            not_before: time(&tbs.validity().not_before)?,
+            not_after: time(&tbs.validity().not_after)?,
             public_key: PublicKey::from_spki_der(&spki)?,
             pem: pem.to_owned(),
         })

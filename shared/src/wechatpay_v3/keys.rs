@@ -20,7 +20,8 @@ use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
 use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
-use rsa::{Oaep, RsaPrivateKey, RsaPublicKey};
+// rsa 0.10 names its key types as ours are named: renamed here.
+use rsa::{Oaep, PrivateKey as RsaPrivateKey, PublicKey as RsaPublicKey};
 use sha1::Sha1;
 
 use super::V3Error;
@@ -52,7 +53,7 @@ impl PrivateKey {
 
     /// A fresh 2048-bit key (the size WeChat issues), for tests and the sandbox.
     pub fn generate() -> Result<Self, V3Error> {
-        RsaPrivateKey::new(&mut rand::thread_rng(), 2048)
+        RsaPrivateKey::new(&mut rand::rng(), 2048)
             .map_err(|e| V3Error::PrivateKey(e.to_string()))
             .and_then(Self::from_rsa)
     }
@@ -103,10 +104,7 @@ impl PrivateKey {
         use rsa::sha2::Sha256;
         use rsa::signature::{RandomizedSigner, SignatureEncoding};
         let key = SigningKey::<Sha256>::new(self.rsa.clone());
-        STANDARD.encode(
-            key.sign_with_rng(&mut rand::thread_rng(), message)
-                .to_bytes(),
-        )
+        STANDARD.encode(key.sign_with_rng(&mut rand::rng(), message).to_bytes())
     }
 
     /// Inverse of [`PublicKey::encrypt_oaep`].
@@ -115,7 +113,7 @@ impl PrivateKey {
             .decode(ciphertext_b64)
             .map_err(|_| V3Error::Base64("ciphertext"))?;
         self.rsa
-            .decrypt(Oaep::new::<Sha1>(), &data)
+            .decrypt(Oaep::<Sha1>::new(), &data)
             .map_err(|e| V3Error::Oaep(e.to_string()))
     }
 }
@@ -188,8 +186,25 @@ impl PublicKey {
     /// sensitive fields such as names and phone numbers).
     pub fn encrypt_oaep(&self, plaintext: &[u8]) -> Result<String, V3Error> {
         self.rsa
-            .encrypt(&mut rand::thread_rng(), Oaep::new::<Sha1>(), plaintext)
+            .encrypt(&mut rand::rng(), Oaep::<Sha1>::new(), plaintext)
             .map(|c| STANDARD.encode(c))
             .map_err(|e| V3Error::Oaep(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fallback runs only when the system random source fails, so no
+    /// request reaches it. PKCS#1 v1.5 is deterministic: whichever crate
+    /// signs, the bytes must be the same.
+    #[test]
+    fn rsa_crate_fallback_signs_as_ring_does() {
+        let key = PrivateKey::generate().unwrap();
+        let message = b"GET\n/v3/certificates\n1554208460\n593BEC0C930BF1AFEB40B4A08C8FB242\n\n";
+        let fallback = key.sign_with_rsa_crate(message);
+        assert_eq!(fallback, key.sign(message));
+        key.public_key().verify(message, &fallback).unwrap();
     }
 }

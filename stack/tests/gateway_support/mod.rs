@@ -364,7 +364,7 @@ fn replace_once(text: &str, from: &str, to: &str) -> String {
 // ----------------------------------------------------------------- client ----
 
 fn client_builder() -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+    shared::http_client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .cookie_store(true)
         .no_proxy()

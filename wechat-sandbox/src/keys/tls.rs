@@ -53,8 +53,8 @@ impl TestPki {
     /// `mch_id` becomes the client certificate's common name.
     pub fn generate(mch_id: &str) -> Result<Self, rcgen::Error> {
         use rcgen::{
-            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-            KeyUsagePurpose,
+            BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose,
+            IsCa, KeyPair, KeyUsagePurpose,
         };
         let ca_key = KeyPair::generate()?;
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
@@ -67,7 +67,7 @@ impl TestPki {
             KeyUsagePurpose::CrlSign,
             KeyUsagePurpose::DigitalSignature,
         ];
-        let ca = ca_params.self_signed(&ca_key)?;
+        let ca = CertifiedIssuer::self_signed(ca_params, ca_key)?;
 
         let server_key = KeyPair::generate()?;
         let mut server_params =
@@ -76,7 +76,7 @@ impl TestPki {
             .distinguished_name
             .push(DnType::CommonName, "wechat-sandbox");
         server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let server = server_params.signed_by(&server_key, &ca, &ca_key)?;
+        let server = server_params.signed_by(&server_key, &ca)?;
 
         // RSA, as WeChat's apiclient_key.pem, and the key the sandbox's v3
         // merchant identity uses: one key serves v2 TLS and v3 signatures.
@@ -90,7 +90,7 @@ impl TestPki {
             .distinguished_name
             .push(DnType::CommonName, mch_id);
         client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-        let client = client_params.signed_by(&client_key, &ca, &ca_key)?;
+        let client = client_params.signed_by(&client_key, &ca)?;
 
         Ok(TestPki {
             ca_pem: ca.pem(),

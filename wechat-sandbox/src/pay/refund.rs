@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use actix_web::{HttpResponse, web};
 use aes::Aes256;
-use aes::cipher::{BlockDecryptMut, BlockEncryptMut, KeyInit, block_padding::Pkcs7};
+use aes::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyInit, block_padding::Pkcs7};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
@@ -41,14 +41,14 @@ fn req_info_key(mch_key: &str) -> [u8; 32] {
 /// base64(AES-256-ECB(PKCS#7(plain))) with the key derived from `mch_key`.
 pub fn encrypt_req_info(mch_key: &str, plain: &str) -> String {
     let cipher = ecb::Encryptor::<Aes256>::new(&req_info_key(mch_key).into());
-    STANDARD.encode(cipher.encrypt_padded_vec_mut::<Pkcs7>(plain.as_bytes()))
+    STANDARD.encode(cipher.encrypt_padded_vec::<Pkcs7>(plain.as_bytes()))
 }
 
 /// The inverse of [`encrypt_req_info`]; None when it does not decrypt.
 pub fn decrypt_req_info(mch_key: &str, b64: &str) -> Option<String> {
     let data = STANDARD.decode(b64.trim()).ok()?;
     let cipher = ecb::Decryptor::<Aes256>::new(&req_info_key(mch_key).into());
-    let plain = cipher.decrypt_padded_vec_mut::<Pkcs7>(&data).ok()?;
+    let plain = cipher.decrypt_padded_vec::<Pkcs7>(&data).ok()?;
     String::from_utf8(plain).ok()
 }
 

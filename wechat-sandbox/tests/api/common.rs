@@ -20,7 +20,7 @@ pub async fn start_with(adjust: impl FnOnce(&mut SandboxConfig)) -> Env {
     let mut cfg = SandboxConfig::for_tests();
     adjust(&mut cfg);
     let sandbox = Sandbox::start(cfg).await.expect("sandbox starts");
-    let http = reqwest::Client::builder()
+    let http = shared::http_client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .build()

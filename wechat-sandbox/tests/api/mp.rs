@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use aes::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
+use aes::cipher::{BlockModeDecrypt, KeyIvInit, block_padding::Pkcs7};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
@@ -24,7 +24,7 @@ fn decrypt(session_key: &str, encrypted: &str, iv: &str) -> Value {
     let key: [u8; 16] = STANDARD.decode(session_key).unwrap().try_into().unwrap();
     let iv: [u8; 16] = STANDARD.decode(iv).unwrap().try_into().unwrap();
     let plain = cbc::Decryptor::<aes::Aes128>::new(&key.into(), &iv.into())
-        .decrypt_padded_vec_mut::<Pkcs7>(&STANDARD.decode(encrypted).unwrap())
+        .decrypt_padded_vec::<Pkcs7>(&STANDARD.decode(encrypted).unwrap())
         .expect("decrypts with the session key");
     serde_json::from_slice(&plain).unwrap()
 }

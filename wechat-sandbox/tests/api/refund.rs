@@ -16,7 +16,7 @@ use crate::common::*;
 const WAIT: Duration = Duration::from_secs(10);
 
 fn tls_client(pki: &TestPki, with_identity: bool) -> reqwest::Client {
-    let mut b = reqwest::Client::builder()
+    let mut b = shared::http_client::builder()
         .no_proxy()
         .add_root_certificate(reqwest::Certificate::from_pem(pki.ca_pem.as_bytes()).unwrap());
     if with_identity {

@@ -104,7 +104,7 @@ impl V3Api {
     ) -> Result<Self, String> {
         let signer = MerchantSigner::from_pem(mchid, &cfg.serial_no, cfg.private_key_pem.expose())
             .map_err(|e| format!("MCH_KEY_PEM: {e}"))?;
-        let http = reqwest::Client::builder()
+        let http = shared::http_client::builder()
             .connect_timeout(http_cfg.connect_timeout)
             .timeout(http_cfg.timeout)
             .pool_idle_timeout(Duration::from_secs(60))
