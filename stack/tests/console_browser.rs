@@ -19,7 +19,8 @@
     reason = "an integration test: a panic is how it reports a failure"
 )]
 
-use std::path::{Path, PathBuf};
+mod browser_support;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -27,65 +28,16 @@ use chrono::{Duration as Span, NaiveDate};
 use serde_json::{Value, json};
 use shared::config::Env;
 use stack::Stack;
+
+use browser_support::{TempDir, missing_tools, workspace_root};
 use wechat_sandbox::{PayOptions, SANDBOX_MP_APPID, SandboxState};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 const ADMIN_TOKEN: &str = "console-browser-test-admin-token";
 /// The walk takes seconds; this only bounds a hung browser.
 const WALK_TIMEOUT: Duration = Duration::from_secs(300);
 /// Bounds the waits for the stack's background work (notifications, the
 /// webhook dispatcher).
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A folder removed on drop, for the stack's SQLite file.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "wxpay-console-{}",
-            shared::random::alphanumeric(12)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("stack/ sits in the workspace")
-        .to_path_buf()
-}
-
-/// What this machine lacks to run the browser, with how to get it.
-fn missing_tools(root: &Path) -> Vec<&'static str> {
-    let mut missing = Vec::new();
-    if !Path::new(CHROMIUM).is_file() {
-        missing.push("/usr/bin/chromium (apt-get install chromium)");
-    }
-    let node = std::process::Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !node.is_ok_and(|s| s.success()) {
-        missing.push("node (apt-get install nodejs npm)");
-    }
-    if !root
-        .join("e2e/node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        missing.push("e2e/node_modules (cd e2e && npm ci)");
-    }
-    missing
-}
 
 /// A TCP port nothing listens on (bound, then released): the merchant
 /// webhook there refuses every connection, so events fail at once.
@@ -191,7 +143,7 @@ fn close_day(sandbox: &SandboxState, day: NaiveDate) {
 /// token is configured.
 #[actix_web::test]
 async fn stack_serves_the_console_from_pay_service_with_a_strict_policy() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("console");
     let stack = start_stack(&dir, &[("ADMIN_TOKEN", ADMIN_TOKEN.to_owned())]).await;
     let base = format!("http://{}", stack.addr());
     tokio::spawn(stack.run_until_stopped());
@@ -270,7 +222,7 @@ async fn stack_serves_the_console_from_pay_service_with_a_strict_policy() {
     }
 
     // Without an admin token the console does not exist.
-    let dir = TempDir::new();
+    let dir = TempDir::new("console");
     let stack = start_stack(&dir, &[]).await;
     let base = format!("http://{}", stack.addr());
     tokio::spawn(stack.run_until_stopped());
@@ -288,7 +240,7 @@ async fn an_operator_signs_in_refunds_part_of_an_order_once_and_opens_a_planted_
         testkit::skip_or_fail(&format!("missing {}", missing.join(", ")));
         return;
     }
-    let dir = TempDir::new();
+    let dir = TempDir::new("console");
     let stack = start_stack(
         &dir,
         &[

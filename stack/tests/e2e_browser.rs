@@ -15,69 +15,24 @@
     reason = "an integration test: a panic is how it reports a failure"
 )]
 
-use std::path::{Path, PathBuf};
+mod browser_support;
+
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use shared::config::Env;
 use stack::Stack;
+
+use browser_support::{TempDir, missing_tools, workspace_root};
 use wechat_sandbox::{PayApi, TradeState};
 
-const CHROMIUM: &str = "/usr/bin/chromium";
 /// The flow takes seconds; this only bounds a hung browser.
 const FLOW_TIMEOUT: Duration = Duration::from_secs(300);
 /// Notifications retry after 15 s, 15 s, 30 s… of sandbox time: ten times
 /// faster here, yet slow enough that the 30-minute orders pay-service places
 /// do not expire on the sandbox clock during the run.
 const TIME_SCALE: &str = "10";
-
-/// A folder removed on drop, for the stack's SQLite file.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("wxpay-e2e-{}", shared::random::alphanumeric(12)));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("stack/ sits in the workspace")
-        .to_path_buf()
-}
-
-/// What this machine lacks to run the browser, with how to get it.
-fn missing_tools(root: &Path) -> Vec<&'static str> {
-    let mut missing = Vec::new();
-    if !Path::new(CHROMIUM).is_file() {
-        missing.push("/usr/bin/chromium (apt-get install chromium)");
-    }
-    let node = std::process::Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !node.is_ok_and(|s| s.success()) {
-        missing.push("node (apt-get install nodejs npm)");
-    }
-    if !root
-        .join("e2e/node_modules/playwright-core/package.json")
-        .is_file()
-    {
-        missing.push("e2e/node_modules (cd e2e && npm ci)");
-    }
-    missing
-}
 
 /// The `ORDERS {…}` line flow.mjs prints last.
 fn orders_of(stdout: &str) -> serde_json::Value {
@@ -111,7 +66,7 @@ async fn start_stack_with(dir: &TempDir, vars: &[(&str, &str)]) -> Stack {
 /// No browser needed: the page and its JS-SDK stand-in are where it looks.
 #[actix_web::test]
 async fn stack_serves_the_page_and_sends_it_to_the_sandboxs_jssdk() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("e2e");
     let stack = start_stack(&dir).await;
     let base = format!("http://{}", stack.addr());
     let sandbox_base = stack.sandbox().expect("sandbox on").base_url();
@@ -176,7 +131,7 @@ async fn the_demo_page_logs_in_configures_the_jssdk_and_pays_in_a_real_browser()
 }
 
 async fn walk(root: &Path, vars: &[(&str, &str)], api: PayApi) {
-    let dir = TempDir::new();
+    let dir = TempDir::new("e2e");
     let stack = start_stack_with(&dir, vars).await;
     let url = format!("http://{}", stack.addr());
     let sandbox = stack
