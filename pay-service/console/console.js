@@ -224,8 +224,15 @@ async function signIn(event) {
 async function signOut() {
   try {
     await api(`${API}/session`, { method: 'DELETE' });
-  } catch {
-    // Signed out here either way; the cookie expires on its own.
+  } catch (e) {
+    // 401: the session had already ended. Anything else: the server still
+    // holds it (and the cookie), so saying "signed out" would be a lie on a
+    // shared machine.
+    if (e.status !== 401) {
+      flash = `退出登录失败，会话仍然有效 / sign-out failed: ${errorText(e)}`;
+      await render();
+      return;
+    }
   }
   session = null;
   showSignIn('已退出登录。');

@@ -137,6 +137,24 @@ async fn a_cookie_session_needs_its_csrf_token_for_every_change() {
             .await
             .unwrap();
         assert_eq!(res.status(), 200);
+        // Reads from another site's page (CORS may let an allowed shop
+        // origin read with credentials): refused, the session's CSRF token
+        // and the orders included; the page's own Origin reads.
+        for path in [SESSION, "/api/pay/admin/events"] {
+            for origin in ["https://evil.example", "null"] {
+                let res = with_cookie(&app, get.clone(), path, &b, None, Some(origin))
+                    .send()
+                    .await
+                    .unwrap();
+                let msg = expect_error(res, 403, 1003).await;
+                assert!(msg.contains("Origin"), "{path} {origin}: {msg}");
+            }
+            let res = with_cookie(&app, get.clone(), path, &b, None, Some(&app.base))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status(), 200, "{path}");
+        }
 
         // A change without the CSRF token, with another, or from another
         // site's page: 403, and no refund is asked for.
@@ -227,6 +245,23 @@ async fn a_cookie_session_needs_its_csrf_token_for_every_change() {
         }
         // Without any cookie, asking whether one is signed in is just 401.
         let res = app.client.get(app.url(SESSION)).send().await.unwrap();
+        expect_error(res, 401, 1002).await;
+
+        // Signing in again from a signed-in browser ends its old session.
+        let first = signed_in(&app).await;
+        let res = app
+            .client
+            .post(app.url(SESSION))
+            .header("cookie", &first.cookie)
+            .json(&json!({ "token": ADMIN_TOKEN }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+        let res = with_cookie(&app, get.clone(), SESSION, &first, None, None)
+            .send()
+            .await
+            .unwrap();
         expect_error(res, 401, 1002).await;
     }
 }

@@ -114,9 +114,9 @@ async fn check(req: HttpRequest) -> Result<Admin, ApiError> {
 }
 
 /// The console's session: an unknown or ended one is a failed login like a
-/// wrong token; a live one still needs its CSRF token (and a same-site
-/// Origin) on anything but GET/HEAD, which is refused 403 without counting
-/// as a failed login.
+/// wrong token; a live one needs a same-site Origin when one is sent, and
+/// its CSRF token on anything but GET/HEAD; either refusal is 403 without
+/// counting as a failed login.
 async fn by_cookie(
     state: &PayState,
     req: &HttpRequest,
@@ -130,9 +130,12 @@ async fn by_cookie(
         ));
     };
     give_back(state, caller).await?;
-    if !matches!(*req.method(), Method::GET | Method::HEAD)
-        && let Err(why) = console::csrf_check(req, &session)
-    {
+    let checked = if matches!(*req.method(), Method::GET | Method::HEAD) {
+        console::origin_check(req)
+    } else {
+        console::csrf_check(req, &session)
+    };
+    if let Err(why) = checked {
         audit::admin_csrf_refused(&session.operator, why, &caller.path, &caller.request_id);
         return Err(ApiError::Forbidden(console::csrf_message(why).into()));
     }

@@ -30,12 +30,7 @@ pub(super) fn session_id(req: &HttpRequest) -> Option<String> {
 /// Why a cookie request that changes something is refused: its
 /// `X-CSRF-Token` is not the session's, or its `Origin` is another site.
 pub(super) fn csrf_check(req: &HttpRequest, session: &SessionView) -> Result<(), &'static str> {
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("");
-        if !same_site_origin(req, origin) {
-            return Err("origin");
-        }
-    }
+    origin_check(req)?;
     let given = req
         .headers()
         .get(CSRF_HEADER)
@@ -43,6 +38,20 @@ pub(super) fn csrf_check(req: &HttpRequest, session: &SessionView) -> Result<(),
         .unwrap_or("");
     if !admin_sessions::csrf_matches(session, given.trim()) {
         return Err("csrf_token");
+    }
+    Ok(())
+}
+
+/// An `Origin` that is sent must be the console's own, on reads too: the
+/// app-wide CORS rules let `ALLOWED_REDIRECT_ORIGINS` read with credentials,
+/// and a shop page on the same site (SameSite does not stop it) must not read
+/// orders or the session's CSRF token with the operator's cookie.
+pub(super) fn origin_check(req: &HttpRequest) -> Result<(), &'static str> {
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if !same_site_origin(req, origin) {
+            return Err("origin");
+        }
     }
     Ok(())
 }
@@ -114,11 +123,7 @@ struct SignIn {
 pub(super) async fn sign_in(body: web::Bytes, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let state = admin_state(&req)?;
     let caller = Caller::of(&req);
-    if let Some(origin) = req.headers().get(header::ORIGIN)
-        && !same_site_origin(&req, origin.to_str().unwrap_or(""))
-    {
-        return Err(ApiError::Forbidden(csrf_message("origin").into()));
-    }
+    origin_check(&req).map_err(|why| ApiError::Forbidden(csrf_message(why).into()))?;
     let token = serde_json::from_slice::<SignIn>(&body)
         .map_err(|_| PayError::invalid("the body must be {\"token\": \"<admin token>\"}"))?
         .token;
@@ -134,6 +139,11 @@ pub(super) async fn sign_in(body: web::Bytes, req: HttpRequest) -> Result<HttpRe
         ));
     };
     give_back(&state, &caller).await?;
+    // A new sign-in replaces the browser's session: the old one is not left
+    // alive in the cache until it expires.
+    if let Some(old) = session_id(&req) {
+        admin_sessions::close(&state, &old).await?;
+    }
     let (id, view) = admin_sessions::open(&state, &name).await?;
     audit::admin_session(&name, "signed in", &caller.client, &caller.request_id);
     let max_age = time::Duration::seconds(LIFETIME.as_secs() as i64);
@@ -149,6 +159,8 @@ pub(super) async fn sign_in(body: web::Bytes, req: HttpRequest) -> Result<HttpRe
 /// attempt, so it costs no failed login.
 pub(super) async fn current(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let state = admin_state(&req)?;
+    // The reply carries the CSRF token: never to another site's page.
+    origin_check(&req).map_err(|why| ApiError::Forbidden(csrf_message(why).into()))?;
     let Some(id) = session_id(&req) else {
         return Err(ApiError::Unauthorized("not signed in".into()));
     };
