@@ -21,7 +21,6 @@
 
 mod browser_support;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use chrono::{Duration as Span, NaiveDate};
@@ -29,7 +28,7 @@ use serde_json::{Value, json};
 use shared::config::Env;
 use stack::Stack;
 
-use browser_support::{TempDir, missing_tools, workspace_root};
+use browser_support::{TempDir, missing_tools, run_node, workspace_root};
 use wechat_sandbox::{PayOptions, SANDBOX_MP_APPID, SandboxState};
 
 const ADMIN_TOKEN: &str = "console-browser-test-admin-token";
@@ -301,26 +300,13 @@ async fn an_operator_signs_in_refunds_part_of_an_order_once_and_opens_a_planted_
     .await;
 
     let out = root.join("target/console-screenshots");
-    let child = tokio::process::Command::new("node")
-        .arg("e2e/console.mjs")
-        .arg(&base)
-        .current_dir(&root)
-        .env("E2E_OUT", &out)
-        .env("CONSOLE_TOKEN", ADMIN_TOKEN)
-        .env("CONSOLE_ORDER", &order)
-        .env("CONSOLE_MISSING", &dropped)
-        .env("CONSOLE_DAY", day.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // A timed-out walk takes its browser down with it.
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node starts");
-    let output = tokio::time::timeout(WALK_TIMEOUT, child.wait_with_output())
-        .await
-        .expect("the console walk finishes within 5 minutes")
-        .expect("node runs");
+    let vars = [
+        ("CONSOLE_TOKEN", ADMIN_TOKEN.to_owned()),
+        ("CONSOLE_ORDER", order.clone()),
+        ("CONSOLE_MISSING", dropped.clone()),
+        ("CONSOLE_DAY", day.to_string()),
+    ];
+    let output = run_node(&root, "e2e/console.mjs", &base, &out, &vars, WALK_TIMEOUT).await;
     println!(
         "--- e2e/console.mjs stdout\n{}",
         String::from_utf8_lossy(&output.stdout)

@@ -18,13 +18,12 @@
 mod browser_support;
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use shared::config::Env;
 use stack::Stack;
 
-use browser_support::{TempDir, missing_tools, workspace_root};
+use browser_support::{TempDir, missing_tools, run_node, workspace_root};
 use wechat_sandbox::{PayApi, TradeState};
 
 /// The flow takes seconds; this only bounds a hung browser.
@@ -141,22 +140,7 @@ async fn walk(root: &Path, vars: &[(&str, &str)], api: PayApi) {
     tokio::spawn(stack.run_until_stopped());
 
     let out = root.join("target/e2e");
-    let child = tokio::process::Command::new("node")
-        .arg("e2e/flow.mjs")
-        .arg(&url)
-        .current_dir(root)
-        .env("E2E_OUT", &out)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // A timed-out flow takes its browser down with it.
-        .kill_on_drop(true)
-        .spawn()
-        .expect("node starts");
-    let output = tokio::time::timeout(FLOW_TIMEOUT, child.wait_with_output())
-        .await
-        .expect("the browser flow finishes within 5 minutes")
-        .expect("node runs");
+    let output = run_node(root, "e2e/flow.mjs", &url, &out, &[], FLOW_TIMEOUT).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     println!("--- e2e/flow.mjs stdout\n{stdout}");
     eprintln!(

@@ -61,3 +61,31 @@ pub fn missing_tools(root: &Path) -> Vec<&'static str> {
     }
     missing
 }
+
+/// Runs `node <script> <url>` from the workspace root with `E2E_OUT=out` and
+/// `vars`, its output captured; a run past `timeout` is killed (its browser
+/// with it) and fails the test.
+pub async fn run_node(
+    root: &Path,
+    script: &str,
+    url: &str,
+    out: &Path,
+    vars: &[(&str, String)],
+    timeout: std::time::Duration,
+) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(script)
+        .arg(url)
+        .current_dir(root)
+        .env("E2E_OUT", out)
+        .envs(vars.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let child = cmd.spawn().expect("node starts");
+    tokio::time::timeout(timeout, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{script} finishes within {timeout:?}"))
+        .expect("node runs")
+}
