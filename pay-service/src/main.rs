@@ -7,9 +7,11 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let env = exit_on_error(Env::from_process());
     let config = exit_on_error(PayConfig::from_env(&env));
-    init_tracing(config.common.log_format);
+    let traces = init_tracing(config.common.log_format, config.common.traces.as_ref());
     if args.first().map(String::as_str) == Some("reconcile") {
-        std::process::exit(reconcile(config, &args[1..]).await);
+        let status = reconcile(config, &args[1..]).await;
+        drop(traces); // exit skips destructors: send the run's spans first
+        std::process::exit(status);
     }
     pay_service::build(config)
         .await?

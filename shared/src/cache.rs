@@ -78,11 +78,20 @@ impl Cache {
         }
     }
 
+    /// OpenTelemetry's `db.system.name` of the `cache` spans (shared::traces).
+    fn system_name(&self) -> &'static str {
+        match self {
+            Cache::Memory(_) => "memory",
+            Cache::Redis(_) => "redis",
+        }
+    }
+
     /// Whether the cache is shared between replicas.
     pub fn is_shared(&self) -> bool {
         matches!(self, Cache::Redis(_))
     }
 
+    #[tracing::instrument(level = "debug", name = "cache", skip_all, fields(otel.kind = "client", otel.name = "cache get", db.system.name = self.system_name()))]
     pub async fn get(&self, key: &str) -> Result<Option<String>, CacheError> {
         match self {
             Cache::Memory(m) => Ok(m.get(key)),
@@ -90,6 +99,7 @@ impl Cache {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "cache", skip_all, fields(otel.kind = "client", otel.name = "cache set", db.system.name = self.system_name()))]
     pub async fn set(&self, key: &str, value: &str, ttl: Duration) -> Result<(), CacheError> {
         match self {
             Cache::Memory(m) => {
@@ -105,6 +115,7 @@ impl Cache {
 
     /// Sets the value only when the key is absent; true when it was set. The
     /// building block of locks (with a random owner value) and of dedup markers.
+    #[tracing::instrument(level = "debug", name = "cache", skip_all, fields(otel.kind = "client", otel.name = "cache set_nx", db.system.name = self.system_name()))]
     pub async fn set_nx(&self, key: &str, value: &str, ttl: Duration) -> Result<bool, CacheError> {
         match self {
             Cache::Memory(m) => Ok(m.set_nx(key, value, ttl)),
@@ -121,6 +132,7 @@ impl Cache {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "cache", skip_all, fields(otel.kind = "client", otel.name = "cache delete", db.system.name = self.system_name()))]
     pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
         match self {
             Cache::Memory(m) => Ok(m.take(key).is_some()),
@@ -133,6 +145,7 @@ impl Cache {
 
     /// Reads and deletes in one step, so that a value can be used once only
     /// (OAuth states), even by two replicas racing.
+    #[tracing::instrument(level = "debug", name = "cache", skip_all, fields(otel.kind = "client", otel.name = "cache take", db.system.name = self.system_name()))]
     pub async fn take(&self, key: &str) -> Result<Option<String>, CacheError> {
         match self {
             Cache::Memory(m) => Ok(m.take(key)),
@@ -149,6 +162,7 @@ impl Cache {
 
     /// Deletes the key only while it still holds `expected`: releasing a lock
     /// that this owner holds, never one that expired and was taken by another.
+    #[tracing::instrument(level = "debug", name = "cache", skip_all, fields(otel.kind = "client", otel.name = "cache compare_and_delete", db.system.name = self.system_name()))]
     pub async fn compare_and_delete(&self, key: &str, expected: &str) -> Result<bool, CacheError> {
         match self {
             Cache::Memory(m) => Ok(m.compare_and_delete(key, expected)),
@@ -170,6 +184,7 @@ impl Cache {
     }
 
     /// Increments a counter that lives for `ttl` from its first increment.
+    #[tracing::instrument(level = "debug", name = "cache", skip_all, fields(otel.kind = "client", otel.name = "cache incr", db.system.name = self.system_name()))]
     pub async fn incr(&self, key: &str, ttl: Duration) -> Result<i64, CacheError> {
         match self {
             Cache::Memory(m) => Ok(m.incr(key, ttl)),
@@ -192,6 +207,7 @@ impl Cache {
     /// Gives back one of a counter [`Self::incr`] made, while it lives (a
     /// counter that expired is not recreated: it would never expire). The
     /// new count, None when there was no counter.
+    #[tracing::instrument(level = "debug", name = "cache", skip_all, fields(otel.kind = "client", otel.name = "cache decr", db.system.name = self.system_name()))]
     pub async fn decr(&self, key: &str) -> Result<Option<i64>, CacheError> {
         match self {
             Cache::Memory(m) => Ok(m.decr(key)),
@@ -206,6 +222,7 @@ impl Cache {
     }
 
     /// Remaining time to live, None when absent or without expiry.
+    #[tracing::instrument(level = "debug", name = "cache", skip_all, fields(otel.kind = "client", otel.name = "cache ttl", db.system.name = self.system_name()))]
     pub async fn ttl(&self, key: &str) -> Result<Option<Duration>, CacheError> {
         match self {
             Cache::Memory(m) => Ok(m.ttl(key)),
@@ -220,6 +237,7 @@ impl Cache {
     /// `PUBLISH`; in process, the subscribers of this cache). Fire and forget:
     /// a subscriber that is not connected right now misses it, and learns so
     /// from its [`Notice::Lost`].
+    #[tracing::instrument(level = "debug", name = "cache", skip_all, fields(otel.kind = "client", otel.name = "cache publish", db.system.name = self.system_name()))]
     pub async fn publish(&self, channel: &str, message: &str) -> Result<(), CacheError> {
         match self {
             Cache::Memory(m) => {

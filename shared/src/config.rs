@@ -354,6 +354,8 @@ pub struct CommonConfig {
     pub wechat: WechatBases,
     pub http: HttpClientConfig,
     pub log_format: LogFormat,
+    /// OpenTelemetry span export (`OTEL_EXPORTER_OTLP_ENDPOINT` …); None: off.
+    pub traces: Option<crate::traces::TraceExport>,
     pub max_json_bytes: usize,
     pub max_xml_bytes: usize,
     /// How long a client may take to send a request body once its head has
@@ -487,6 +489,7 @@ impl CommonConfig {
                 backoff: env.millis_or("WECHAT_RETRY_BACKOFF_MS", 100)?,
             },
             log_format,
+            traces: crate::traces::TraceExport::from_env(env, service)?,
             max_json_bytes: env.parse_or("MAX_JSON_BYTES", 64 * 1024)?,
             max_xml_bytes: env.parse_or("MAX_XML_BYTES", crate::xml::DEFAULT_MAX_XML_BYTES)?,
             body_timeout: env.millis_or("BODY_TIMEOUT_MS", 10_000)?,

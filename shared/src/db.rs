@@ -2,7 +2,10 @@
 //! base. Diesel is synchronous, so connections come from an r2d2 pool and every
 //! query runs on the blocking pool (`web::block`), never on an async worker.
 
+use std::future::Future;
 use std::time::Duration;
+
+use tracing::Instrument;
 
 use diesel::connection::SimpleConnection;
 use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection};
@@ -36,6 +39,16 @@ macro_rules! db_run {
 pub enum Backend {
     Sqlite,
     Postgres,
+}
+
+impl Backend {
+    /// OpenTelemetry's `db.system.name`.
+    fn system_name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgresql",
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -245,18 +258,43 @@ impl Database {
     }
 
     /// Runs `f` with a pooled connection on the blocking pool.
-    pub async fn run<F, R>(&self, f: F) -> Result<R, DbError>
+    ///
+    /// Traced as a `db` client span (shared::traces) named after the caller's
+    /// file and line, which say which query it is; a plain function returning
+    /// the future so that `#[track_caller]` sees the caller.
+    #[track_caller]
+    pub fn run<F, R>(&self, f: F) -> impl Future<Output = Result<R, DbError>> + use<F, R>
     where
         F: FnOnce(&mut DbConnection) -> Result<R, DbError> + Send + 'static,
         R: Send + 'static,
     {
+        let caller = std::panic::Location::caller();
+        let span = tracing::debug_span!(
+            "db",
+            otel.kind = "client",
+            otel.name = tracing::field::Empty,
+            db.system.name = self.backend.system_name(),
+            code.file.path = caller.file(),
+            code.line.number = caller.line(),
+        );
+        if !span.is_disabled() {
+            span.record(
+                "otel.name",
+                format!("db {}:{}", caller.file(), caller.line()),
+            );
+        }
         let pool = self.pool.clone();
-        actix_web::web::block(move || {
-            let mut conn: PooledConnection<Manager> = pool.get()?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| DbError::Unavailable(format!("blocking pool: {e}")))?
+        let inner = span.clone();
+        async move {
+            actix_web::web::block(move || {
+                let _entered = inner.enter();
+                let mut conn: PooledConnection<Manager> = pool.get()?;
+                f(&mut conn)
+            })
+            .await
+            .map_err(|e| DbError::Unavailable(format!("blocking pool: {e}")))?
+        }
+        .instrument(span)
     }
 
     /// `f` inside one transaction, committed when it returns Ok.

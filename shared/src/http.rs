@@ -49,7 +49,7 @@ pub async fn observe(
 ) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
     let id = request_id_of(&req);
     req.extensions_mut().insert(RequestId(id.clone()));
-    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    let span = request_span(&req, &id);
     let started = Instant::now();
     let method = req.method().to_string();
     let mut res = next.call(req).instrument(span.clone()).await?;
@@ -65,6 +65,7 @@ pub async fn observe(
     HTTP_LATENCY
         .with_label_values(&[&route])
         .observe(elapsed.as_secs_f64());
+    crate::traces::finish_request_span(&span, &method, &route, status);
     span.in_scope(|| {
         tracing::info!(
             status,
@@ -78,6 +79,25 @@ pub async fn observe(
     Ok(res)
 }
 
+/// The request's span. While spans are exported it is also the server span
+/// of the trace: named once the route is known, continuing the caller's W3C
+/// trace context; otherwise the logs' span alone, with no OpenTelemetry
+/// fields in every log line.
+fn request_span(req: &ServiceRequest, id: &str) -> tracing::Span {
+    if !crate::traces::exporting() {
+        return tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.path());
+    }
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %req.method(),
+        path = %req.path(),
+        otel.kind = "server",
+    );
+    crate::traces::accept_parent(&span, req.headers());
+    span
+}
+
 /// CORS for the allowed origins only, with credentials (the session cookie).
 pub fn cors(allowed_origins: &[String]) -> Cors {
     let mut cors = Cors::default()
@@ -85,6 +105,9 @@ pub fn cors(allowed_origins: &[String]) -> Cors {
         .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
         .allowed_header("idempotency-key")
         .allowed_header(REQUEST_ID)
+        // W3C trace context from a page's own tracing (shared::traces).
+        .allowed_header("traceparent")
+        .allowed_header("tracestate")
         .expose_headers([REQUEST_ID])
         .supports_credentials()
         .max_age(600);

@@ -20,6 +20,7 @@ pub mod session;
 pub mod sign;
 pub mod startup;
 pub mod telemetry;
+pub mod traces;
 pub mod wechat;
 pub mod wechatpay_v3;
 pub mod xml;

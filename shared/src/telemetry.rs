@@ -9,6 +9,7 @@ use prometheus::{Encoder, HistogramVec, IntCounterVec, TextEncoder};
 use crate::cache::Cache;
 use crate::db::Database;
 use crate::metrics;
+use crate::traces::TraceExport;
 
 /// How logs are written (`LOG_FORMAT`): pretty text or one JSON object a line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,21 +18,86 @@ pub enum LogFormat {
     Json,
 }
 
-/// Installs the global subscriber once; later calls (tests, `stack`) are no-ops.
-pub fn init_tracing(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+/// Installs the global subscriber once: logs as `format` says, filtered by
+/// `RUST_LOG`, and, when `traces` is set, OpenTelemetry spans exported over
+/// OTLP (shared::traces). Later calls (tests, `stack`) change nothing and
+/// return a guard that flushes nothing.
+///
+/// Keep the guard until the process ends: dropping it sends the spans still
+/// batched.
+#[must_use = "dropping the guard stops the span export"]
+pub fn init_tracing(format: LogFormat, traces: Option<&TraceExport>) -> TracesGuard {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    let _ = match format {
-        LogFormat::Json => builder
+    let provider = traces.and_then(|t| match crate::traces::provider(t) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            // A collector that is down must not stop the shop; say so once.
+            eprintln!("traces are not exported: {e}");
+            None
+        }
+    });
+    let export = provider
+        .as_ref()
+        .map(|p| crate::traces::layer(p).with_filter(crate::traces::export_filter()));
+    let logs = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(true)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+            .with_target(false)
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_filter(filter)
+            .boxed(),
     };
+    let installed = tracing_subscriber::registry()
+        .with(export)
+        .with(logs)
+        .try_init()
+        .is_ok();
+    match provider {
+        Some(p) if installed => {
+            crate::traces::set_exporting();
+            TracesGuard { provider: Some(p) }
+        }
+        Some(p) => {
+            let _ = p.shutdown();
+            TracesGuard { provider: None }
+        }
+        None => TracesGuard { provider: None },
+    }
+}
+
+/// Keeps the span export running; see [`init_tracing`].
+pub struct TracesGuard {
+    provider: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl TracesGuard {
+    /// Sends every finished span now (tests, and before a process exits).
+    pub fn flush(&self) {
+        if let Some(p) = &self.provider
+            && let Err(e) = p.force_flush()
+        {
+            tracing::warn!(error = %e, "span export flush failed");
+        }
+    }
+}
+
+impl Drop for TracesGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.provider.take()
+            && let Err(e) = p.shutdown()
+        {
+            eprintln!("span export shutdown: {e}");
+        }
+    }
 }
 
 /// Requests by method, matched route and status.

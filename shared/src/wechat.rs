@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use crate::config::{HttpClientConfig, WechatBases};
 use crate::error::ApiError;
 use crate::telemetry::WECHAT_CALLS;
+use tracing::Instrument;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum WechatError {
@@ -213,7 +214,8 @@ impl WechatClient {
         let mut tries = 0;
         loop {
             let started = Instant::now();
-            let result = attempt().await;
+            let span = crate::traces::wechat_span(path);
+            let result = attempt().instrument(span.clone()).await;
             let outcome = match &result {
                 Ok(_) => "ok",
                 Err(WechatError::Api { .. }) => "errcode",
@@ -221,6 +223,7 @@ impl WechatClient {
                 Err(WechatError::Unreachable(_)) => "unreachable",
                 Err(WechatError::BadResponse(_)) => "bad_response",
             };
+            crate::traces::finish_client_span(&span, outcome);
             WECHAT_CALLS
                 .with_label_values(&[path, outcome])
                 .observe(started.elapsed().as_secs_f64());
@@ -250,7 +253,10 @@ impl WechatClient {
 }
 
 async fn send(req: reqwest::RequestBuilder) -> Result<Vec<u8>, WechatError> {
-    let resp = req.send().await.map_err(network_error)?;
+    let resp = crate::traces::propagate(req)
+        .send()
+        .await
+        .map_err(network_error)?;
     let status = resp.status();
     if status.is_server_error() {
         // WeChat's front ends answer 5xx when busy: worth another try.

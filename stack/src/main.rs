@@ -10,7 +10,8 @@ async fn main() -> anyhow::Result<()> {
     } else {
         LogFormat::Pretty
     };
-    shared::telemetry::init_tracing(format);
+    let traces = exit_on_error(shared::traces::TraceExport::from_env(&env, "wxpay-stack"));
+    let _traces = shared::telemetry::init_tracing(format, traces.as_ref());
 
     // pay-service serves the operator console when an admin token is set.
     let console = ["ADMIN_TOKEN", "ADMIN_TOKENS"]

@@ -3,16 +3,16 @@
 
 use std::process::ExitCode;
 
-use tracing_subscriber::EnvFilter;
+use shared::config::{Env, LogFormat, exit_on_error};
+use shared::telemetry::init_tracing;
+use shared::traces::TraceExport;
 use wechat_sandbox::{Sandbox, SandboxConfig};
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
+    let env = exit_on_error(Env::from_process());
+    let traces = exit_on_error(TraceExport::from_env(&env, "wechat-sandbox"));
+    let _traces = init_tracing(LogFormat::Pretty, traces.as_ref());
     let cfg = match SandboxConfig::from_env() {
         Ok(cfg) => cfg,
         Err(e) => {

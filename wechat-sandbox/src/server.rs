@@ -5,10 +5,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use actix_cors::Cors;
+use actix_web::body::MessageBody;
 use actix_web::dev::ServerHandle;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::middleware::from_fn;
+use actix_web::middleware::{Next, from_fn};
 use actix_web::{App, HttpRequest, HttpServer, Route, web};
+use tracing::Instrument;
 
 use crate::config::SandboxConfig;
 use crate::errors::{WxError, json_response};
@@ -53,6 +56,7 @@ impl Sandbox {
             App::new()
                 .app_data(data.clone())
                 .wrap(from_fn(faults::count_and_inject))
+                .wrap(from_fn(trace_request))
                 .configure(routes)
                 .configure(refund::plain_routes)
         })
@@ -145,6 +149,29 @@ async fn v3_state(cfg: &SandboxConfig) -> io::Result<(V3State, V3Files)> {
     let v3 = V3State::new(keys, cfg.v3_sign_mode);
     let files = V3Files::write(&v3.info(), &api_v3_key, cfg.v3_dir.as_deref()).map_err(invalid)?;
     Ok((v3, files))
+}
+
+/// A server span per request while spans are exported (shared::traces),
+/// continuing the caller's W3C trace context, so that a payment's trace
+/// shows WeChat's side of each call; a disabled DEBUG span otherwise.
+pub(crate) async fn trace_request(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
+    let span = tracing::debug_span!(
+        "sandbox",
+        otel.kind = "server",
+        otel.name = tracing::field::Empty,
+        url.path = %req.path(),
+    );
+    if !span.is_disabled() {
+        span.record(
+            "otel.name",
+            format!("sandbox {} {}", req.method(), req.path()),
+        );
+        shared::traces::accept_parent(&span, req.headers());
+    }
+    next.call(req).instrument(span).await
 }
 
 fn reachable(addr: SocketAddr) -> SocketAddr {

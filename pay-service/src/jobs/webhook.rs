@@ -18,6 +18,7 @@ pub fn signature(secret: &str, timestamp: &str, body: &str) -> String {
 
 /// One POST; Ok on any 2xx, else a short reason (never the URL: it may
 /// carry a token).
+#[tracing::instrument(level = "debug", name = "webhook", skip_all, fields(otel.kind = "client", event.id = %event.id))]
 pub async fn post(
     http: &reqwest::Client,
     cfg: &WebhookConfig,
@@ -26,8 +27,7 @@ pub async fn post(
     let body = events::body(event);
     let timestamp = now_unix().to_string();
     let sig = signature(cfg.secret.expose(), &timestamp, &body);
-    let res = http
-        .post(cfg.url.as_str())
+    let res = shared::traces::propagate(http.post(cfg.url.as_str()))
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header("X-Wxpay-Timestamp", &timestamp)
         .header("X-Wxpay-Signature", sig)

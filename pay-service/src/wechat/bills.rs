@@ -170,6 +170,7 @@ impl PayApi {
     /// The bill of the Beijing day `date` (`bill_type=ALL`), as WeChat sent
     /// it. "No Bill Exist" is [`PayError::Conflict`]; any other error answer
     /// is WeChat's refusal.
+    #[tracing::instrument(level = "debug", name = "wechat", skip_all, fields(otel.kind = "client", otel.name = "wechat /pay/downloadbill"))]
     pub async fn download_bill(
         &self,
         appid: &str,
@@ -183,8 +184,7 @@ impl PayApi {
         };
         let url = format!("{}{PATH}", self.client.bases().pay);
         let started = std::time::Instant::now();
-        let res = download_client()?
-            .post(url)
+        let res = shared::traces::propagate(download_client()?.post(url))
             .header("content-type", "text/xml; charset=utf-8")
             .body(self.signed_xml(req.fields()))
             .send()

@@ -56,10 +56,10 @@ impl RefundClient {
         })
     }
 
+    #[tracing::instrument(level = "debug", name = "wechat", skip_all, fields(otel.kind = "client", otel.name = "wechat /secapi/pay/refund"))]
     async fn post(&self, body: String) -> Result<String, WechatError> {
-        let res = self
-            .http
-            .post(format!("{}{REFUND_PATH}", self.base))
+        let req = self.http.post(format!("{}{REFUND_PATH}", self.base));
+        let res = shared::traces::propagate(req)
             .header("content-type", "text/xml; charset=utf-8")
             .body(body)
             .send()

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use shared::xml::{DEFAULT_MAX_XML_BYTES, map_to_xml};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 use crate::clock::lock;
 use crate::ids;
@@ -245,7 +246,10 @@ impl SandboxState {
     /// schedule ends or the sandbox stops).
     pub(crate) fn start_delivery(&self, delivery: Delivery) {
         if let Some(sandbox) = self.arc() {
-            self.runtime.spawn(deliver(sandbox, delivery));
+            // Each attempt continues the trace of the request that paid,
+            // without holding that request's span open for hours.
+            let link = shared::traces::TraceLink::current();
+            self.runtime.spawn(deliver(sandbox, delivery, link));
         }
     }
 
@@ -332,14 +336,14 @@ impl SandboxState {
 
 /// Posts the notification until the merchant acknowledges it, on WeChat's
 /// schedule, recording every attempt; ends early when the sandbox stops.
-async fn deliver(sandbox: Arc<SandboxState>, job: Delivery) {
+async fn deliver(sandbox: Arc<SandboxState>, job: Delivery, link: shared::traces::TraceLink) {
     let mut shutdown = sandbox.shutdown.subscribe();
     for attempt in 1..=MAX_DELIVERY_ATTEMPTS {
         let (http_status, acknowledged) = if attempt <= job.lost_first {
             (None, false)
         } else {
             tokio::select! {
-                r = post(&sandbox, &job) => r,
+                r = traced_post(&sandbox, &job, &link) => r,
                 _ = stopped(&mut shutdown) => return,
             }
         };
@@ -385,6 +389,18 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
+/// [`post`] as a client span of the paying request's trace, carrying its
+/// W3C trace context to the merchant (shared::traces).
+async fn traced_post(
+    sandbox: &SandboxState,
+    job: &Delivery,
+    link: &shared::traces::TraceLink,
+) -> (Option<u16>, bool) {
+    let span = tracing::debug_span!("notify", otel.kind = "client");
+    link.adopt(&span);
+    post(sandbox, job).instrument(span).await
+}
+
 /// One POST. v2: acknowledged only by HTTP 200 whose XML says `return_code`
 /// SUCCESS. v3: by any 2xx (WeChat documents 200 or 204).
 async fn post(sandbox: &SandboxState, job: &Delivery) -> (Option<u16>, bool) {
@@ -405,6 +421,7 @@ async fn post(sandbox: &SandboxState, job: &Delivery) -> (Option<u16>, bool) {
             req
         }
     };
+    let req = shared::traces::propagate(req);
     let res = match req.body(job.body.clone()).send().await {
         Ok(res) => res,
         Err(e) => {

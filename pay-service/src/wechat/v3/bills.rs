@@ -56,8 +56,8 @@ impl V3Api {
         }
         let path_and_query = self.same_origin_path(&bill.download_url)?;
         let auth = self.signer.authorization("GET", &path_and_query, "");
-        let res = download_client()?
-            .get(format!("{}{path_and_query}", self.base))
+        let download = download_client()?.get(format!("{}{path_and_query}", self.base));
+        let res = shared::traces::propagate(download)
             .header("Authorization", auth)
             .send()
             .await

@@ -34,6 +34,7 @@ use shared::wechatpay_v3::{
     ErrorBody, HEADER_NONCE, HEADER_SERIAL, HEADER_SIGNATURE, HEADER_TIMESTAMP, MerchantSigner,
     SignedMessage,
 };
+use tracing::Instrument;
 
 use crate::config::V3Config;
 use crate::error::PayError;
@@ -156,7 +157,10 @@ impl V3Api {
                 .header("Content-Type", "application/json")
                 .body(b.to_owned());
         }
-        let res = req.send().await.map_err(network_error)?;
+        let res = shared::traces::propagate(req)
+            .send()
+            .await
+            .map_err(network_error)?;
         let status = res.status().as_u16();
         let header = |name: &str| {
             res.headers()
@@ -205,13 +209,18 @@ impl V3Api {
         let mut tries = 0;
         loop {
             let started = Instant::now();
-            let result = self.attempt(label, &method, path_and_query, body).await;
+            let span = shared::traces::wechat_span(label);
+            let result = self
+                .attempt(label, &method, path_and_query, body)
+                .instrument(span.clone())
+                .await;
             let outcome = match &result {
                 Ok(_) => "ok",
                 Err(Failure::Retry(_)) => "retryable",
                 Err(Failure::Final(PayError::PayRefused { .. })) => "errcode",
                 Err(Failure::Final(_)) => "bad_response",
             };
+            shared::traces::finish_client_span(&span, outcome);
             WECHAT_CALLS
                 .with_label_values(&[label, outcome])
                 .observe(started.elapsed().as_secs_f64());
