@@ -1710,11 +1710,21 @@ fn network_policies_admit_the_ingress_controller_and_let_out_only_backends() {
             assert!(rule.get("to").is_none(), "{name}: egress by port");
             out.extend(policy_ports(rule));
         }
-        let mut expected = BTreeSet::from([("UDP".to_owned(), 53), tcp(53), tcp(6379), tcp(443)]);
+        // 4318: an OpenTelemetry collector's OTLP/HTTP port (traces).
+        let mut expected = BTreeSet::from([
+            ("UDP".to_owned(), 53),
+            tcp(53),
+            tcp(6379),
+            tcp(443),
+            tcp(4318),
+        ]);
         if uses_database(name) {
             expected.insert(tcp(5432));
         }
-        assert_eq!(out, expected, "{name}: DNS, its backends and WeChat only");
+        assert_eq!(
+            out, expected,
+            "{name}: DNS, its backends, WeChat and a trace collector only"
+        );
     }
     assert_eq!(k.kind("NetworkPolicy").len(), SERVICES.len() + 1);
 }

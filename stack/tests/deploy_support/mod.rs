@@ -502,17 +502,17 @@ fn string_literals(src: &str) -> Vec<String> {
 }
 
 /// The variables a binary of this workspace may read: its crate's literals,
-/// `shared`'s configuration (for the three services), and `RUST_LOG` (read by
+/// `shared`'s configuration (for the three services), the trace export's
+/// `OTEL_*` (every binary, shared/src/traces.rs), and `RUST_LOG` (read by
 /// tracing-subscriber's `EnvFilter::try_from_default_env`, not by a literal).
 pub fn names_read_by(crate_dir: &str) -> BTreeSet<String> {
     let root = repo_root();
     let mut names = literals_in(&root.join(crate_dir).join("src"));
-    let main = if crate_dir == "wechat-sandbox" {
-        "wechat-sandbox/src/main.rs"
-    } else {
+    names.extend(literals_in(&root.join("shared/src/traces.rs")));
+    if crate_dir != "wechat-sandbox" {
         names.extend(literals_in(&root.join("shared/src/config.rs")));
-        "shared/src/telemetry.rs"
-    };
+    }
+    let main = "shared/src/telemetry.rs";
     assert!(
         read_repo(main).contains("try_from_default_env"),
         "{main} no longer reads RUST_LOG through EnvFilter::try_from_default_env"
