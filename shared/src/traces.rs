@@ -49,7 +49,7 @@ use tracing_subscriber::filter::Targets;
 use crate::config::{ConfigError, Env};
 
 /// Where and as what this process exports its spans (API.md §2).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TraceExport {
     /// The full URL spans are POSTed to (`…/v1/traces`).
     pub endpoint: url::Url,
@@ -60,6 +60,23 @@ pub struct TraceExport {
     pub headers: HashMap<String, String>,
     /// `OTEL_EXPORTER_OTLP_TIMEOUT` in milliseconds (default 10 s).
     pub timeout: Duration,
+}
+
+/// Header values are often a collector's API key: only their names are shown
+/// (the configuration may be logged).
+impl std::fmt::Debug for TraceExport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.headers.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        let mut endpoint = self.endpoint.clone();
+        let _ = endpoint.set_password(None);
+        f.debug_struct("TraceExport")
+            .field("endpoint", &endpoint.as_str())
+            .field("service_name", &self.service_name)
+            .field("headers", &names)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
@@ -458,6 +475,11 @@ mod tests {
         assert_eq!(e.headers["api-key"], "a=b");
         assert_eq!(e.headers["x"], "y");
         assert_eq!(e.timeout, Duration::from_millis(2500));
+        let shown = format!("{e:?}");
+        assert!(
+            shown.contains("api-key") && !shown.contains("a=b"),
+            "{shown}"
+        );
     }
 
     #[test]
