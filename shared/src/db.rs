@@ -297,13 +297,15 @@ impl Database {
         .instrument(span)
     }
 
-    /// `f` inside one transaction, committed when it returns Ok.
-    pub async fn transaction<F, R>(&self, f: F) -> Result<R, DbError>
+    /// `f` inside one transaction, committed when it returns Ok; traced as
+    /// [`run`](Self::run) is, under the caller's file and line.
+    #[track_caller]
+    pub fn transaction<F, R>(&self, f: F) -> impl Future<Output = Result<R, DbError>> + use<F, R>
     where
         F: FnOnce(&mut DbConnection) -> Result<R, DbError> + Send + 'static,
         R: Send + 'static,
     {
-        self.run(move |conn| conn.transaction(|tx| f(tx))).await
+        self.run(move |conn| conn.transaction(|tx| f(tx)))
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {

@@ -94,8 +94,18 @@ fn request_span(req: &ServiceRequest, id: &str) -> tracing::Span {
         path = %req.path(),
         otel.kind = "server",
     );
-    crate::traces::accept_parent(&span, req.headers());
+    if is_probe(req.path()) {
+        // Probes and scrapes every few seconds would be most of the traces.
+        crate::traces::quiet(&span);
+    } else {
+        crate::traces::accept_parent(&span, req.headers());
+    }
     span
+}
+
+/// Kubernetes' probes and Prometheus' scrapes: not traced.
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
 }
 
 /// CORS for the allowed origins only, with credentials (the session cookie).

@@ -36,12 +36,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId, TraceState, TracerProvider as _,
+};
 use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
 use tracing::Level;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::Targets;
@@ -60,6 +62,63 @@ pub struct TraceExport {
     pub headers: HashMap<String, String>,
     /// `OTEL_EXPORTER_OTLP_TIMEOUT` in milliseconds (default 10 s).
     pub timeout: Duration,
+    /// `OTEL_TRACES_SAMPLER` / `OTEL_TRACES_SAMPLER_ARG`.
+    pub sampling: Sampling,
+}
+
+/// Which traces are kept. A caller's `traceparent` gives the trace its id
+/// but never its sampling decision: its sampled flag comes from whoever
+/// reaches the gateway, and would let any client drop its requests from
+/// tracing (flag 00) or bypass the ratio (flag 01). Within this process a
+/// child follows its parent's decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    AlwaysOn,
+    AlwaysOff,
+    /// Keeps this many traces per million, by trace id, so that every
+    /// service keeps or drops the same traces.
+    PerMillion(u32),
+}
+
+impl Sampling {
+    fn from_env(env: &Env) -> Result<Sampling, ConfigError> {
+        const VAR: &str = "OTEL_TRACES_SAMPLER";
+        let name = env.get(VAR).unwrap_or("parentbased_always_on");
+        let name = name.strip_prefix("parentbased_").unwrap_or(name);
+        match name {
+            "always_on" => Ok(Sampling::AlwaysOn),
+            "always_off" => Ok(Sampling::AlwaysOff),
+            "traceidratio" => {
+                let arg = env.get("OTEL_TRACES_SAMPLER_ARG").unwrap_or("1.0");
+                per_million(arg).map(Sampling::PerMillion).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "OTEL_TRACES_SAMPLER_ARG",
+                        format!("{arg:?}: a ratio from 0 to 1, e.g. 0.1"),
+                    )
+                })
+            }
+            other => Err(ConfigError::invalid(
+                VAR,
+                format!("{other:?}: use (parentbased_)always_on, always_off or traceidratio"),
+            )),
+        }
+    }
+}
+
+/// "0.25" → 250000, without floating point: at most six decimals.
+fn per_million(ratio: &str) -> Option<u32> {
+    let (whole, fraction) = ratio.split_once('.').unwrap_or((ratio, ""));
+    if fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u32 = whole.parse().ok()?;
+    let fraction: u32 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<6}").parse().ok()?
+    };
+    let ppm = whole.checked_mul(1_000_000)?.checked_add(fraction)?;
+    (ppm <= 1_000_000).then_some(ppm)
 }
 
 /// Header values are often a collector's API key: only their names are shown
@@ -68,13 +127,12 @@ impl std::fmt::Debug for TraceExport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut names: Vec<&str> = self.headers.keys().map(String::as_str).collect();
         names.sort_unstable();
-        let mut endpoint = self.endpoint.clone();
-        let _ = endpoint.set_password(None);
         f.debug_struct("TraceExport")
-            .field("endpoint", &endpoint.as_str())
+            .field("endpoint", &self.endpoint.as_str())
             .field("service_name", &self.service_name)
             .field("headers", &names)
             .field("timeout", &self.timeout)
+            .field("sampling", &self.sampling)
             .finish()
     }
 }
@@ -88,7 +146,10 @@ impl TraceExport {
     /// (another protocol, a bad URL) stops the start naming its variable
     /// rather than silently exporting nothing.
     pub fn from_env(env: &Env, service: &str) -> Result<Option<TraceExport>, ConfigError> {
-        if env.get("OTEL_SDK_DISABLED") == Some("true") {
+        if env
+            .get("OTEL_SDK_DISABLED")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
             return Ok(None);
         }
         match env.get("OTEL_TRACES_EXPORTER") {
@@ -150,15 +211,25 @@ impl TraceExport {
                 .to_owned(),
             headers: parse_headers(env.get("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or(""))?,
             timeout,
+            sampling: Sampling::from_env(env)?,
         }))
     }
 }
 
+/// An http(s) URL without credentials: they would not be sent (the OTLP
+/// exporter does not turn them into a header) and would end up in logs.
 fn parse_endpoint(var: &'static str, url: &str) -> Result<url::Url, ConfigError> {
-    url::Url::parse(url)
+    let parsed = url::Url::parse(url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-        .ok_or_else(|| ConfigError::invalid(var, format!("{url:?}: an http(s) URL")))
+        .ok_or_else(|| ConfigError::invalid(var, "an http(s) URL such as http://collector:4318"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ConfigError::invalid(
+            var,
+            "no credentials in the URL: put them in OTEL_EXPORTER_OTLP_HEADERS",
+        ));
+    }
+    Ok(parsed)
 }
 
 fn parse_headers(list: &str) -> Result<HashMap<String, String>, ConfigError> {
@@ -209,7 +280,18 @@ pub(crate) fn provider(export: &TraceExport) -> Result<SdkTracerProvider, String
         .with_http_client(OtlpHttp::new(export.timeout)?)
         .build()
         .map_err(|e| format!("OTLP exporter: {e}"))?;
+    let root = match export.sampling {
+        Sampling::AlwaysOn => Sampler::AlwaysOn,
+        Sampling::AlwaysOff => Sampler::AlwaysOff,
+        Sampling::PerMillion(ppm) => Sampler::TraceIdRatioBased(f64::from(ppm) / 1e6),
+    };
+    // See `Sampling`: remote parents get the root's decision, local ones
+    // are followed (the default for local parents).
+    let sampler = Sampler::parent_based(root.clone())
+        .with_remote_parent_sampled(root.clone())
+        .with_remote_parent_not_sampled(root);
     Ok(SdkTracerProvider::builder()
+        .with_sampler(sampler)
         .with_resource(
             Resource::builder()
                 .with_service_name(export.service_name.clone())
@@ -261,6 +343,27 @@ pub fn accept_parent(span: &tracing::Span, headers: &actix_web::http::header::He
     let _ = span.set_parent(parent);
 }
 
+/// Keeps `span` and everything under it out of the export: health probes,
+/// metrics scrapes and idle polling would otherwise be most of the traces.
+/// (A local, unsampled parent: the sampler follows it for the children.)
+pub fn quiet(span: &tracing::Span) {
+    if !exporting() {
+        return;
+    }
+    let ids = uuid::Uuid::new_v4();
+    let bytes = ids.as_bytes();
+    let mut span_id = [0u8; 8];
+    span_id.copy_from_slice(&bytes[..8]);
+    let parent = SpanContext::new(
+        TraceId::from_bytes(*bytes),
+        SpanId::from_bytes(span_id),
+        TraceFlags::default(),
+        false,
+        TraceState::default(),
+    );
+    let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent));
+}
+
 /// `req` with the current span's W3C trace context, so the service it goes
 /// to continues this trace.
 pub fn propagate(req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -282,11 +385,7 @@ pub fn finish_request_span(span: &tracing::Span, method: &str, route: &str, stat
     if !exporting() {
         return;
     }
-    // Renamed on the OpenTelemetry span itself: its child spans have started
-    // it already, and a started span ignores a recorded `otel.name`.
-    span.context()
-        .span()
-        .update_name(format!("{method} {route}"));
+    rename(span, format!("{method} {route}"));
     span.set_attribute("http.route", route.to_owned());
     span.set_attribute("http.response.status_code", i64::from(status));
     if status >= 500 {
@@ -346,11 +445,25 @@ impl TraceLink {
     }
 }
 
+/// Renames a span that may have started already (children start it, and a
+/// started span ignores a recorded `otel.name`).
+pub fn rename(span: &tracing::Span, name: String) {
+    if exporting() && !span.is_disabled() {
+        span.context().span().update_name(name);
+    }
+}
+
 struct ActixHeaders<'a>(&'a actix_web::http::header::HeaderMap);
+
+/// The longest `tracestate` kept. It is vendor data a client may fill up to
+/// nginx's header limit, and it would be copied onto every span of the
+/// request and sent on to WeChat; W3C lets a participant drop it.
+const MAX_TRACESTATE: usize = 512;
 
 impl Extractor for ActixHeaders<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
+        let value = self.0.get(key).and_then(|v| v.to_str().ok())?;
+        (key != "tracestate" || value.len() <= MAX_TRACESTATE).then_some(value)
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -383,21 +496,24 @@ const MAX_COLLECTOR_ANSWER: usize = 64 * 1024;
 
 impl OtlpHttp {
     fn new(timeout: Duration) -> Result<OtlpHttp, String> {
-        static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
-        let runtime = match RUNTIME.get() {
-            Some(rt) => rt,
-            None => {
-                let rt = tokio::runtime::Builder::new_multi_thread()
+        // Never dropped: a runtime dropped inside async code panics.
+        static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+        let runtime = RUNTIME
+            .get_or_init(|| {
+                tokio::runtime::Builder::new_multi_thread()
                     .worker_threads(1)
                     .thread_name("otlp-export")
                     .enable_all()
                     .build()
-                    .map_err(|e| format!("OTLP export runtime: {e}"))?;
-                RUNTIME.get_or_init(|| rt)
-            }
-        };
+                    .map_err(|e| format!("OTLP export runtime: {e}"))
+            })
+            .as_ref()
+            .map_err(Clone::clone)?;
+        // No redirects: one would carry the spans and the headers (an API
+        // key) to wherever the answer points.
         let client = crate::http_client::builder()
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("OTLP HTTP client: {e}"))?;
         Ok(OtlpHttp {
@@ -412,21 +528,70 @@ impl HttpClient for OtlpHttp {
     async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
         let request = reqwest::Request::try_from(request)?;
         let client = self.client.clone();
-        self.runtime
-            .spawn(async move {
-                let res = client.execute(request).await?;
-                let status = res.status();
-                let headers = res.headers().clone();
-                let body = res.bytes().await?;
-                if body.len() > MAX_COLLECTOR_ANSWER {
-                    return Err(HttpError::from("collector answer too large"));
-                }
-                let mut answer = Response::new(body);
-                *answer.status_mut() = status;
-                *answer.headers_mut() = headers;
-                Ok(answer)
-            })
-            .await?
+        let result = self.runtime.spawn(send(client, request)).await?;
+        account(&result);
+        result
+    }
+}
+
+async fn send(
+    client: reqwest::Client,
+    request: reqwest::Request,
+) -> Result<Response<Bytes>, HttpError> {
+    let mut res = client.execute(request).await?;
+    if res
+        .content_length()
+        .is_some_and(|n| n > MAX_COLLECTOR_ANSWER as u64)
+    {
+        return Err(HttpError::from("collector answer too large"));
+    }
+    let status = res.status();
+    let headers = res.headers().clone();
+    let mut body = Vec::new();
+    while let Some(chunk) = res.chunk().await? {
+        if body.len() + chunk.len() > MAX_COLLECTOR_ANSWER {
+            return Err(HttpError::from("collector answer too large"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let mut answer = Response::new(Bytes::from(body));
+    *answer.status_mut() = status;
+    *answer.headers_mut() = headers;
+    Ok(answer)
+}
+
+/// Exports by outcome; the OpenTelemetry SDK itself says nothing when an
+/// export fails (a wrong API key, a collector that is down).
+static EXPORTS: std::sync::LazyLock<prometheus::IntCounterVec> = std::sync::LazyLock::new(|| {
+    crate::metrics::counter_vec(
+        "otlp_exports_total",
+        "Span exports to the OpenTelemetry collector by outcome",
+        &["outcome"],
+    )
+});
+
+/// Counts the export and warns about a failed one at most once a minute.
+fn account(result: &Result<Response<Bytes>, HttpError>) {
+    static LAST_WARNING: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let problem = match result {
+        Ok(answer) if answer.status().is_success() => None,
+        Ok(answer) => Some(format!("the collector answered HTTP {}", answer.status())),
+        Err(e) => Some(e.to_string()),
+    };
+    let outcome = if problem.is_some() { "failed" } else { "ok" };
+    EXPORTS.with_label_values(&[outcome]).inc();
+    let Some(problem) = problem else { return };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let last = LAST_WARNING.load(Ordering::Relaxed);
+    if now >= last + 60
+        && LAST_WARNING
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(%problem, "spans were not exported (further failures are counted in otlp_exports_total)");
     }
 }
 
@@ -516,6 +681,80 @@ mod tests {
             let err = TraceExport::from_env(&env(&pairs), "x").unwrap_err();
             assert!(err.to_string().contains(var), "{var}: {err}");
         }
+    }
+
+    #[test]
+    fn sampling_is_read_without_floating_point_and_never_from_the_caller() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut all = vec![(ENDPOINT, "http://c:4318")];
+            all.extend_from_slice(pairs);
+            TraceExport::from_env(&env(&all), "x").map(|e| e.unwrap().sampling)
+        };
+        assert_eq!(with(&[]).unwrap(), Sampling::AlwaysOn);
+        assert_eq!(
+            with(&[("OTEL_TRACES_SAMPLER", "parentbased_always_off")]).unwrap(),
+            Sampling::AlwaysOff
+        );
+        for (arg, ppm) in [
+            ("0.1", 100_000),
+            ("0.000001", 1),
+            ("1", 1_000_000),
+            ("0", 0),
+        ] {
+            let got = with(&[
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", arg),
+            ]);
+            assert_eq!(got.unwrap(), Sampling::PerMillion(ppm), "{arg}");
+        }
+        for arg in ["1.5", "-0.1", "0.1234567", "x", "1e-3"] {
+            let err = with(&[
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", arg),
+            ])
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("OTEL_TRACES_SAMPLER_ARG"),
+                "{arg}: {err}"
+            );
+        }
+        let err = with(&[("OTEL_TRACES_SAMPLER", "jaeger_remote")]).unwrap_err();
+        assert!(err.to_string().contains("OTEL_TRACES_SAMPLER"), "{err}");
+    }
+
+    #[test]
+    fn credentials_in_the_endpoint_are_refused_without_being_repeated() {
+        for url in ["http://key@c:4318", "http://u:secret@c:4318"] {
+            let err = TraceExport::from_env(&env(&[(ENDPOINT, url)]), "x").unwrap_err();
+            let shown = err.to_string();
+            assert!(
+                shown.contains(ENDPOINT) && shown.contains("OTEL_EXPORTER_OTLP_HEADERS"),
+                "{shown}"
+            );
+            assert!(
+                !shown.contains("secret") && !shown.contains("key@"),
+                "{shown}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_oversized_tracestate_is_not_taken() {
+        let mut headers = actix_web::http::header::HeaderMap::new();
+        let long = "k=".to_owned() + &"v".repeat(MAX_TRACESTATE);
+        headers.insert(
+            actix_web::http::header::HeaderName::from_static("tracestate"),
+            actix_web::http::header::HeaderValue::from_str(&long).unwrap(),
+        );
+        assert_eq!(ActixHeaders(&headers).get("tracestate"), None);
+        headers.insert(
+            actix_web::http::header::HeaderName::from_static("tracestate"),
+            actix_web::http::header::HeaderValue::from_static("congo=t61rcWkgMzE"),
+        );
+        assert_eq!(
+            ActixHeaders(&headers).get("tracestate"),
+            Some("congo=t61rcWkgMzE")
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use prost::Message;
 use shared::config::{Env, LogFormat};
-use shared::traces::TraceExport;
+use shared::traces::{Sampling, TraceExport};
 use stack::Stack;
 
 /// One span as the collector received it.
@@ -221,6 +221,7 @@ async fn one_payment_is_one_trace_across_the_services() {
         service_name: "wxpay-stack".to_owned(),
         headers: HashMap::from([("x-collector-key".to_owned(), "k-42".to_owned())]),
         timeout: Duration::from_secs(10),
+        sampling: Sampling::AlwaysOn,
     };
     let traces = shared::telemetry::init_tracing(LogFormat::Pretty, Some(&export));
     assert!(
@@ -252,11 +253,13 @@ async fn one_payment_is_one_trace_across_the_services() {
     let parent = |step: &str| format!("00-{trace_id}-{step}-01");
     let (sign_in_step, order_step, pay_step) = (random_hex(8), random_hex(8), random_hex(8));
 
-    // 1. Mini-program sign-in (auth-service).
+    // 1. Mini-program sign-in (auth-service). Its traceparent says "not
+    // sampled": a caller gives the trace its id, never its sampling decision
+    // (else any client could keep its requests out of the traces).
     let code = sandbox_state.issue_js_code(wechat_sandbox::SANDBOX_MP_APPID, "u1");
     let res = http
         .get(format!("{base}/api/mp/getSession?code={code}"))
-        .header("traceparent", parent(&sign_in_step))
+        .header("traceparent", format!("00-{trace_id}-{sign_in_step}-00"))
         .send()
         .await
         .unwrap();
@@ -307,6 +310,16 @@ async fn one_payment_is_one_trace_across_the_services() {
     assert_eq!(res.status(), 200);
     let lookup_request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
 
+    // 5. Probes are not traced, whatever they carry.
+    let res = http
+        .get(format!("{base}/readyz"))
+        .header("traceparent", parent(&random_hex(8)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let probe_request_id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
+
     // The spans arrive when flushed; the notification's server span ends
     // just after its answer is written, so it may come with a later export
     // (the batch processor's own, within 5 s, at the latest).
@@ -346,6 +359,17 @@ async fn one_payment_is_one_trace_across_the_services() {
     step_the_order_reaches_wechat_in_the_same_trace(&tree, &order_step, &order_request_id);
     step_the_notification_continues_the_payment(&tree, &pay_step, &no);
     step_a_malformed_traceparent_starts_a_new_trace(&all, &trace_id, &lookup_request_id);
+    assert!(
+        !all.iter().any(
+            |s| s.attributes.get("request_id") == Some(&probe_request_id)
+                || s.name.contains("readyz")
+        ),
+        "a probe is not exported"
+    );
+    assert!(
+        tree.spans.iter().all(|s| s.parent != probe_request_id),
+        "nothing of the probe in the trace"
+    );
     assert!(
         tree.spans.iter().all(|s| s.service == "wxpay-stack"),
         "service.name is the configured one"
@@ -445,7 +469,12 @@ fn step_the_notification_continues_the_payment(tree: &Tree, step: &str, no: &str
             tree.describe()
         )
     });
-    assert_eq!(paid.name, format!("sandbox POST /sandbox/orders/{no}/pay"));
+    assert_eq!(paid.name, "sandbox POST /sandbox/orders/{out_trade_no}/pay");
+    assert!(
+        tree.spans.iter().all(|s| !s.name.contains(no)),
+        "no order number in a span's name:\n{}",
+        tree.describe()
+    );
     let notify = tree
         .descendants(paid)
         .into_iter()

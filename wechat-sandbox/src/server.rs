@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use actix_cors::Cors;
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::ServerHandle;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
@@ -157,21 +157,28 @@ async fn v3_state(cfg: &SandboxConfig) -> io::Result<(V3State, V3Files)> {
 pub(crate) async fn trace_request(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody + 'static>, actix_web::Error> {
-    let span = tracing::debug_span!(
-        "sandbox",
-        otel.kind = "server",
-        otel.name = tracing::field::Empty,
-        url.path = %req.path(),
-    );
-    if !span.is_disabled() {
-        span.record(
-            "otel.name",
-            format!("sandbox {} {}", req.method(), req.path()),
-        );
-        shared::traces::accept_parent(&span, req.headers());
+) -> Result<
+    ServiceResponse<EitherBody<impl MessageBody + 'static, impl MessageBody + 'static>>,
+    actix_web::Error,
+> {
+    let span = tracing::debug_span!("sandbox", otel.kind = "server");
+    if span.is_disabled() {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
     }
-    next.call(req).instrument(span).await
+    shared::traces::accept_parent(&span, req.headers());
+    let method = req.method().clone();
+    let res = next.call(req).instrument(span.clone()).await?;
+    // Named by route, as the services' spans are: no order number in a name.
+    let route = res
+        .request()
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    shared::traces::finish_request_span(&span, method.as_str(), &route, res.status().as_u16());
+    shared::traces::rename(&span, format!("sandbox {method} {route}"));
+    Ok(res.map_into_right_body())
 }
 
 fn reachable(addr: SocketAddr) -> SocketAddr {

@@ -169,9 +169,14 @@ pub fn table(view: &ReconciliationView) -> String {
 
 /// Runs passes every `interval` until the task is aborted.
 pub(super) async fn run(state: PayState, interval: Duration) {
-    super::worker::every(state, interval, "bill reconciliation", |state| async move {
-        bills_once(&state, shared::db::now_unix()).await
-    })
+    let trace = super::worker::PassTrace::EachPass;
+    super::worker::every(
+        state,
+        interval,
+        "bill reconciliation",
+        trace,
+        |state| async move { bills_once(&state, shared::db::now_unix()).await },
+    )
     .await
 }
 

@@ -102,9 +102,14 @@ async fn deliver(
 
 /// Runs passes every `interval` until the task is aborted.
 pub(super) async fn run(state: PayState, interval: Duration) {
-    worker::every(state, interval, "event dispatch", |state| async move {
-        dispatch_once(&state).await
-    })
+    let trace = worker::PassTrace::WorkOnly;
+    worker::every(
+        state,
+        interval,
+        "event dispatch",
+        trace,
+        |state| async move { dispatch_once(&state).await },
+    )
     .await
 }
 

@@ -103,8 +103,13 @@ async fn count_orders(state: &PayState) {
 
 /// Runs passes every `interval` until the task is aborted.
 pub(super) async fn run(state: PayState, interval: Duration) {
-    worker::every(state, interval, "reconciliation", |state| async move {
-        reconcile_once(&state).await
-    })
+    let trace = worker::PassTrace::EachPass;
+    worker::every(
+        state,
+        interval,
+        "reconciliation",
+        trace,
+        |state| async move { reconcile_once(&state).await },
+    )
     .await
 }

@@ -18,7 +18,9 @@ pub fn signature(secret: &str, timestamp: &str, body: &str) -> String {
 
 /// One POST; Ok on any 2xx, else a short reason (never the URL: it may
 /// carry a token).
-#[tracing::instrument(level = "debug", name = "webhook", skip_all, fields(otel.kind = "client", event.id = %event.id))]
+// A root: the dispatch pass that runs it is not exported (PassTrace::WorkOnly),
+// so each delivery is a trace of its own.
+#[tracing::instrument(level = "debug", name = "webhook", parent = None, skip_all, fields(otel.kind = "client", event.id = %event.id))]
 pub async fn post(
     http: &reqwest::Client,
     cfg: &WebhookConfig,

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use shared::db::Backend;
+use tracing::Instrument;
 
 use crate::domain::PayState;
 use crate::error::PayError;
@@ -41,12 +42,23 @@ pub(crate) async fn exclusive<T>(
     result.map(Some)
 }
 
+/// What a pass leaves in the exported traces (shared::traces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PassTrace {
+    /// A trace per pass, named `job NAME`: passes a minute or more apart.
+    EachPass,
+    /// Nothing for the pass itself, which polls often and mostly finds
+    /// nothing; the work it does starts traces of its own.
+    WorkOnly,
+}
+
 /// Runs `pass` every `interval` until the task is aborted; a failed pass is
 /// logged and the next one comes on time.
 pub(crate) async fn every<T, F>(
     state: PayState,
     interval: Duration,
     name: &'static str,
+    trace: PassTrace,
     pass: impl Fn(PayState) -> F,
 ) where
     F: Future<Output = Result<T, PayError>>,
@@ -55,7 +67,14 @@ pub(crate) async fn every<T, F>(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Err(e) = pass(state.clone()).await {
+        let span = tracing::debug_span!("job", otel.name = tracing::field::Empty);
+        if !span.is_disabled() {
+            span.record("otel.name", format!("job {name}"));
+            if trace == PassTrace::WorkOnly {
+                shared::traces::quiet(&span);
+            }
+        }
+        if let Err(e) = pass(state.clone()).instrument(span).await {
             tracing::warn!(error = %e, "{name} pass failed");
         }
     }

@@ -192,6 +192,7 @@ impl PayApi {
             .map_err(network)?;
         let status = res.status();
         let outcome = |o: &str| {
+            shared::traces::finish_client_span(&tracing::Span::current(), o);
             shared::telemetry::WECHAT_CALLS
                 .with_label_values(&[PATH, o])
                 .observe(started.elapsed().as_secs_f64());

@@ -7,6 +7,7 @@ use std::error::Error as _;
 
 use shared::config::HttpClientConfig;
 use shared::wechat::WechatError;
+use tracing::Instrument;
 
 use super::{PayApi, PayRequest};
 use crate::config::RefundConfig;
@@ -56,8 +57,21 @@ impl RefundClient {
         })
     }
 
-    #[tracing::instrument(level = "debug", name = "wechat", skip_all, fields(otel.kind = "client", otel.name = "wechat /secapi/pay/refund"))]
+    /// [`send`](Self::send) as a `wechat` client span with its outcome.
     async fn post(&self, body: String) -> Result<String, WechatError> {
+        let span = shared::traces::wechat_span(REFUND_PATH);
+        let result = self.send(body).instrument(span.clone()).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(WechatError::Timeout(_)) => "timeout",
+            Err(WechatError::Unreachable(_)) => "unreachable",
+            Err(_) => "bad_response",
+        };
+        shared::traces::finish_client_span(&span, outcome);
+        result
+    }
+
+    async fn send(&self, body: String) -> Result<String, WechatError> {
         let req = self.http.post(format!("{}{REFUND_PATH}", self.base));
         let res = shared::traces::propagate(req)
             .header("content-type", "text/xml; charset=utf-8")
