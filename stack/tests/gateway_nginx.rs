@@ -43,7 +43,7 @@ use serde_json::json;
 use shared::config::Env;
 use wechat_sandbox::{
     PayOptions, SANDBOX_MCH_ID, SANDBOX_MP_APPID, SANDBOX_OA_APPID, Sandbox, SandboxConfig,
-    SandboxState,
+    SandboxState, TestPki,
 };
 
 /// Two clients and a third party, on loopback addresses of their own. The
@@ -1066,6 +1066,8 @@ async fn step_other_addresses_and_other_routes_are_not_limited(gw: &RecordedGate
 
 const SESSION_SECRET: &str = "gateway-walk-through-session-secret-0123456789";
 const INTERNAL_TOKEN: &str = "gateway-walk-internal-token-0123";
+/// pay-service's admin token when it runs from the image (refunds on).
+const ADMIN_TOKEN: &str = "gateway-walk-admin-token-0123456789";
 
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
@@ -1100,7 +1102,8 @@ fn service_pairs(public: &str, sandbox: &str, extra: &[(&str, &str)]) -> Vec<(St
 const TEST_IMAGE: &str = "WXPAY_TEST_IMAGE";
 
 /// A service running from the image in a podman container, as production
-/// runs it: uid 10001, read-only root filesystem, the host's network (its
+/// runs it: uid 10001, read-only root filesystem, folders mounted read-only
+/// (`host folder`, `path in the container`), the host's network (its
 /// PostgreSQL and Redis, the gateway's nginx and the sandbox on loopback).
 /// Removed on drop.
 struct Container {
@@ -1108,27 +1111,37 @@ struct Container {
 }
 
 impl Container {
-    async fn start(image: &str, service: &str, port: u16, env: &[(String, String)]) -> Container {
+    async fn start(
+        image: &str,
+        service: &str,
+        port: u16,
+        env: &[(String, String)],
+        mounts: &[(&std::path::Path, &str)],
+    ) -> Container {
         let name = format!(
             "wxpay-test-{service}-{}",
             shared::random::alphanumeric(8).to_lowercase()
         );
         let mut cmd = std::process::Command::new("podman");
-        cmd.args([
-            "run", "--detach", "--rm", "--pull", "never", "--name", &name,
-        ])
-        .args(["--network", "host", "--read-only", "--user", "10001:10001"])
-        .args(["--env", &format!("LISTEN_ADDR=127.0.0.1:{port}")]);
+        // No --rm: a service that exits at start keeps its log for the
+        // failure message; Drop removes the container.
+        cmd.args(["run", "--detach", "--pull", "never", "--name", &name])
+            .args(["--network", "host", "--read-only", "--user", "10001:10001"])
+            .args(["--env", &format!("LISTEN_ADDR=127.0.0.1:{port}")]);
         for (k, v) in env {
             cmd.args(["--env", &format!("{k}={v}")]);
         }
+        for (host, path) in mounts {
+            cmd.args(["--volume", &format!("{}:{path}:ro", host.display())]);
+        }
         let out = cmd.args([image, service]).output().expect("run podman");
+        // Before the check: a container that failed to start is removed too.
+        let container = Container { name };
         assert!(
             out.status.success(),
             "podman run {service}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let container = Container { name };
         let ready = format!("http://127.0.0.1:{port}/readyz");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -1140,16 +1153,47 @@ impl Container {
             {
                 return container;
             }
+            // A service that exited (its configuration refused, a library
+            // or file missing) fails now, with its log.
+            if !container.running() {
+                panic!("{service} from {image} exited:\n{}", container.logs());
+            }
             if Instant::now() > deadline {
-                let logs = std::process::Command::new("podman")
-                    .args(["logs", &container.name])
-                    .output()
-                    .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-                    .unwrap_or_default();
-                panic!("{service} from {image} was not ready within 60 s:\n{logs}");
+                panic!(
+                    "{service} from {image} was not ready within 60 s:\n{}",
+                    container.logs()
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    fn running(&self) -> bool {
+        std::process::Command::new("podman")
+            .args([
+                "container",
+                "inspect",
+                "--format",
+                "{{.State.Running}}",
+                &self.name,
+            ])
+            .output()
+            .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "true")
+    }
+
+    /// What the service wrote (its log is JSON on stdout, panics on stderr).
+    fn logs(&self) -> String {
+        std::process::Command::new("podman")
+            .args(["logs", &self.name])
+            .output()
+            .map(|o| {
+                format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&o.stdout),
+                    String::from_utf8_lossy(&o.stderr)
+                )
+            })
+            .unwrap_or_else(|e| format!("podman logs: {e}"))
     }
 }
 
@@ -1196,12 +1240,84 @@ struct Walk {
     _db: testkit::TestDb,
     /// The services, when they run from the image (WXPAY_TEST_IMAGE).
     _containers: Vec<Container>,
+    /// pay-service's client certificate folder, when it runs from the image.
+    secrets: Option<TempFolder>,
+}
+
+/// A folder removed on drop, so a failing walk leaves no keys behind either.
+struct TempFolder(PathBuf);
+
+impl Drop for TempFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Redis for the services from the image: TEST_REDIS_URL's server, database
+/// 15, emptied first. The services' keys have a fixed prefix (`wxpay:`), so
+/// the tests' database would hand them a previous walk's access token and
+/// ticket, which this walk's sandbox never issued.
+fn image_walk_redis() -> String {
+    let base = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| {
+        panic!("{TEST_IMAGE} is set, so TEST_REDIS_URL must name this machine's Redis")
+    });
+    let mut url = url::Url::parse(&base).expect("TEST_REDIS_URL is a URL");
+    url.set_path("/15");
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", url.as_str(), "flushdb"])
+        .output()
+        .expect("run redis-cli (apt-get install redis-tools)");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.trim() == "OK",
+        "redis-cli flushdb: {said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    url.into()
+}
+
+/// WeChat Pay's client certificate and key and the CA of its refund API
+/// (the sandbox's stand-ins) in a folder of their own, as an operator puts
+/// them in `./secrets/wechatpay/`: readable by the container's uid 10001
+/// (test keys, so readable by all; the README's 640 with group 10001 needs
+/// root).
+fn client_certificate_folder(pki: &TestPki) -> TempFolder {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = gateway_support::temp_dir("walk-secrets");
+    let folder = TempFolder(dir.clone());
+    for (name, pem) in [
+        ("apiclient_cert.pem", &pki.client_cert_pem),
+        ("apiclient_key.pem", &pki.client_key_pem),
+        ("wechatpay_ca.pem", &pki.ca_pem),
+    ] {
+        let file = dir.join(name);
+        std::fs::write(&file, pem).unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    folder
 }
 
 impl Walk {
     async fn start(bin: &std::path::Path) -> Walk {
         let db = database();
-        let sandbox = Sandbox::start(SandboxConfig::for_tests()).await.unwrap();
+        let image = std::env::var(TEST_IMAGE).ok();
+        // From the image pay-service runs with refunds on, as compose runs
+        // it: WeChat's refund API is mutual TLS, the sandbox's TLS listener
+        // (a CA and client certificate of its own) stands in for it.
+        let mut cfg = SandboxConfig::for_tests();
+        let pki = match image {
+            Some(_) => {
+                let pki = tokio::task::spawn_blocking(|| TestPki::generate(SANDBOX_MCH_ID))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                cfg.tls = Some(pki.sandbox_tls("127.0.0.1:0".parse().unwrap()));
+                Some(pki)
+            }
+            None => None,
+        };
+        let sandbox = Sandbox::start(cfg).await.unwrap();
         let sb = sandbox.base_url();
         // The gateway's port must be known before the services start: it is
         // their PUBLIC_BASE_URL (redirect_uri, notify_url).
@@ -1229,16 +1345,40 @@ impl Walk {
             ("INTERNAL_TOKEN", INTERNAL_TOKEN),
             ("JSSDK_BACKGROUND_REFRESH", "off"),
         ];
-        if let Ok(image) = std::env::var(TEST_IMAGE) {
+        if let (Some(image), Some(pki)) = (image, pki) {
             drop((auth_l, jssdk_l, pay_l)); // the containers bind the ports
+            // As docker-compose.yml runs them: Redis for all three, and
+            // pay-service with WeChat Pay's client certificate (refunds, on
+            // with ADMIN_TOKEN) in a folder mounted read-only, which it loads
+            // at start as uid 10001.
+            let redis = image_walk_redis();
+            let secrets = client_certificate_folder(&pki);
+            let refund_base = sandbox.tls_base_url().expect("the sandbox's TLS listener");
+            let cert_dir = "/run/secrets/wechatpay";
+            let redis_url = ("REDIS_URL", redis.as_str());
+            let pay_cert = format!("{cert_dir}/apiclient_cert.pem");
+            let pay_key = format!("{cert_dir}/apiclient_key.pem");
+            let pay_ca = format!("{cert_dir}/wechatpay_ca.pem");
+            let auth_extra = [db_url[0], redis_url];
+            let jssdk_extra = [jssdk_extra[0], jssdk_extra[1], redis_url];
+            let pay_extra = [
+                db_url[0],
+                redis_url,
+                ("ADMIN_TOKEN", ADMIN_TOKEN),
+                ("MCH_CERT_PEM", pay_cert.as_str()),
+                ("MCH_KEY_PEM", pay_key.as_str()),
+                ("WECHATPAY_CA_PEM", pay_ca.as_str()),
+                ("WECHATPAY_REFUND_BASE", refund_base.as_str()),
+            ];
+            let pay_mounts = [(secrets.0.as_path(), cert_dir)];
             let mut containers = Vec::new();
-            for (service, port, extra) in [
-                ("auth-service", auth_port, &db_url[..]),
-                ("jssdk-service", jssdk_port, &jssdk_extra[..]),
-                ("pay-service", pay_port, &db_url[..]),
+            for (service, port, extra, mounts) in [
+                ("auth-service", auth_port, &auth_extra[..], &[][..]),
+                ("jssdk-service", jssdk_port, &jssdk_extra[..], &[][..]),
+                ("pay-service", pay_port, &pay_extra[..], &pay_mounts[..]),
             ] {
                 let env = service_pairs(&public, &sb, extra);
-                containers.push(Container::start(&image, service, port, &env).await);
+                containers.push(Container::start(&image, service, port, &env, mounts).await);
             }
             return Walk {
                 nginx,
@@ -1251,6 +1391,7 @@ impl Walk {
                 web,
                 _db: db,
                 _containers: containers,
+                secrets: Some(secrets),
             };
         }
         let auth = auth_service::config::AuthConfig::from_env(&service_env(&public, &sb, &db_url))
@@ -1282,6 +1423,7 @@ impl Walk {
             web,
             _db: db,
             _containers: Vec::new(),
+            secrets: None,
         }
     }
 
@@ -1307,7 +1449,35 @@ async fn the_seed_journeys_work_through_the_gateway() {
     step_internal_is_for_the_shops_own_services_only(&w).await;
     step_only_the_sandboxs_js_sdk_stand_in_is_routed(&w).await;
     step_unknown_paths_and_logout(&w).await;
+    if w.secrets.is_some() {
+        step_a_refund_goes_out_with_the_mounted_client_certificate(&w, &no).await;
+    }
     w.stop().await;
+}
+
+/// From the image only (refunds are off in-process): refunding the paid
+/// order reaches WeChat's refund API over mutual TLS, with the client
+/// certificate pay-service read from its read-only mount.
+async fn step_a_refund_goes_out_with_the_mounted_client_certificate(w: &Walk, no: &str) {
+    let res = w
+        .http
+        .post(format!("{}/api/pay/admin/orders/{no}/refunds", w.public))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"amountFen": 1, "reason": "walk"}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = json_of(res).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["amountFen"], 1, "{body}");
+    assert!(
+        matches!(
+            body["data"]["status"].as_str(),
+            Some("PROCESSING" | "SUCCESS")
+        ),
+        "{body}"
+    );
+    assert_eq!(w.state.calls("/secapi/pay/refund"), 1);
 }
 
 /// Health is the services' own, never the gateway's.
