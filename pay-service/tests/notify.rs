@@ -103,9 +103,14 @@ async fn lost_deliveries_are_retried_until_one_lands() {
 #[tokio::test]
 async fn reconciliation_settles_orders_whose_notification_never_came() {
     for db in all_backends(migrations) {
-        let app = spawn_app(&db).await;
+        // Checks ten minutes apart, the orders' first one made due by hand:
+        // with checks a second apart (the tests' usual setting) the unpaid
+        // order fell due again whenever the wall clock crossed a second
+        // between the two passes below.
+        let app = spawn_app_with(&db, &[("RECONCILE_AFTER_SECONDS", "600")], 1.0).await;
         let paid = new_order(&app, "3").await;
         let unpaid = new_order(&app, "4").await;
+        check_due_now(&db, &[&paid, &unpaid]).await;
         let tx = app.sandbox.state().pay_order(&paid, SILENT).unwrap();
         let report = pay_service::reconcile_once(&app.state).await.unwrap();
         assert_eq!(
@@ -148,6 +153,20 @@ async fn reconciliation_waits_for_the_configured_delay() {
         assert_eq!(app.status_of(&no).await, "NOTPAY");
         assert_eq!(app.sandbox.state().calls("/pay/orderquery"), 0);
     }
+}
+
+/// As if the orders' reconciliation delay had passed.
+async fn check_due_now(db: &TestDb, nos: &[&str]) {
+    let nos: Vec<String> = nos.iter().map(|n| n.to_string()).collect();
+    db.db
+        .run(move |conn| {
+            diesel::update(pay_orders::table.filter(pay_orders::out_trade_no.eq_any(nos)))
+                .set(pay_orders::next_check_at.eq(now_unix() - 1))
+                .execute(conn)?;
+            Ok(())
+        })
+        .await
+        .unwrap();
 }
 
 async fn expire_now(db: &TestDb, no: &str) {
