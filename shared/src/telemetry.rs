@@ -35,7 +35,10 @@ pub fn init_tracing(format: LogFormat, traces: Option<&TraceExport>) -> TracesGu
     let provider = traces.and_then(|t| match crate::traces::provider(t) {
         Ok(p) => Some(p),
         Err(e) => {
-            // A collector that is down must not stop the shop; say so once.
+            // Our own checks of the OTEL_* values ran in TraceExport::from_env
+            // and stop the start; what fails here is the SDK's reading of the
+            // variables it reads itself (OTEL_EXPORTER_OTLP_COMPRESSION …):
+            // that costs the traces, not the shop. Said once, on stderr.
             eprintln!("traces are not exported: {e}");
             None
         }
