@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use url::Url;
 
+use crate::traces::{Sampling, TraceExport};
+
 /// A secret value: Debug and Display print `***`, so it cannot leak through a
 /// log line or an error message by accident. `expose()` is the one way in.
 #[derive(Clone, PartialEq, Eq)]
@@ -860,5 +862,315 @@ mod tests {
             cfg.allowed_origins,
             vec!["https://shop.example", "http://127.0.0.1:3000"]
         );
+    }
+}
+
+// ---- OpenTelemetry trace export. shared::traces holds the types and the
+// exporter; the variables are read here, with the rest of the configuration,
+// so that traces depends on nothing in config. ----
+
+impl Sampling {
+    fn from_env(env: &Env) -> Result<Sampling, ConfigError> {
+        const VAR: &str = "OTEL_TRACES_SAMPLER";
+        let name = env.get(VAR).unwrap_or("parentbased_always_on");
+        let name = name.strip_prefix("parentbased_").unwrap_or(name);
+        match name {
+            "always_on" => Ok(Sampling::AlwaysOn),
+            "always_off" => Ok(Sampling::AlwaysOff),
+            "traceidratio" => {
+                let arg = env.get("OTEL_TRACES_SAMPLER_ARG").unwrap_or("1.0");
+                per_million(arg).map(Sampling::PerMillion).ok_or_else(|| {
+                    ConfigError::invalid(
+                        "OTEL_TRACES_SAMPLER_ARG",
+                        format!("{arg:?}: a ratio from 0 to 1, e.g. 0.1"),
+                    )
+                })
+            }
+            other => Err(ConfigError::invalid(
+                VAR,
+                format!("{other:?}: use (parentbased_)always_on, always_off or traceidratio"),
+            )),
+        }
+    }
+}
+
+/// "0.25" → 250000, without floating point: at most six decimals.
+fn per_million(ratio: &str) -> Option<u32> {
+    let (whole, fraction) = ratio.split_once('.').unwrap_or((ratio, ""));
+    if fraction.len() > 6 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let whole: u32 = whole.parse().ok()?;
+    let fraction: u32 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<6}").parse().ok()?
+    };
+    let ppm = whole.checked_mul(1_000_000)?.checked_add(fraction)?;
+    (ppm <= 1_000_000).then_some(ppm)
+}
+
+const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+const TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+
+impl TraceExport {
+    /// None when no endpoint is set, `OTEL_SDK_DISABLED=true` or
+    /// `OTEL_TRACES_EXPORTER=none`. A value this process cannot honour
+    /// (another protocol, a bad URL) stops the start naming its variable
+    /// rather than silently exporting nothing.
+    pub fn from_env(env: &Env, service: &str) -> Result<Option<TraceExport>, ConfigError> {
+        if env
+            .get("OTEL_SDK_DISABLED")
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        {
+            return Ok(None);
+        }
+        match env.get("OTEL_TRACES_EXPORTER") {
+            None | Some("otlp") => {}
+            Some("none") => return Ok(None),
+            Some(other) => {
+                return Err(ConfigError::invalid(
+                    "OTEL_TRACES_EXPORTER",
+                    format!("{other:?}: only otlp (or none) is built in"),
+                ));
+            }
+        }
+        let endpoint = match (env.get(TRACES_ENDPOINT), env.get(ENDPOINT)) {
+            (Some(url), _) if !url.is_empty() => parse_endpoint(TRACES_ENDPOINT, url)?,
+            (_, Some(base)) if !base.is_empty() => {
+                // The generic variable names the collector; the signal's path
+                // is appended (OTLP exporter specification).
+                let url = format!("{}/v1/traces", base.trim_end_matches('/'));
+                parse_endpoint(ENDPOINT, &url)?
+            }
+            _ => return Ok(None),
+        };
+        for var in [
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ] {
+            match env.get(var) {
+                None | Some("http/protobuf") => {}
+                Some(other) => {
+                    return Err(ConfigError::invalid(
+                        var,
+                        format!(
+                            "{other:?}: only http/protobuf is built in (the collector's port 4318)"
+                        ),
+                    ));
+                }
+            }
+        }
+        let timeout = match env.get("OTEL_EXPORTER_OTLP_TIMEOUT") {
+            None => Duration::from_secs(10),
+            Some(ms) => ms
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        "OTEL_EXPORTER_OTLP_TIMEOUT",
+                        format!("{ms:?}: milliseconds, more than 0"),
+                    )
+                })?,
+        };
+        Ok(Some(TraceExport {
+            endpoint,
+            service_name: env
+                .get("OTEL_SERVICE_NAME")
+                .filter(|n| !n.is_empty())
+                .unwrap_or(service)
+                .to_owned(),
+            headers: parse_headers(env.get("OTEL_EXPORTER_OTLP_HEADERS").unwrap_or(""))?,
+            timeout,
+            sampling: Sampling::from_env(env)?,
+        }))
+    }
+}
+
+/// An http(s) URL without credentials: they would not be sent (the OTLP
+/// exporter does not turn them into a header) and would end up in logs.
+fn parse_endpoint(var: &'static str, url: &str) -> Result<url::Url, ConfigError> {
+    let parsed = url::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+        .ok_or_else(|| ConfigError::invalid(var, "an http(s) URL such as http://collector:4318"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(ConfigError::invalid(
+            var,
+            "no credentials in the URL: put them in OTEL_EXPORTER_OTLP_HEADERS",
+        ));
+    }
+    Ok(parsed)
+}
+
+fn parse_headers(list: &str) -> Result<HashMap<String, String>, ConfigError> {
+    let mut headers = HashMap::new();
+    for pair in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .filter(|(k, _)| !k.trim().is_empty())
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "key=value pairs separated by commas".to_owned(),
+                )
+            })?;
+        let value = percent_decode(value.trim());
+        headers.insert(key.trim().to_owned(), value);
+    }
+    Ok(headers)
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("v={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod trace_export_tests {
+    use super::*;
+    use crate::traces::{Sampling, TraceExport};
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_pairs(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn off_unless_an_endpoint_is_set() {
+        assert_eq!(
+            TraceExport::from_env(&env(&[]), "pay-service").unwrap(),
+            None
+        );
+        let disabled = env(&[(ENDPOINT, "http://c:4318"), ("OTEL_SDK_DISABLED", "true")]);
+        assert_eq!(TraceExport::from_env(&disabled, "x").unwrap(), None);
+        let none = env(&[
+            (ENDPOINT, "http://c:4318"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ]);
+        assert_eq!(TraceExport::from_env(&none, "x").unwrap(), None);
+    }
+
+    #[test]
+    fn the_generic_endpoint_gets_the_signal_path_and_the_traces_one_is_kept() {
+        let generic = env(&[(ENDPOINT, "http://collector:4318/")]);
+        let e = TraceExport::from_env(&generic, "pay-service")
+            .unwrap()
+            .unwrap();
+        assert_eq!(e.endpoint.as_str(), "http://collector:4318/v1/traces");
+        assert_eq!(e.service_name, "pay-service");
+        assert_eq!(e.timeout, Duration::from_secs(10));
+        let own = env(&[
+            (ENDPOINT, "http://collector:4318"),
+            (TRACES_ENDPOINT, "https://t.example/otlp/spans"),
+            ("OTEL_SERVICE_NAME", "pay-eu"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=a%3Db, x = y "),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+        ]);
+        let e = TraceExport::from_env(&own, "pay-service").unwrap().unwrap();
+        assert_eq!(e.endpoint.as_str(), "https://t.example/otlp/spans");
+        assert_eq!(e.service_name, "pay-eu");
+        assert_eq!(e.headers["api-key"], "a=b");
+        assert_eq!(e.headers["x"], "y");
+        assert_eq!(e.timeout, Duration::from_millis(2500));
+        let shown = format!("{e:?}");
+        assert!(
+            shown.contains("api-key") && !shown.contains("a=b"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_honoured_names_its_variable() {
+        for (pairs, var) in [
+            (vec![(ENDPOINT, "collector:4318")], ENDPOINT),
+            (
+                vec![(TRACES_ENDPOINT, "ftp://c/v1/traces")],
+                TRACES_ENDPOINT,
+            ),
+            (
+                vec![
+                    (ENDPOINT, "http://c:4317"),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ],
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+            ),
+            (
+                vec![(ENDPOINT, "http://c"), ("OTEL_TRACES_EXPORTER", "zipkin")],
+                "OTEL_TRACES_EXPORTER",
+            ),
+            (
+                vec![
+                    (ENDPOINT, "http://c"),
+                    ("OTEL_EXPORTER_OTLP_HEADERS", "novalue"),
+                ],
+                "OTEL_EXPORTER_OTLP_HEADERS",
+            ),
+            (
+                vec![(ENDPOINT, "http://c"), ("OTEL_EXPORTER_OTLP_TIMEOUT", "0")],
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+            ),
+        ] {
+            let err = TraceExport::from_env(&env(&pairs), "x").unwrap_err();
+            assert!(err.to_string().contains(var), "{var}: {err}");
+        }
+    }
+
+    #[test]
+    fn sampling_is_read_without_floating_point_and_never_from_the_caller() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut all = vec![(ENDPOINT, "http://c:4318")];
+            all.extend_from_slice(pairs);
+            TraceExport::from_env(&env(&all), "x").map(|e| e.unwrap().sampling)
+        };
+        assert_eq!(with(&[]).unwrap(), Sampling::AlwaysOn);
+        assert_eq!(
+            with(&[("OTEL_TRACES_SAMPLER", "parentbased_always_off")]).unwrap(),
+            Sampling::AlwaysOff
+        );
+        for (arg, ppm) in [
+            ("0.1", 100_000),
+            ("0.000001", 1),
+            ("1", 1_000_000),
+            ("0", 0),
+        ] {
+            let got = with(&[
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", arg),
+            ]);
+            assert_eq!(got.unwrap(), Sampling::PerMillion(ppm), "{arg}");
+        }
+        for arg in ["1.5", "-0.1", "0.1234567", "x", "1e-3"] {
+            let err = with(&[
+                ("OTEL_TRACES_SAMPLER", "traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", arg),
+            ])
+            .unwrap_err();
+            assert!(
+                err.to_string().contains("OTEL_TRACES_SAMPLER_ARG"),
+                "{arg}: {err}"
+            );
+        }
+        let err = with(&[("OTEL_TRACES_SAMPLER", "jaeger_remote")]).unwrap_err();
+        assert!(err.to_string().contains("OTEL_TRACES_SAMPLER"), "{err}");
+    }
+
+    #[test]
+    fn credentials_in_the_endpoint_are_refused_without_being_repeated() {
+        for url in ["http://key@c:4318", "http://u:secret@c:4318"] {
+            let err = TraceExport::from_env(&env(&[(ENDPOINT, url)]), "x").unwrap_err();
+            let shown = err.to_string();
+            assert!(
+                shown.contains(ENDPOINT) && shown.contains("OTEL_EXPORTER_OTLP_HEADERS"),
+                "{shown}"
+            );
+            assert!(
+                !shown.contains("secret") && !shown.contains("key@"),
+                "{shown}"
+            );
+        }
     }
 }

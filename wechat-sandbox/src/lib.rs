@@ -35,6 +35,7 @@ mod state;
 mod store;
 mod tls;
 mod tokens;
+mod traced;
 
 pub use config::{
     AppKind, SANDBOX_MCH_API_V3_KEY, SANDBOX_MCH_ID, SANDBOX_MCH_KEY, SANDBOX_MP_APPID,

@@ -5,13 +5,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
 use actix_cors::Cors;
-use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::ServerHandle;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header;
-use actix_web::middleware::{Next, from_fn};
+use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpServer, Route, web};
-use tracing::Instrument;
 
 use crate::config::SandboxConfig;
 use crate::errors::{WxError, json_response};
@@ -56,7 +53,7 @@ impl Sandbox {
             App::new()
                 .app_data(data.clone())
                 .wrap(from_fn(faults::count_and_inject))
-                .wrap(from_fn(trace_request))
+                .wrap(from_fn(crate::traced::trace_request))
                 .configure(routes)
                 .configure(refund::plain_routes)
         })
@@ -149,36 +146,6 @@ async fn v3_state(cfg: &SandboxConfig) -> io::Result<(V3State, V3Files)> {
     let v3 = V3State::new(keys, cfg.v3_sign_mode);
     let files = V3Files::write(&v3.info(), &api_v3_key, cfg.v3_dir.as_deref()).map_err(invalid)?;
     Ok((v3, files))
-}
-
-/// A server span per request while spans are exported (shared::traces),
-/// continuing the caller's W3C trace context, so that a payment's trace
-/// shows WeChat's side of each call; a disabled DEBUG span otherwise.
-pub(crate) async fn trace_request(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<
-    ServiceResponse<EitherBody<impl MessageBody + 'static, impl MessageBody + 'static>>,
-    actix_web::Error,
-> {
-    let span = tracing::debug_span!("sandbox", otel.kind = "server");
-    if span.is_disabled() {
-        return next
-            .call(req)
-            .await
-            .map(ServiceResponse::map_into_left_body);
-    }
-    shared::traces::accept_parent(&span, req.headers());
-    let method = req.method().clone();
-    let res = next.call(req).instrument(span.clone()).await?;
-    // Named by route, as the services' spans are: no order number in a name.
-    let route = res
-        .request()
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_owned());
-    shared::traces::finish_request_span(&span, method.as_str(), &route, res.status().as_u16());
-    shared::traces::rename(&span, format!("sandbox {method} {route}"));
-    Ok(res.map_into_right_body())
 }
 
 fn reachable(addr: SocketAddr) -> SocketAddr {

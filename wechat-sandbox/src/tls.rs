@@ -87,7 +87,7 @@ pub(crate) fn start(
         App::new()
             .app_data(data.clone())
             .wrap(from_fn(faults::count_and_inject))
-            .wrap(from_fn(crate::server::trace_request))
+            .wrap(from_fn(crate::traced::trace_request))
             .configure(refund::tls_routes)
             .configure(routes)
     })

@@ -502,15 +502,18 @@ fn string_literals(src: &str) -> Vec<String> {
 }
 
 /// The variables a binary of this workspace may read: its crate's literals,
-/// `shared`'s configuration (for the three services), the trace export's
-/// `OTEL_*` (every binary, shared/src/traces.rs), and `RUST_LOG` (read by
+/// `shared`'s configuration (for the three services; the trace export's
+/// `OTEL_*` for every binary), and `RUST_LOG` (read by
 /// tracing-subscriber's `EnvFilter::try_from_default_env`, not by a literal).
 pub fn names_read_by(crate_dir: &str) -> BTreeSet<String> {
     let root = repo_root();
     let mut names = literals_in(&root.join(crate_dir).join("src"));
-    names.extend(literals_in(&root.join("shared/src/traces.rs")));
-    if crate_dir != "wechat-sandbox" {
-        names.extend(literals_in(&root.join("shared/src/config.rs")));
+    let shared_config = literals_in(&root.join("shared/src/config.rs"));
+    if crate_dir == "wechat-sandbox" {
+        // The sandbox reads shared's trace export settings only.
+        names.extend(shared_config.into_iter().filter(|n| n.starts_with("OTEL_")));
+    } else {
+        names.extend(shared_config);
     }
     let main = "shared/src/telemetry.rs";
     assert!(
