@@ -24,6 +24,19 @@ pub enum WechatError {
     BadResponse(String),
 }
 
+/// How a call to WeChat ended, as the metrics' `outcome` label and the
+/// `wechat` span's outcome say it: `ok`, `errcode`, `timeout`,
+/// `unreachable` or `bad_response`.
+pub fn outcome_of<T>(result: &Result<T, WechatError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(WechatError::Api { .. }) => "errcode",
+        Err(WechatError::Timeout(_)) => "timeout",
+        Err(WechatError::Unreachable(_)) => "unreachable",
+        Err(WechatError::BadResponse(_)) => "bad_response",
+    }
+}
+
 impl WechatError {
     pub fn errcode(&self) -> Option<i64> {
         match self {
@@ -216,13 +229,7 @@ impl WechatClient {
             let started = Instant::now();
             let span = crate::traces::wechat_span(path);
             let result = attempt().instrument(span.clone()).await;
-            let outcome = match &result {
-                Ok(_) => "ok",
-                Err(WechatError::Api { .. }) => "errcode",
-                Err(WechatError::Timeout(_)) => "timeout",
-                Err(WechatError::Unreachable(_)) => "unreachable",
-                Err(WechatError::BadResponse(_)) => "bad_response",
-            };
+            let outcome = outcome_of(&result);
             crate::traces::finish_client_span(&span, outcome);
             WECHAT_CALLS
                 .with_label_values(&[path, outcome])

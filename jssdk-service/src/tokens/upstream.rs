@@ -89,13 +89,7 @@ fn checked(value: String, expires_in: i64) -> Result<(String, i64), WechatError>
 }
 
 fn counted<T>(kind: Kind, r: Result<T, WechatError>) -> Result<T, WechatError> {
-    let outcome = match &r {
-        Ok(_) => "ok",
-        Err(WechatError::Api { .. }) => "errcode",
-        Err(WechatError::Timeout(_)) => "timeout",
-        Err(WechatError::Unreachable(_)) => "unreachable",
-        Err(WechatError::BadResponse(_)) => "bad_response",
-    };
+    let outcome = shared::wechat::outcome_of(&r);
     UPSTREAM_FETCHES
         .with_label_values(&[kind.as_str(), outcome])
         .inc();

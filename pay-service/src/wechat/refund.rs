@@ -61,13 +61,7 @@ impl RefundClient {
     async fn post(&self, body: String) -> Result<String, WechatError> {
         let span = shared::traces::wechat_span(REFUND_PATH);
         let result = self.send(body).instrument(span.clone()).await;
-        let outcome = match &result {
-            Ok(_) => "ok",
-            Err(WechatError::Timeout(_)) => "timeout",
-            Err(WechatError::Unreachable(_)) => "unreachable",
-            Err(_) => "bad_response",
-        };
-        shared::traces::finish_client_span(&span, outcome);
+        shared::traces::finish_client_span(&span, shared::wechat::outcome_of(&result));
         result
     }
 
