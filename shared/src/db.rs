@@ -14,6 +14,9 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 
 use crate::error::ApiError;
 
+mod prepared;
+pub use prepared::Prepared;
+
 /// One connection of either backend. Queries that both backends spell the same
 /// way run on it directly; the others use [`db_run!`] to expand once per backend.
 #[derive(diesel::MultiConnection)]
@@ -120,35 +123,85 @@ pub struct Manager {
     target: String,
 }
 
+/// A pooled connection and when it last answered.
+///
+/// r2d2 checks a connection (`SELECT 1`) at every check-out; on PostgreSQL
+/// that is a round trip of its own, one in seven of an applied notification's
+/// (issue #16). As HikariCP's `aliveBypassWindowMs` does, a connection that
+/// answered within [`CHECK_AFTER`] is handed out unchecked: one that died in
+/// that second fails its query with 503, is marked as not answering, and is
+/// checked (and replaced) at its next check-out.
+pub struct Pooled {
+    conn: DbConnection,
+    answered_at: Option<std::time::Instant>,
+}
+
+/// How long an answer vouches for a connection.
+const CHECK_AFTER: Duration = Duration::from_secs(1);
+
+impl Pooled {
+    /// Whether the connection must be checked before it is handed out.
+    fn needs_check(&self, now: std::time::Instant) -> bool {
+        self.answered_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= CHECK_AFTER)
+    }
+
+    /// Records how a use ended: any answer from the database (even an
+    /// error) vouches for the connection; a lost connection does not.
+    fn used<R>(&mut self, result: &Result<R, DbError>) {
+        self.answered_at = match result {
+            Err(DbError::Unavailable(_)) => None,
+            _ => Some(std::time::Instant::now()),
+        };
+    }
+}
+
 const SQLITE_PRAGMAS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
      PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;";
 
 impl ManageConnection for Manager {
-    type Connection = DbConnection;
+    type Connection = Pooled;
     type Error = r2d2::Error;
 
-    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
-        match self.backend {
+    fn connect(&self) -> Result<Pooled, r2d2::Error> {
+        let conn = match self.backend {
             Backend::Postgres => PgConnection::establish(&self.target)
                 .map(DbConnection::Pg)
-                .map_err(r2d2::Error::ConnectionError),
+                .map_err(r2d2::Error::ConnectionError)?,
             Backend::Sqlite => {
                 let mut conn = SqliteConnection::establish(&self.target)
                     .map_err(r2d2::Error::ConnectionError)?;
                 conn.batch_execute(SQLITE_PRAGMAS)
                     .map_err(r2d2::Error::QueryError)?;
-                Ok(DbConnection::Sqlite(conn))
+                DbConnection::Sqlite(conn)
             }
+        };
+        Ok(Pooled {
+            conn,
+            answered_at: Some(std::time::Instant::now()),
+        })
+    }
+
+    fn is_valid(&self, pooled: &mut Pooled) -> Result<(), r2d2::Error> {
+        if !pooled.needs_check(std::time::Instant::now()) {
+            return Ok(());
         }
+        pooled
+            .conn
+            .batch_execute("SELECT 1")
+            .map_err(r2d2::Error::QueryError)?;
+        pooled.answered_at = Some(std::time::Instant::now());
+        Ok(())
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(r2d2::Error::QueryError)
-    }
-
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    /// A transaction diesel could not roll back leaves the connection
+    /// unusable: r2d2 drops it instead of pooling it again.
+    fn has_broken(&self, pooled: &mut Pooled) -> bool {
+        use diesel::r2d2::R2D2Connection;
+        match &mut pooled.conn {
+            DbConnection::Pg(c) => c.is_broken(),
+            DbConnection::Sqlite(c) => c.is_broken(),
+        }
     }
 }
 
@@ -233,9 +286,9 @@ impl Database {
     }
 
     fn migrate(&self, migrations: Migrations) -> Result<(), DbError> {
-        let mut conn = self.pool.get()?;
+        let mut pooled = self.pool.get()?;
         let setup = |e: Box<dyn std::error::Error + Send + Sync>| DbError::Setup(e.to_string());
-        match &mut *conn {
+        match &mut pooled.conn {
             DbConnection::Sqlite(c) => {
                 c.run_pending_migrations(migrations.sqlite).map_err(setup)?;
             }
@@ -288,8 +341,10 @@ impl Database {
         async move {
             actix_web::web::block(move || {
                 let _entered = inner.enter();
-                let mut conn: PooledConnection<Manager> = pool.get()?;
-                f(&mut conn)
+                let mut pooled: PooledConnection<Manager> = pool.get()?;
+                let result = f(&mut pooled.conn);
+                pooled.used(&result);
+                result
             })
             .await
             .map_err(|e| DbError::Unavailable(format!("blocking pool: {e}")))?
@@ -341,5 +396,30 @@ mod tests {
         assert_eq!(parse_url("postgres://u@h/db").unwrap().0, Backend::Postgres);
         assert!(parse_url("mysql://x").is_err());
         assert!(parse_url("sqlite://").is_err());
+    }
+
+    /// A connection is checked at check-out unless it answered within the
+    /// last second; a lost connection is checked whatever its age.
+    #[test]
+    fn a_connection_is_checked_unless_it_answered_just_now() {
+        use std::time::Instant;
+        let manager = Manager {
+            backend: Backend::Sqlite,
+            target: ":memory:".into(),
+        };
+        let mut pooled = manager.connect().unwrap();
+        let now = Instant::now();
+        assert!(!pooled.needs_check(now));
+        assert!(pooled.needs_check(now + CHECK_AFTER));
+        pooled.used::<()>(&Err(DbError::Unavailable("gone".into())));
+        assert!(pooled.needs_check(Instant::now()));
+        pooled.used::<()>(&Err(DbError::NotFound));
+        assert!(!pooled.needs_check(Instant::now()));
+        pooled.used::<()>(&Err(DbError::Unavailable("gone".into())));
+        manager.is_valid(&mut pooled).unwrap();
+        assert!(
+            !pooled.needs_check(Instant::now()),
+            "the check is an answer"
+        );
     }
 }

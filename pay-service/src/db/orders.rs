@@ -4,14 +4,15 @@
 //! caller checked before.
 
 use diesel::prelude::*;
-use shared::db::{Database, DbConnection, DbError, now_unix};
+use diesel::sql_types::{BigInt, Nullable, Text};
+use shared::db::{Database, DbConnection, DbError, Prepared, now_unix};
 use shared::db_run;
 
 use super::schema::pay_orders;
 use super::types::{ApiVersion, Status, TradeType};
 use super::with_reason;
 
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = pay_orders)]
 pub struct Order {
     pub id: i64,
@@ -168,30 +169,37 @@ pub struct Payment<'a> {
 /// changed, or None when nothing matched (unknown order, another status, a
 /// mismatch; the caller reads why). The UPDATE takes the row lock itself: a
 /// concurrent payer waits for this transaction, then matches nothing.
+///
+/// Every applied notification runs it, so it is a [`Prepared`] statement:
+/// planned once per connection (issue #16). The columns are named, not `*`,
+/// so that a column a later migration adds cannot change a prepared
+/// statement's result under a running replica.
 pub fn pay(conn: &mut DbConnection, no: &str, p: &Payment) -> Result<Option<Order>, DbError> {
     let now = now_unix();
     let paid = db_run!(conn => {
-        let mut target = diesel::update(pay_orders::table)
-            .filter(pay_orders::out_trade_no.eq(no))
-            .filter(pay_orders::status.eq(Status::NotPay))
-            .filter(pay_orders::amount_fen.eq(p.amount_fen))
-            .into_boxed();
-        if let Some(appid) = p.appid {
-            target = target.filter(pay_orders::appid.eq(appid));
-        }
-        target
-            .set((
-                pay_orders::status.eq(Status::Paid),
-                pay_orders::transaction_id.eq(p.transaction_id),
-                pay_orders::paid_at.eq(p.paid_at),
-                pay_orders::updated_at.eq(now),
-            ))
-            .returning(Order::as_returning())
-            .get_result(conn)
+        Prepared::new(PAY)
+            .bind::<Text, _>(Status::Paid)
+            .bind::<Text, _>(p.transaction_id)
+            .bind::<BigInt, _>(p.paid_at)
+            .bind::<BigInt, _>(now)
+            .bind::<Text, _>(no)
+            .bind::<Text, _>(Status::NotPay)
+            .bind::<BigInt, _>(p.amount_fen)
+            .bind::<Nullable<Text>, _>(p.appid)
+            .get_result::<Order>(conn)
             .optional()
     });
     Ok(paid.map_err(with_reason)?)
 }
+
+const PAY: &str = "UPDATE pay_orders \
+     SET status = $1, transaction_id = $2, paid_at = $3, updated_at = $4 \
+     WHERE out_trade_no = $5 AND status = $6 AND amount_fen = $7 \
+     AND ($8 IS NULL OR appid = $8) \
+     RETURNING id, out_trade_no, user_id, appid, openid, trade_type, amount_fen, \
+     description, status, prepay_id, pay_url, redirect_url, transaction_id, client_ip, \
+     idempotency_key, request_hash, expires_at, paid_at, next_check_at, created_at, \
+     updated_at, refund_reserved_fen, refunded_fen, api";
 
 /// NOTPAY → PAID with WeChat's transaction; false when it was not NOTPAY.
 pub fn mark_paid(

@@ -5,10 +5,9 @@
 
 use diesel::pg::Pg;
 use diesel::prelude::*;
-use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{BigInt, Bool, Nullable, Text};
 use serde::Serialize;
-use shared::db::{Database, DbConnection, DbError};
+use shared::db::{Database, DbConnection, DbError, Prepared};
 
 use super::notifications::{self, NewNotification};
 use super::outbox::{self, NewEvent};
@@ -81,12 +80,13 @@ pub fn record(
 /// The INSERTs of [`record`] as one PostgreSQL statement: `WITH
 /// transition AS (INSERT …), event AS (INSERT …) INSERT …`. Data-modifying
 /// statements in a `WITH` run exactly once, whether or not the last one
-/// reads them.
+/// reads them. [`Prepared`]: each of its three shapes is planned once per
+/// connection, not at every notification (issue #16).
 fn insert_together<'a>(
     t: &'a NewTransition,
     event: Option<&'a NewEvent>,
     notification: Option<&'a NewNotification>,
-) -> BoxedSqlQuery<'a, Pg, SqlQuery> {
+) -> Prepared<'a, Pg> {
     let mut sql = Placeholders::default();
     let mut inserts = vec![("transition", sql.insert(TRANSITION))];
     if event.is_some() {
@@ -105,8 +105,7 @@ fn insert_together<'a>(
     } else {
         format!("WITH {} {last}", with.join(", "))
     };
-    let mut q = diesel::sql_query(text)
-        .into_boxed::<Pg>()
+    let mut q = Prepared::new(text)
         .bind::<Text, _>(t.out_trade_no)
         .bind::<Text, _>(t.from)
         .bind::<Text, _>(t.to)
