@@ -15,6 +15,7 @@
 pub mod backends;
 pub mod console;
 pub mod gateway;
+pub mod light;
 pub mod load;
 pub mod memory;
 pub mod notify_steps;
@@ -130,6 +131,9 @@ pub fn client(concurrency: usize) -> reqwest::Result<reqwest::Client> {
         .build()
 }
 
+/// The yardstick row of the light client ([`light`]).
+const LIGHT_HEALTHZ: &str = "/healthz (light)";
+
 /// One whole run; the services and storage are gone when it returns.
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     anyhow::ensure!(
@@ -180,6 +184,24 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     .await;
     rows.push(Row::new(
         "jssdkConfig (warm)",
+        jssdk.kind.binary(),
+        &load,
+        calls,
+    ));
+    // The same two with the light client (light.rs): the ratio goal 1 of
+    // issue #16 names, about the service rather than the bench's client.
+    let addr = jssdk.addr()?;
+    let (load, calls) = measured(jssdk, &sandbox, &mut processes[1], || {
+        scenarios::light_healthz(addr, c, n)
+    })
+    .await;
+    rows.push(Row::new(LIGHT_HEALTHZ, jssdk.kind.binary(), &load, calls));
+    let (load, calls) = measured(jssdk, &sandbox, &mut processes[1], || {
+        scenarios::light_jssdk_config(addr, &sandbox, c, n)
+    })
+    .await;
+    rows.push(Row::new(
+        "jssdkConfig (warm, light)",
         jssdk.kind.binary(),
         &load,
         calls,
@@ -281,13 +303,24 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         true => Some(v3::run(opts, &client, &storage, &sandbox, pay, &tokens).await?),
         false => None,
     };
-    let healthz: Vec<(String, f64)> = rows
+    // Each row against its process's /healthz measured with the same client.
+    let healthz: Vec<(String, bool, f64)> = rows
         .iter()
-        .filter(|r| r.endpoint == "/healthz")
-        .map(|r| (r.service.clone(), r.requests_per_second))
+        .filter(|r| r.endpoint == "/healthz" || r.endpoint == LIGHT_HEALTHZ)
+        .map(|r| {
+            (
+                r.service.clone(),
+                r.endpoint == LIGHT_HEALTHZ,
+                r.requests_per_second,
+            )
+        })
         .collect();
     for row in &mut rows {
-        if let Some((_, h)) = healthz.iter().find(|(s, _)| *s == row.service) {
+        let light = row.endpoint.ends_with("light)");
+        if let Some((_, _, h)) = healthz
+            .iter()
+            .find(|(s, l, _)| *s == row.service && *l == light)
+        {
             row.ratio_to_healthz = row.requests_per_second / h.max(1e-9);
         }
     }
@@ -414,11 +447,8 @@ async fn open_loop_runs(
         // issue's "jssdkConfig / /healthz" without the bench's own
         // signature checks in the way.
         let healthz_run = |rate: f64| {
-            let (client, url) = (client.clone(), jssdk.url("/healthz"));
-            open_loop::drive_rate(rate, step, ol.max_in_flight, move |_| {
-                let req = client.get(&url);
-                async move { req.send().await.is_ok_and(|r| r.status() == 200) }
-            })
+            let job = scenarios::healthz_job(&client, &jssdk.base);
+            open_loop::drive_rate(rate, step, ol.max_in_flight, job)
         };
         found.push(
             open_loop::find_max_rate(

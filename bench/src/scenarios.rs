@@ -3,7 +3,7 @@
 //! starts, so only the service's work is timed.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use serde_json::Value;
 use shared::sign::{SignType, jssdk_signature, pay_sign, strip_fragment};
@@ -11,6 +11,7 @@ use wechat_sandbox::{
     OrderSnapshot, PayOptions, SANDBOX_MCH_KEY, SANDBOX_MP_APPID, SANDBOX_OA_APPID, Sandbox,
 };
 
+use crate::light;
 use crate::load::{LoadResult, drive};
 
 pub const TOKEN_PATHS: [&str; 2] = ["/cgi-bin/token", "/cgi-bin/stable_token"];
@@ -32,17 +33,37 @@ async fn json_of(res: reqwest::Result<reqwest::Response>) -> Option<Value> {
     (body["code"] == 0).then_some(body)
 }
 
+/// A 200 answer's body. Every timed request reads its answer whole, `/healthz`
+/// included, so that the yardstick and the endpoint measured against it cost
+/// the bench the same.
+async fn body_of(res: reqwest::Result<reqwest::Response>) -> Option<bytes::Bytes> {
+    let res = res.ok()?;
+    if res.status() != 200 {
+        return None;
+    }
+    res.bytes().await.ok()
+}
+
+/// `url` parsed once, before the clock (a request then only clones it).
+fn parsed(url: &str) -> reqwest::Url {
+    reqwest::Url::parse(url).unwrap_or_else(|e| panic!("the bench's own URL {url}: {e}"))
+}
+
 pub async fn healthz(client: &reqwest::Client, base: &str, c: usize, n: usize) -> LoadResult {
-    let (client, url) = (client.clone(), format!("{base}/healthz"));
+    let (client, url) = (client.clone(), parsed(&format!("{base}/healthz")));
     drive(c, n, move |_| {
-        let req = client.get(&url);
-        async move { req.send().await.is_ok_and(|r| r.status() == 200) }
+        let req = client.get(url.clone());
+        async move { body_of(req.send().await).await.is_some() }
     })
     .await
 }
 
 /// `wx.config` for a different page each time, each signature checked against
-/// the sandbox's current ticket.
+/// the sandbox's current ticket. The requests' URLs are made before the clock
+/// and the answers checked after it, so that the timed loop does for each
+/// request what [`healthz`]'s does (send, read the answer): the ratio of the
+/// two is the service's, not the bench's JSON parsing and SHA-1 (issue #16
+/// goal 1).
 pub async fn jssdk_config(
     client: &reqwest::Client,
     base: &str,
@@ -50,28 +71,100 @@ pub async fn jssdk_config(
     c: usize,
     n: usize,
 ) -> LoadResult {
-    let (client, base, state) = (client.clone(), base.to_owned(), sb.state());
-    drive(c, n, move |i| {
-        let page = format!("https://shop.example/bench/{i}?x=1#frag");
-        let req = client
-            .get(format!("{base}/api/wechat/jssdkConfig"))
-            .query(&[("url", page.as_str())]);
-        let state = state.clone();
+    let endpoint = parsed(&format!("{base}/api/wechat/jssdkConfig"));
+    let pages: Vec<String> = (0..n)
+        .map(|i| format!("https://shop.example/bench/{i}?x=1#frag"))
+        .collect();
+    let urls: Arc<Vec<reqwest::Url>> = Arc::new(
+        pages
+            .iter()
+            .map(|page| {
+                let mut url = endpoint.clone();
+                url.query_pairs_mut().append_pair("url", page);
+                url
+            })
+            .collect(),
+    );
+    let answers: Arc<Vec<OnceLock<bytes::Bytes>>> =
+        Arc::new((0..n).map(|_| OnceLock::new()).collect());
+    let (client, kept) = (client.clone(), answers.clone());
+    let mut load = drive(c, n, move |i| {
+        let req = client.get(urls[i].clone());
+        let kept = kept.clone();
         async move {
-            let Some(body) = json_of(req.send().await).await else {
+            let Some(body) = body_of(req.send().await).await else {
                 return false;
             };
-            let Some(ticket) = state.current_jsapi_ticket(SANDBOX_OA_APPID) else {
-                return false;
-            };
-            let d = &body["data"];
-            let (Some(nonce), Some(ts)) = (d["nonceStr"].as_str(), d["timestamp"].as_i64()) else {
-                return false;
-            };
-            d["signature"] == jssdk_signature(&ticket, nonce, ts, strip_fragment(&page))
+            kept[i].set(body).is_ok()
         }
     })
-    .await
+    .await;
+    let ticket = sb.state().current_jsapi_ticket(SANDBOX_OA_APPID);
+    load.errors += answers
+        .iter()
+        .zip(&pages)
+        .filter(|(answer, page)| {
+            answer
+                .get()
+                .is_some_and(|body| !signed_for(body, ticket.as_deref(), page))
+        })
+        .count();
+    load
+}
+
+/// [`healthz`] with the light client ([`crate::light`]).
+pub async fn light_healthz(addr: std::net::SocketAddr, c: usize, n: usize) -> LoadResult {
+    let request: Arc<[u8]> = Arc::from(light::get(addr, "/healthz"));
+    let (load, _) = light::drive_gets(addr, c, n, move |_| request.clone(), false).await;
+    load
+}
+
+/// [`jssdk_config`] with the light client: the requests made before the
+/// clock, every signature checked after it.
+pub async fn light_jssdk_config(
+    addr: std::net::SocketAddr,
+    sb: &Sandbox,
+    c: usize,
+    n: usize,
+) -> LoadResult {
+    let pages: Vec<String> = (0..n)
+        .map(|i| format!("https://shop.example/light/{i}?x=1#frag"))
+        .collect();
+    let endpoint = parsed(&format!("http://{addr}/api/wechat/jssdkConfig"));
+    let requests: Vec<Arc<[u8]>> = pages
+        .iter()
+        .map(|page| {
+            let mut url = endpoint.clone();
+            url.query_pairs_mut().append_pair("url", page);
+            let target = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+            Arc::from(light::get(addr, &target))
+        })
+        .collect();
+    let (mut load, bodies) =
+        light::drive_gets(addr, c, n, move |i| requests[i].clone(), true).await;
+    let ticket = sb.state().current_jsapi_ticket(SANDBOX_OA_APPID);
+    load.errors += bodies
+        .iter()
+        .zip(&pages)
+        .filter(|(body, page)| {
+            body.as_deref()
+                .is_some_and(|b| !signed_for(b, ticket.as_deref(), page))
+        })
+        .count();
+    load
+}
+
+/// Whether a jssdkConfig answer is a success whose signature is the one
+/// `ticket` gives for `page`.
+fn signed_for(body: &[u8], ticket: Option<&str>, page: &str) -> bool {
+    let (Ok(body), Some(ticket)) = (serde_json::from_slice::<Value>(body), ticket) else {
+        return false;
+    };
+    let d = &body["data"];
+    let (Some(nonce), Some(ts)) = (d["nonceStr"].as_str(), d["timestamp"].as_i64()) else {
+        return false;
+    };
+    body["code"] == 0 && d["signature"] == jssdk_signature(ticket, nonce, ts, strip_fragment(page))
 }
 
 /// Mini-program logins, each with a fresh `wx.login()` code; returns the
@@ -304,8 +397,8 @@ async fn ok_envelope(res: reqwest::Result<reqwest::Response>) -> bool {
         .is_ok_and(|b| b.windows(8).any(|w| w == b"\"code\":0"))
 }
 
-/// One open-loop jssdkConfig request (a different page each time); its
-/// signatures are checked in the closed-loop run.
+/// One open-loop jssdkConfig request (one of 4,096 pages, their URLs made
+/// before the clock); its signatures are checked in the closed-loop run.
 pub fn jssdk_config_job(
     client: &reqwest::Client,
     base: &str,
@@ -313,11 +406,34 @@ pub fn jssdk_config_job(
 + Send
 + Sync
 + 'static {
-    let (client, url) = (client.clone(), format!("{base}/api/wechat/jssdkConfig"));
+    let endpoint = parsed(&format!("{base}/api/wechat/jssdkConfig"));
+    let urls: Vec<reqwest::Url> = (0..4096)
+        .map(|i| {
+            let mut url = endpoint.clone();
+            url.query_pairs_mut()
+                .append_pair("url", &format!("https://shop.example/open/{i}"));
+            url
+        })
+        .collect();
+    let client = client.clone();
     move |i| {
-        let page = format!("https://shop.example/open/{i}");
-        let req = client.get(&url).query(&[("url", page.as_str())]);
+        let req = client.get(urls[i as usize % urls.len()].clone());
         Box::pin(async move { ok_envelope(req.send().await).await })
+    }
+}
+
+/// One open-loop `/healthz` request, its answer read as [`jssdk_config_job`]'s is.
+pub fn healthz_job(
+    client: &reqwest::Client,
+    base: &str,
+) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
++ Send
++ Sync
++ 'static {
+    let (client, url) = (client.clone(), parsed(&format!("{base}/healthz")));
+    move |_| {
+        let req = client.get(url.clone());
+        Box::pin(async move { body_of(req.send().await).await.is_some() })
     }
 }
 
@@ -338,5 +454,35 @@ pub fn v2pay_job(
             .query(&[("money", "0.01")])
             .bearer_auth(token);
         Box::pin(async move { ok_envelope(req.send().await).await })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The check made after the clock: a success whose signature is the
+    /// ticket's for that page, and nothing else.
+    #[test]
+    fn a_config_answer_counts_only_with_the_right_signature() {
+        let page = "https://shop.example/light/1?x=1#frag";
+        let answer = |signature: &str, code: i64| {
+            serde_json::json!({
+                "code": code,
+                "data": {"nonceStr": "n", "timestamp": 7, "signature": signature},
+            })
+            .to_string()
+        };
+        let right = jssdk_signature("T", "n", 7, "https://shop.example/light/1?x=1");
+        assert!(signed_for(answer(&right, 0).as_bytes(), Some("T"), page));
+        assert!(!signed_for(
+            answer(&right, 0).as_bytes(),
+            Some("other"),
+            page
+        ));
+        assert!(!signed_for(answer(&right, 0).as_bytes(), None, page));
+        assert!(!signed_for(answer(&right, 1).as_bytes(), Some("T"), page));
+        assert!(!signed_for(answer("0f", 0).as_bytes(), Some("T"), page));
+        assert!(!signed_for(b"not json", Some("T"), page));
     }
 }

@@ -163,6 +163,13 @@ impl Service {
         }
     }
 
+    /// The address the service listens on.
+    pub fn addr(&self) -> anyhow::Result<std::net::SocketAddr> {
+        let addr = self.base.trim_start_matches("http://");
+        addr.parse()
+            .map_err(|e| anyhow::anyhow!("{} is not an address: {e}", self.base))
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

@@ -61,15 +61,21 @@ fn check(report: &Report) {
             .count(),
         3
     );
-    for r in report.rows.iter().filter(|r| r.endpoint == "/healthz") {
+    for r in report
+        .rows
+        .iter()
+        .filter(|r| r.endpoint.starts_with("/healthz"))
+    {
         assert_eq!((r.upstream_calls, r.ratio_to_healthz), (0, 1.0), "{table}");
     }
     // Warm: the token and ticket were fetched before the load, never during it.
-    assert_eq!(
-        row(report, "jssdkConfig (warm)").upstream_calls,
-        0,
-        "{table}"
-    );
+    for endpoint in ["jssdkConfig (warm)", "jssdkConfig (warm, light)"] {
+        assert_eq!(row(report, endpoint).upstream_calls, 0, "{table}");
+    }
+    // The light client's pair is compared with itself, not with reqwest's /healthz.
+    let light = row(report, "jssdkConfig (warm, light)");
+    let ratio = light.requests_per_second / row(report, "/healthz (light)").requests_per_second;
+    assert!((light.ratio_to_healthz - ratio).abs() < 1e-9, "{table}");
     assert_eq!(
         row(report, "getSession").upstream_calls,
         N as u64,
@@ -95,7 +101,7 @@ fn check(report: &Report) {
         assert!(p.ready_ms > 0.0, "{table}");
     }
     let json = serde_json::to_value(report).unwrap();
-    assert_eq!(json["rows"].as_array().unwrap().len(), 7);
+    assert_eq!(json["rows"].as_array().unwrap().len(), 9);
 
     // Open loop: every scheduled request ran and succeeded.
     assert_eq!(report.open_loop.len(), 2, "{table}");
