@@ -133,6 +133,19 @@ pub fn client(concurrency: usize) -> reqwest::Result<reqwest::Client> {
 
 /// The yardstick row of the light client ([`light`]).
 const LIGHT_HEALTHZ: &str = "/healthz (light)";
+/// How many times the light client's pair is run (the faster of each kept).
+const LIGHT_ROUNDS: usize = 3;
+
+/// The faster of two runs.
+fn faster(
+    kept: Option<(load::LoadResult, u64)>,
+    new: (load::LoadResult, u64),
+) -> Option<(load::LoadResult, u64)> {
+    match kept {
+        Some(k) if k.0.requests_per_second() >= new.0.requests_per_second() => Some(k),
+        _ => Some(new),
+    }
+}
 
 /// One whole run; the services and storage are gone when it returns.
 pub async fn run(opts: &Options) -> anyhow::Result<Report> {
@@ -190,22 +203,37 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     ));
     // The same two with the light client (light.rs): the ratio goal 1 of
     // issue #16 names, about the service rather than the bench's client.
+    // At 100k requests a second a run is over in moments, so each is run
+    // LIGHT_ROUNDS times, alternating, and the faster of each kept: another
+    // process's stall then costs one round, not the ratio.
     let addr = jssdk.addr()?;
-    let (load, calls) = measured(jssdk, &sandbox, &mut processes[1], || {
-        scenarios::light_healthz(addr, c, n)
-    })
-    .await;
-    rows.push(Row::new(LIGHT_HEALTHZ, jssdk.kind.binary(), &load, calls));
-    let (load, calls) = measured(jssdk, &sandbox, &mut processes[1], || {
-        scenarios::light_jssdk_config(addr, &sandbox, c, n)
-    })
-    .await;
-    rows.push(Row::new(
-        "jssdkConfig (warm, light)",
-        jssdk.kind.binary(),
-        &load,
-        calls,
-    ));
+    // Errors and WeChat calls count from every round, kept or not.
+    let mut best: [Option<(load::LoadResult, u64)>; 2] = [None, None];
+    let mut all = [(0, 0); 2];
+    for _ in 0..LIGHT_ROUNDS {
+        let health = measured(jssdk, &sandbox, &mut processes[1], || {
+            scenarios::light_healthz(addr, c, n)
+        })
+        .await;
+        let config = measured(jssdk, &sandbox, &mut processes[1], || {
+            scenarios::light_jssdk_config(addr, &sandbox, c, n)
+        })
+        .await;
+        for ((kept, sums), new) in best.iter_mut().zip(&mut all).zip([health, config]) {
+            *sums = (sums.0 + new.0.errors, sums.1 + new.1);
+            *kept = faster(kept.take(), new);
+        }
+    }
+    for ((endpoint, kept), (errors, calls)) in [LIGHT_HEALTHZ, "jssdkConfig (warm, light)"]
+        .into_iter()
+        .zip(best)
+        .zip(all)
+    {
+        if let Some((mut load, _)) = kept {
+            load.errors = errors;
+            rows.push(Row::new(endpoint, jssdk.kind.binary(), &load, calls));
+        }
+    }
 
     let mut tokens = Vec::new();
     let (load, calls) = measured(auth, &sandbox, &mut processes[0], || async {

@@ -34,7 +34,24 @@ pub struct WxConfig {
     pub timestamp: i64,
     pub nonce_str: String,
     pub signature: String,
+    #[serde(serialize_with = "api_list_json")]
     pub js_api_list: &'static [&'static str],
+}
+
+/// The list as JSON: [`JS_API_LIST`]'s made once, since every answer
+/// carries it and escaping its fifteen names each time was the largest part
+/// of the handler's own work in a profile (issue #16); any other list is
+/// serialised as it is.
+fn api_list_json<S: serde::Serializer>(
+    list: &&'static [&'static str],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    static MADE: std::sync::LazyLock<Option<Box<serde_json::value::RawValue>>> =
+        std::sync::LazyLock::new(|| serde_json::value::to_raw_value(JS_API_LIST).ok());
+    match MADE.as_deref() {
+        Some(json) if *list == JS_API_LIST => json.serialize(serializer),
+        _ => list.serialize(serializer),
+    }
 }
 
 /// The page URL to sign: absolute http(s), without its `#fragment`, otherwise
@@ -78,6 +95,20 @@ pub fn wx_config(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The list made once reads as the list serialised each time would.
+    #[test]
+    fn the_api_list_is_the_same_json_either_way() {
+        let config = wx_config("wxA", "T", "https://shop.example/", 1, "n".into());
+        let json = serde_json::to_value(&config).unwrap();
+        assert_eq!(json["jsApiList"], serde_json::json!(JS_API_LIST));
+        let other = WxConfig {
+            js_api_list: &["chooseWXPay"],
+            ..config
+        };
+        let json = serde_json::to_value(&other).unwrap();
+        assert_eq!(json["jsApiList"], serde_json::json!(["chooseWXPay"]));
+    }
 
     #[test]
     fn accepts_absolute_http_urls_and_drops_the_fragment() {

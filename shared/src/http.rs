@@ -39,7 +39,7 @@ fn request_id_of(req: &ServiceRequest) -> String {
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_owned)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+        .unwrap_or_else(|| crate::random::uuid_v4().simple().to_string())
 }
 
 /// Request id, a tracing span around the request, an access log line and metrics.

@@ -187,7 +187,7 @@ pub fn quiet(span: &tracing::Span) {
     if !exporting() {
         return;
     }
-    let ids = uuid::Uuid::new_v4();
+    let ids = crate::random::uuid_v4();
     let bytes = ids.as_bytes();
     let mut span_id = [0u8; 8];
     span_id.copy_from_slice(&bytes[..8]);
