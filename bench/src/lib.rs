@@ -263,6 +263,12 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         calls,
     ));
 
+    // Before the open loop, whose overloaded steps leave pay-service work
+    // to finish after them.
+    let notify_steps = match opts.extras.notify_steps {
+        0 => None,
+        k => Some(steps(&client, pay, &sandbox, &storage, &tokens, k).await?),
+    };
     let mut open_loop_rows = Vec::new();
     let mut max_rates = Vec::new();
     if let Some(ol) = &opts.extras.open_loop {
@@ -270,10 +276,6 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         open_loop_rows = rows;
         max_rates = found;
     }
-    let notify_steps = match opts.extras.notify_steps {
-        0 => None,
-        k => Some(steps(&client, pay, &sandbox, &storage, &tokens, k).await?),
-    };
 
     let sampler = PeakSampler::start(pay.pid);
     let before = scenarios::upstream_total(&sandbox);
@@ -533,6 +535,10 @@ async fn steps(
     let healthz = scenarios::healthz(client, &pay.base, 1, 4 * k).await;
     let before = match &pg {
         Some((admin, schema)) => {
+            // A backend that could not flush its counters at once under load
+            // retries only after PostgreSQL's idle interval (10 s): the
+            // earlier loads' counters would otherwise land in the window.
+            tokio::time::sleep(std::time::Duration::from_secs(11)).await;
             nudge_statistics(client, pay).await;
             Some(notify_steps::settled_counters(admin, schema, &[], 0).await?)
         }
