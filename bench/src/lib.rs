@@ -263,20 +263,10 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         calls,
     ));
 
-    // Before the open loop, whose overloaded steps leave pay-service work
-    // to finish after them.
     let notify_steps = match opts.extras.notify_steps {
         0 => None,
         k => Some(steps(&client, pay, &sandbox, &storage, &tokens, k).await?),
     };
-    let mut open_loop_rows = Vec::new();
-    let mut max_rates = Vec::new();
-    if let Some(ol) = &opts.extras.open_loop {
-        let (rows, found) = open_loop_runs(ol, jssdk, pay, &tokens, &mut processes).await?;
-        open_loop_rows = rows;
-        max_rates = found;
-    }
-
     let sampler = PeakSampler::start(pay.pid);
     let before = scenarios::upstream_total(&sandbox);
     let load = scenarios::notifications(&client, &pay.base, &sandbox, &placed, c).await?;
@@ -306,6 +296,17 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
     let notify_to_pgbench = pgbench
         .as_ref()
         .map(|p| load.requests_per_second() / p.tps.max(1e-9));
+
+    // After the closed-loop figures: an overloaded open-loop step leaves
+    // pay-service (and the sandbox) work to finish after it, which would
+    // run beside whatever came next.
+    let mut open_loop_rows = Vec::new();
+    let mut max_rates = Vec::new();
+    if let Some(ol) = &opts.extras.open_loop {
+        let (rows, found) = open_loop_runs(ol, jssdk, pay, &tokens, &mut processes).await?;
+        open_loop_rows = rows;
+        max_rates = found;
+    }
 
     let gateway = match (opts.extras.gateway, gateway::nginx_binary()) {
         (true, Some(nginx)) => {
