@@ -49,6 +49,16 @@ fn parsed(url: &str) -> reqwest::Url {
     reqwest::Url::parse(url).unwrap_or_else(|e| panic!("the bench's own URL {url}: {e}"))
 }
 
+/// jssdkConfig's URL at `base` for `page`.
+fn config_url(base: &str, page: &str) -> reqwest::Url {
+    let mut url = parsed(&format!("{base}/api/wechat/jssdkConfig"));
+    url.query_pairs_mut().append_pair("url", page);
+    url
+}
+
+/// What an open-loop job returns for each request: whether it succeeded.
+type JobFuture = std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>;
+
 pub async fn healthz(client: &reqwest::Client, base: &str, c: usize, n: usize) -> LoadResult {
     let (client, url) = (client.clone(), parsed(&format!("{base}/healthz")));
     drive(c, n, move |_| {
@@ -71,20 +81,11 @@ pub async fn jssdk_config(
     c: usize,
     n: usize,
 ) -> LoadResult {
-    let endpoint = parsed(&format!("{base}/api/wechat/jssdkConfig"));
     let pages: Vec<String> = (0..n)
         .map(|i| format!("https://shop.example/bench/{i}?x=1#frag"))
         .collect();
-    let urls: Arc<Vec<reqwest::Url>> = Arc::new(
-        pages
-            .iter()
-            .map(|page| {
-                let mut url = endpoint.clone();
-                url.query_pairs_mut().append_pair("url", page);
-                url
-            })
-            .collect(),
-    );
+    let urls: Arc<Vec<reqwest::Url>> =
+        Arc::new(pages.iter().map(|page| config_url(base, page)).collect());
     let answers: Arc<Vec<OnceLock<bytes::Bytes>>> =
         Arc::new((0..n).map(|_| OnceLock::new()).collect());
     let (client, kept) = (client.clone(), answers.clone());
@@ -130,12 +131,10 @@ pub async fn light_jssdk_config(
     let pages: Vec<String> = (0..n)
         .map(|i| format!("https://shop.example/light/{i}?x=1#frag"))
         .collect();
-    let endpoint = parsed(&format!("http://{addr}/api/wechat/jssdkConfig"));
     let requests: Vec<Arc<[u8]>> = pages
         .iter()
         .map(|page| {
-            let mut url = endpoint.clone();
-            url.query_pairs_mut().append_pair("url", page);
+            let url = config_url(&format!("http://{addr}"), page);
             let target = format!("{}?{}", url.path(), url.query().unwrap_or_default());
             Arc::from(light::get(addr, &target))
         })
@@ -402,18 +401,9 @@ async fn ok_envelope(res: reqwest::Result<reqwest::Response>) -> bool {
 pub fn jssdk_config_job(
     client: &reqwest::Client,
     base: &str,
-) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
-+ Send
-+ Sync
-+ 'static {
-    let endpoint = parsed(&format!("{base}/api/wechat/jssdkConfig"));
+) -> impl Fn(u64) -> JobFuture + Send + Sync + 'static {
     let urls: Vec<reqwest::Url> = (0..4096)
-        .map(|i| {
-            let mut url = endpoint.clone();
-            url.query_pairs_mut()
-                .append_pair("url", &format!("https://shop.example/open/{i}"));
-            url
-        })
+        .map(|i| config_url(base, &format!("https://shop.example/open/{i}")))
         .collect();
     let client = client.clone();
     move |i| {
@@ -426,10 +416,7 @@ pub fn jssdk_config_job(
 pub fn healthz_job(
     client: &reqwest::Client,
     base: &str,
-) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
-+ Send
-+ Sync
-+ 'static {
+) -> impl Fn(u64) -> JobFuture + Send + Sync + 'static {
     let (client, url) = (client.clone(), parsed(&format!("{base}/healthz")));
     move |_| {
         let req = client.get(url.clone());
@@ -442,10 +429,7 @@ pub fn v2pay_job(
     client: &reqwest::Client,
     base: &str,
     tokens: Arc<Vec<String>>,
-) -> impl Fn(u64) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send>>
-+ Send
-+ Sync
-+ 'static {
+) -> impl Fn(u64) -> JobFuture + Send + Sync + 'static {
     let (client, url) = (client.clone(), format!("{base}/api/mp/v2Pay"));
     move |i| {
         let token = &tokens[i as usize % tokens.len().max(1)];
