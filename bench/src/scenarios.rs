@@ -100,16 +100,7 @@ pub async fn jssdk_config(
         }
     })
     .await;
-    let ticket = sb.state().current_jsapi_ticket(SANDBOX_OA_APPID);
-    load.errors += answers
-        .iter()
-        .zip(&pages)
-        .filter(|(answer, page)| {
-            answer
-                .get()
-                .is_some_and(|body| !signed_for(body, ticket.as_deref(), page))
-        })
-        .count();
+    load.errors += wrongly_signed(sb, answers.iter().map(|a| a.get().map(|b| &b[..])), &pages);
     load
 }
 
@@ -141,16 +132,23 @@ pub async fn light_jssdk_config(
         .collect();
     let (mut load, bodies) =
         light::drive_gets(addr, c, n, move |i| requests[i].clone(), true).await;
-    let ticket = sb.state().current_jsapi_ticket(SANDBOX_OA_APPID);
-    load.errors += bodies
-        .iter()
-        .zip(&pages)
-        .filter(|(body, page)| {
-            body.as_deref()
-                .is_some_and(|b| !signed_for(b, ticket.as_deref(), page))
-        })
-        .count();
+    load.errors += wrongly_signed(sb, bodies.iter().map(|b| b.as_deref()), &pages);
     load
+}
+
+/// How many of the answers (each for the page at the same index; None for
+/// a request that failed, already counted) are not signed right for the
+/// sandbox's current ticket.
+fn wrongly_signed<'a>(
+    sb: &Sandbox,
+    answers: impl Iterator<Item = Option<&'a [u8]>>,
+    pages: &[String],
+) -> usize {
+    let ticket = sb.state().current_jsapi_ticket(SANDBOX_OA_APPID);
+    answers
+        .zip(pages)
+        .filter(|(answer, page)| answer.is_some_and(|b| !signed_for(b, ticket.as_deref(), page)))
+        .count()
 }
 
 /// Whether a jssdkConfig answer is a success whose signature is the one
