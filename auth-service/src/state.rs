@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use shared::cache::Cache;
-use shared::startup::{Infra, StartupError};
+use shared::startup::{Infra, StartupError, connect_database};
 use shared::telemetry::Readiness;
 
 use crate::config::AuthConfig;
@@ -34,10 +34,10 @@ impl AuthState {
     /// Connects and migrates the database and connects the cache (`cache` lets
     /// `stack` and tests hand in theirs; otherwise `REDIS_URL` decides).
     pub async fn build(config: AuthConfig, cache: Option<Cache>) -> Result<Self, StartupError> {
-        let infra = Infra::build(&config.common, Some(crate::db::migrations()), cache).await?;
-        let db = infra.db.clone().ok_or_else(|| {
-            StartupError::Config("auth-service was started without its database".to_owned())
-        })?;
+        let db = connect_database(&config.common, crate::db::migrations()).await?;
+        let infra = Infra::build(&config.common, cache).await?;
+        let mut readiness = infra.readiness();
+        readiness.databases.push(Arc::new(db.clone()));
         let users = Users::new(db);
         let sessions = Sessions::new(infra.sessions.clone());
         let oa = config.official_account.clone().map(|app| OaLogin {
@@ -58,7 +58,7 @@ impl AuthState {
         });
         Ok(AuthState {
             limiter: LoginRateLimit::new(infra.cache.clone(), config.login_rate_limit),
-            readiness: infra.readiness(),
+            readiness,
             config: Arc::new(config),
             users,
             sessions,

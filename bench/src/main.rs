@@ -136,13 +136,16 @@ fn seconds(s: &str) -> Result<Duration, String> {
 }
 
 /// `cargo build` of the three binaries in the profile this bench was built in
-/// (its binaries sit beside ours).
+/// (its binaries sit beside ours: `target/<profile>/`, `debug` for `dev`).
 fn build_services(bin_dir: &Path) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root()).arg("build");
-    if bin_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
+    match bin_dir.file_name().and_then(|n| n.to_str()) {
+        None | Some("debug") => {}
+        Some(profile) => {
+            cmd.args(["--profile", profile]);
+        }
     }
     for kind in Kind::ALL {
         cmd.args(["-p", kind.binary()]);

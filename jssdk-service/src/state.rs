@@ -49,7 +49,7 @@ impl JssdkState {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StartupError> {
         // No tables: readiness then checks the cache only.
-        let infra = Infra::build(&config.common, None, cache).await?;
+        let infra = Infra::build(&config.common, cache).await?;
         let tokens = TokenManager::new(&config, infra.cache.clone(), infra.wechat.clone(), clock);
         if config.policy.background_refresh {
             // The task holds the manager weakly: it ends with the last state.

@@ -1,5 +1,6 @@
-//! How every service starts: build what it needs once ([`Infra`]: its database,
-//! migrated, the cache, the WeChat client and the session keys), bind a port
+//! How every service starts: build what it needs once ([`Infra`]: the cache,
+//! the WeChat client and the session keys; [`connect_database`], migrated, for
+//! the services that have one), bind a port
 //! ([`listen`]), then serve ([`Application`]) until stopped. One error type,
 //! [`StartupError`], covers every step.
 
@@ -20,9 +21,11 @@ use crate::wechat::WechatClient;
 /// Redis keys of every service start with this, so that wxpay can share a Redis.
 pub const CACHE_PREFIX: &str = "wxpay:";
 
+/// What every service shares. The database is not here: a service that has one
+/// connects it with [`connect_database`], so that one without (jssdk-service)
+/// never reaches `shared::db` and links no libpq.
 #[derive(Clone, Debug)]
 pub struct Infra {
-    pub db: Option<Database>,
     pub cache: Cache,
     pub wechat: WechatClient,
     pub sessions: SessionKeys,
@@ -80,25 +83,7 @@ pub fn exit_on_startup_error<T>(result: Result<T, StartupError>) -> T {
 impl Infra {
     /// Connects what the service needs. `cache` lets `stack` hand its one
     /// in-process cache to every service; otherwise `REDIS_URL` decides.
-    pub async fn build(
-        common: &CommonConfig,
-        migrations: Option<Migrations>,
-        cache: Option<Cache>,
-    ) -> Result<Self, StartupError> {
-        let db = match migrations {
-            Some(m) => {
-                let url = common.database_url.clone();
-                let pool_size = common.database_pool_size;
-                // Connecting and migrating block: keep them off the async workers.
-                let connected = tokio::task::spawn_blocking(move || {
-                    Database::connect_with_pool_size(&url, m, pool_size)
-                })
-                .await
-                .map_err(|e| StartupError::service("database setup task", e))?;
-                Some(connected?)
-            }
-            None => None,
-        };
+    pub async fn build(common: &CommonConfig, cache: Option<Cache>) -> Result<Self, StartupError> {
         let cache = match cache {
             Some(c) => c,
             None => {
@@ -114,19 +99,35 @@ impl Infra {
         // service's session check sees a logout at once.
         let sessions = SessionKeys::for_service(common, cache.clone());
         Ok(Infra {
-            db,
             cache,
             wechat: WechatClient::new(common.wechat.clone(), &common.http),
             sessions,
         })
     }
 
+    /// The cache; a service with a database adds it.
     pub fn readiness(&self) -> Readiness {
         Readiness {
-            databases: self.db.iter().cloned().collect(),
+            databases: Vec::new(),
             caches: vec![self.cache.clone()],
         }
     }
+}
+
+/// The service's database (`DATABASE_URL`, `DATABASE_POOL_SIZE`), migrated.
+pub async fn connect_database(
+    common: &CommonConfig,
+    migrations: Migrations,
+) -> Result<Database, StartupError> {
+    let url = common.database_url.clone();
+    let pool_size = common.database_pool_size;
+    // Connecting and migrating block: keep them off the async workers.
+    let connected = tokio::task::spawn_blocking(move || {
+        Database::connect_with_pool_size(&url, migrations, pool_size)
+    })
+    .await
+    .map_err(|e| StartupError::service("database setup task", e))?;
+    Ok(connected?)
 }
 
 /// Binds the address (port 0 picks a free port; read it back from the listener).
@@ -145,6 +146,20 @@ pub fn server_settings(common: &CommonConfig) -> ServerSettings {
         workers: None,
         body_timeout: common.body_timeout,
         trusted_gateways: common.trusted_gateways.clone(),
+    }
+}
+
+/// Hands back to the system the heap that starting freed: configuration,
+/// migrations, the first connections' TLS set-up. glibc keeps freed memory
+/// inside its heaps, so without this an idle service holds about 0.5-1 MiB it
+/// no longer uses (issue #16, goal 5: idle RSS). Called once, before serving;
+/// what serving allocates is glibc's to keep or give back as usual.
+fn release_startup_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages of glibc's own heaps to the
+    // kernel; it takes the arenas' locks and touches no memory in use.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -187,6 +202,7 @@ impl Application {
             addr: addr.to_string(),
             source,
         })?;
+        release_startup_memory();
         Ok(Application {
             port: addr.port(),
             server,

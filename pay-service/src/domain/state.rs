@@ -7,7 +7,7 @@ use std::sync::Arc;
 use shared::cache::Cache;
 use shared::db::Database;
 use shared::session::SessionKeys;
-use shared::startup::{Infra, StartupError};
+use shared::startup::{Infra, StartupError, connect_database};
 use shared::telemetry::Readiness;
 
 use crate::config::{PayConfig, WebhookConfig};
@@ -49,13 +49,8 @@ impl PayState {
     /// Connects and migrates the database, and connects the cache (or takes
     /// `stack`'s). Call it inside a Tokio runtime.
     pub async fn build(config: PayConfig, cache: Option<Cache>) -> Result<Self, StartupError> {
-        let infra = Infra::build(&config.common, Some(db::migrations()), cache).await?;
-        let db = infra.db.clone().ok_or_else(|| {
-            StartupError::service(
-                "database",
-                "Infra::build gave no database despite migrations",
-            )
-        })?;
+        let db = connect_database(&config.common, db::migrations()).await?;
+        let infra = Infra::build(&config.common, cache).await?;
         let pay = PayApi::new(
             infra.wechat.clone(),
             config.mch_id.clone(),
@@ -120,7 +115,7 @@ impl PayState {
     /// nothing to route around, and the notifications would get 503 too.
     pub fn readiness(&self) -> Readiness {
         Readiness {
-            databases: vec![self.db.clone()],
+            databases: vec![Arc::new(self.db.clone())],
             caches: Vec::new(),
         }
     }
