@@ -13,6 +13,8 @@
 //! mounted, and validates real responses against the schemas
 //! (`testkit::openapi`).
 
+use std::sync::{Arc, OnceLock};
+
 use actix_web::{HttpResponse, web};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
@@ -812,15 +814,20 @@ pub fn merge(title: &str, version: &str, docs: impl IntoIterator<Item = OpenApi>
     merged
 }
 
-/// Mounts `GET /openapi.json` answering `doc` (serialized once).
-pub fn serve(doc: &OpenApi) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static + use<> {
-    let json = web::Bytes::from(to_json(doc));
+/// Mounts `GET /openapi.json` answering the document `doc` builds, built and
+/// serialized at the first request and kept. Not at start: pay-service's
+/// document is ~130 KB of JSON, and building it runs code that an idle service
+/// would otherwise keep resident (issue #16, goal 5).
+pub fn serve(doc: fn() -> OpenApi) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
+    let json: Arc<OnceLock<web::Bytes>> = Arc::default();
     move |cfg: &mut web::ServiceConfig| {
         let json = json.clone();
         cfg.route(
             OPENAPI_PATH,
             web::get().to(move || {
-                let json = json.clone();
+                let json = json
+                    .get_or_init(|| web::Bytes::from(to_json(&doc())))
+                    .clone();
                 async move {
                     HttpResponse::Ok()
                         .content_type("application/json")

@@ -26,7 +26,7 @@ pub fn openapi() -> OpenApi {
 /// the services' route tables, which do not serve a document of their own.
 pub fn configure() -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let doc = openapi();
-    let json = shared::openapi::serve(&doc);
+    let json = shared::openapi::serve(openapi);
     let page = web::Bytes::from(render(&serde_json::to_value(&doc).unwrap_or(Value::Null)));
     move |cfg: &mut web::ServiceConfig| {
         json(cfg);

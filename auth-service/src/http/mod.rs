@@ -53,7 +53,7 @@ fn mount(cfg: &mut web::ServiceConfig, state: AuthState) {
 /// [`configure`] and serves one merged document instead).
 pub fn with_openapi(state: AuthState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let routes = configure(state);
-    let document = shared::openapi::serve(&openapi::openapi());
+    let document = shared::openapi::serve(openapi::openapi);
     move |cfg| {
         routes(cfg);
         document(cfg);

@@ -34,7 +34,7 @@ pub fn with_openapi(
     state: JssdkState,
 ) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let routes = configure(state);
-    let document = shared::openapi::serve(&openapi::openapi());
+    let document = shared::openapi::serve(openapi::openapi);
     move |cfg: &mut web::ServiceConfig| {
         routes(cfg);
         document(cfg);

@@ -114,7 +114,7 @@ pub fn configure(state: PayState) -> impl Fn(&mut web::ServiceConfig) + Clone + 
 /// [`configure`] and serves one merged document instead).
 pub fn with_openapi(state: PayState) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let routes = configure(state);
-    let document = shared::openapi::serve(&openapi::openapi());
+    let document = shared::openapi::serve(openapi::openapi);
     move |cfg: &mut web::ServiceConfig| {
         routes(cfg);
         document(cfg);
