@@ -14,12 +14,26 @@ pub struct Envelope<T> {
 
 /// A successful reply in the envelope.
 pub fn ok<T: Serialize>(data: T) -> HttpResponse {
-    HttpResponse::Ok().json(Envelope {
+    let envelope = Envelope {
         code: 0,
         data,
         message: "ok".to_owned(),
-    })
+    };
+    // Written into a buffer sized for most answers (a jssdkConfig answer is
+    // ~460 bytes): actix's `json()` grows a String from empty, about six
+    // reallocations each time, a visible part of the warm jssdkConfig path
+    // (issue #16, goal 1).
+    let mut body = Vec::with_capacity(OK_BODY_CAPACITY);
+    match serde_json::to_writer(&mut body, &envelope) {
+        Ok(()) => HttpResponse::Ok()
+            .content_type(actix_web::http::header::ContentType::json())
+            .body(body),
+        Err(e) => HttpResponse::from_error(actix_web::error::JsonPayloadError::Serialize(e)),
+    }
 }
+
+/// What [`ok`] reserves for an answer's JSON before writing it.
+const OK_BODY_CAPACITY: usize = 512;
 
 pub mod codes {
     pub const OK: i64 = 0;
@@ -140,12 +154,33 @@ impl ResponseError for ApiError {
 mod tests {
     use super::*;
     use actix_web::body::to_bytes;
+    use serde_json::json;
 
     async fn body_of(e: ApiError) -> (u16, serde_json::Value) {
         let resp = e.error_response();
         let status = resp.status().as_u16();
         let bytes = to_bytes(resp.into_body()).await.unwrap();
         (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// `ok` writes what actix's `json()` wrote: the same bytes and type,
+    /// for an answer within the reserved buffer and one far beyond it.
+    #[actix_web::test]
+    async fn ok_answers_the_envelope_as_json() {
+        for data in [
+            json!({"a": 1}),
+            json!({"long": "x".repeat(5 * OK_BODY_CAPACITY)}),
+        ] {
+            let resp = ok(&data);
+            assert_eq!(resp.status(), StatusCode::OK);
+            assert_eq!(
+                resp.headers().get("content-type").unwrap(),
+                "application/json"
+            );
+            let bytes = to_bytes(resp.into_body()).await.unwrap();
+            let expected = serde_json::to_vec(&json!({"code": 0, "data": data, "message": "ok"}));
+            assert_eq!(bytes.as_ref(), expected.unwrap().as_slice());
+        }
     }
 
     #[actix_web::test]

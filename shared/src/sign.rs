@@ -44,9 +44,22 @@ impl std::fmt::Display for SignType {
 /// `sha1("jsapi_ticket=T&noncestr=N&timestamp=TS&url=U")`, lowercase hex. The
 /// caller passes the page URL without its `#fragment` (see [`strip_fragment`]).
 pub fn jssdk_signature(ticket: &str, nonce_str: &str, timestamp: i64, url: &str) -> String {
-    let plain =
-        format!("jsapi_ticket={ticket}&noncestr={nonce_str}&timestamp={timestamp}&url={url}");
-    hex::encode(Sha1::digest(plain.as_bytes()))
+    // Fed to SHA-1 piece by piece: the joined string is never built.
+    let timestamp = timestamp.to_string();
+    let mut sha = Sha1::new();
+    for part in [
+        "jsapi_ticket=",
+        ticket,
+        "&noncestr=",
+        nonce_str,
+        "&timestamp=",
+        &timestamp,
+        "&url=",
+        url,
+    ] {
+        sha.update(part.as_bytes());
+    }
+    hex::encode(sha.finalize())
 }
 
 /// WeChat signs the page URL without its fragment.
