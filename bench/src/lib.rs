@@ -123,6 +123,16 @@ fn service_vars(kind: Kind, sandbox: &str, storage: &Storage) -> Vec<(String, St
     vars.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
 
+/// The `cargo build` arguments that build in the profile whose binaries are in
+/// `bin_dir` (`target/<profile>/`; `debug` is the `dev` profile, cargo's
+/// default): the bench binaries build the services in their own profile.
+pub fn profile_args(bin_dir: &std::path::Path) -> Vec<String> {
+    match bin_dir.file_name().and_then(|n| n.to_str()) {
+        None | Some("debug") => Vec::new(),
+        Some(profile) => vec!["--profile".to_owned(), profile.to_owned()],
+    }
+}
+
 pub fn client(concurrency: usize) -> reqwest::Result<reqwest::Client> {
     shared::http_client::builder()
         .no_proxy()
@@ -629,4 +639,23 @@ where
     let calls = scenarios::upstream_total(sandbox) - before;
     figures.rss_load_kib = figures.rss_load_kib.max(sampler.finish().await);
     (result, calls)
+}
+
+#[cfg(test)]
+mod profile_tests {
+    use super::profile_args;
+    use std::path::Path;
+
+    #[test]
+    fn services_are_built_in_the_bench_binarys_own_profile() {
+        assert!(profile_args(Path::new("/w/target/debug")).is_empty());
+        assert_eq!(
+            profile_args(Path::new("/w/target/release")),
+            ["--profile", "release"]
+        );
+        assert_eq!(
+            profile_args(Path::new("/w/target/dist")),
+            ["--profile", "dist"]
+        );
+    }
 }

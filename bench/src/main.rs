@@ -140,13 +140,9 @@ fn seconds(s: &str) -> Result<Duration, String> {
 fn build_services(bin_dir: &Path) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).arg("build");
-    match bin_dir.file_name().and_then(|n| n.to_str()) {
-        None | Some("debug") => {}
-        Some(profile) => {
-            cmd.args(["--profile", profile]);
-        }
-    }
+    cmd.current_dir(workspace_root())
+        .arg("build")
+        .args(bench::profile_args(bin_dir));
     for kind in Kind::ALL {
         cmd.args(["-p", kind.binary()]);
     }

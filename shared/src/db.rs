@@ -108,18 +108,6 @@ impl From<DbError> for ApiError {
     }
 }
 
-/// r2d2's helper threads open connections in the background and close idle
-/// ones. r2d2 starts three; one keeps up (opening a connection takes a few
-/// milliseconds) and each thread fewer is its stack and malloc arena less in
-/// an idle service (issue #16, goal 5).
-fn helper_threads() -> std::sync::Arc<scheduled_thread_pool::ScheduledThreadPool> {
-    let pool = scheduled_thread_pool::ScheduledThreadPool::builder()
-        .num_threads(1)
-        .thread_name_pattern("r2d2-worker-{}")
-        .build();
-    std::sync::Arc::new(pool)
-}
-
 /// A service's migrations, one folder per backend. Services hand out a fresh
 /// value from a function (`embed_migrations!` values cannot be copied).
 pub struct Migrations {
@@ -290,7 +278,6 @@ impl Database {
             .max_size(max_size)
             .connection_timeout(Duration::from_secs(3))
             .min_idle(Some(1.min(max_size)))
-            .thread_pool(helper_threads())
             .build(Manager { backend, target })
             .map_err(|e| DbError::Unavailable(e.to_string()))?;
         let db = Database { pool, backend };

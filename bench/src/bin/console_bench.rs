@@ -77,10 +77,8 @@ fn build_pay_service(bin_dir: &Path) -> Result<(), String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace_root())
-        .args(["build", "-p", "pay-service"]);
-    if bin_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
+        .args(["build", "-p", "pay-service"])
+        .args(bench::profile_args(bin_dir));
     let status = cmd.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     status
         .success()
