@@ -3,6 +3,8 @@
 //! HTML page here, on the server — no script, no CDN, nothing to fetch — so
 //! the reference reads the same offline, in any browser.
 
+use std::sync::{Arc, OnceLock};
+
 use actix_web::{HttpResponse, web};
 use serde_json::Value;
 use utoipa::openapi::OpenApi;
@@ -24,17 +26,18 @@ pub fn openapi() -> OpenApi {
 
 /// Mounts `/openapi.json` (merged) and `/docs`. `stack` mounts it before
 /// the services' route tables, which do not serve a document of their own.
+/// Both are made at their first request, as `shared::openapi::serve` makes
+/// each service's.
 pub fn configure() -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
-    let doc = openapi();
     let json = shared::openapi::serve(openapi);
-    let page = web::Bytes::from(render(&serde_json::to_value(&doc).unwrap_or(Value::Null)));
+    let page: Arc<OnceLock<web::Bytes>> = Arc::default();
     move |cfg: &mut web::ServiceConfig| {
         json(cfg);
         let page = page.clone();
         cfg.route(
             DOCS_PATH,
             web::get().to(move || {
-                let page = page.clone();
+                let page = page.get_or_init(render_page).clone();
                 async move {
                     HttpResponse::Ok()
                         .content_type("text/html; charset=utf-8")
@@ -46,6 +49,12 @@ pub fn configure() -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static 
 }
 
 // ----------------------------------------------------------- rendering ----
+
+/// `/docs`: the merged document as one HTML page.
+fn render_page() -> web::Bytes {
+    let doc = serde_json::to_value(openapi()).unwrap_or(Value::Null);
+    web::Bytes::from(render(&doc))
+}
 
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
