@@ -819,20 +819,30 @@ pub fn merge(title: &str, version: &str, docs: impl IntoIterator<Item = OpenApi>
 /// document is ~130 KB of JSON, and building it runs code that an idle service
 /// would otherwise keep resident (issue #16, goal 5).
 pub fn serve(doc: fn() -> OpenApi) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
-    let json: Arc<OnceLock<web::Bytes>> = Arc::default();
+    serve_made_once(OPENAPI_PATH, "application/json", move || {
+        web::Bytes::from(to_json(&doc()))
+    })
+}
+
+/// Mounts `GET path` answering the body `make` makes at the first request,
+/// kept for every later one: a generated page (the OpenAPI document, `stack`'s
+/// `/docs`) costs nothing until someone asks for it.
+pub fn serve_made_once<F>(
+    path: &'static str,
+    content_type: &'static str,
+    make: F,
+) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static
+where
+    F: Fn() -> web::Bytes + Clone + Send + 'static,
+{
+    let body: Arc<OnceLock<web::Bytes>> = Arc::default();
     move |cfg: &mut web::ServiceConfig| {
-        let json = json.clone();
+        let (body, make) = (body.clone(), make.clone());
         cfg.route(
-            OPENAPI_PATH,
+            path,
             web::get().to(move || {
-                let json = json
-                    .get_or_init(|| web::Bytes::from(to_json(&doc())))
-                    .clone();
-                async move {
-                    HttpResponse::Ok()
-                        .content_type("application/json")
-                        .body(json)
-                }
+                let body = body.get_or_init(&make).clone();
+                async move { HttpResponse::Ok().content_type(content_type).body(body) }
             }),
         );
     }

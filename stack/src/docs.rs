@@ -3,9 +3,7 @@
 //! HTML page here, on the server — no script, no CDN, nothing to fetch — so
 //! the reference reads the same offline, in any browser.
 
-use std::sync::{Arc, OnceLock};
-
-use actix_web::{HttpResponse, web};
+use actix_web::web;
 use serde_json::Value;
 use utoipa::openapi::OpenApi;
 
@@ -30,21 +28,10 @@ pub fn openapi() -> OpenApi {
 /// each service's.
 pub fn configure() -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
     let json = shared::openapi::serve(openapi);
-    let page: Arc<OnceLock<web::Bytes>> = Arc::default();
+    let page = shared::openapi::serve_made_once(DOCS_PATH, "text/html; charset=utf-8", render_page);
     move |cfg: &mut web::ServiceConfig| {
         json(cfg);
-        let page = page.clone();
-        cfg.route(
-            DOCS_PATH,
-            web::get().to(move || {
-                let page = page.get_or_init(render_page).clone();
-                async move {
-                    HttpResponse::Ok()
-                        .content_type("text/html; charset=utf-8")
-                        .body(page)
-                }
-            }),
-        );
+        page(cfg);
     }
 }
 
