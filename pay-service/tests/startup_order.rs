@@ -20,14 +20,24 @@ fn script() -> String {
 const EXACT_HEADING: &str = "    /* by name, as the profiled build named them */";
 const PATTERNS_HEADING: &str = "    /* by pattern, as any build names them */";
 
-/// The section names after `.text.` of the lines between `from` and the
-/// next heading or the end of the section.
+/// The function name (or pattern) N of a line `    *(.text.N .text.unlikely.N)`:
+/// its sections, as LLVM names them for a function and for a cold one.
+fn named(line: &str) -> Option<&str> {
+    let (name, cold) = line
+        .strip_prefix("    *(.text.")?
+        .strip_suffix(')')?
+        .split_once(" .text.unlikely.")?;
+    (name == cold).then_some(name)
+}
+
+/// The names of the lines between `from` and the next heading or the end of
+/// the section.
 fn block<'a>(script: &'a str, from: &str) -> Vec<&'a str> {
     script
         .lines()
         .skip_while(|l| *l != from)
         .skip(1)
-        .map_while(|l| l.trim().strip_prefix("*(.text.")?.strip_suffix(')'))
+        .map_while(named)
         .collect()
 }
 
@@ -85,10 +95,7 @@ fn the_script_is_one_section_of_names_and_patterns_and_nothing_else() {
         body.len()
     );
     let section = |line: &str, glob: bool| {
-        let name = line
-            .strip_prefix("    *(.text.")
-            .and_then(|l| l.strip_suffix(')'))
-            .unwrap_or_else(|| panic!("not a section line: {line:?}"));
+        let name = named(line).unwrap_or_else(|| panic!("not a section line: {line:?}"));
         let allowed = |b: u8| b.is_ascii_alphanumeric() || b"_$.".contains(&b) || glob && b == b'*';
         assert!(!name.is_empty() && name.bytes().all(allowed), "{line:?}");
     };
