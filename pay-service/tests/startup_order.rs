@@ -54,6 +54,20 @@ fn exact_names(script: &str) -> Vec<&str> {
     block(script, EXACT_HEADING)
 }
 
+/// What `program` (binutils, libc's getconf) prints; it must succeed.
+fn output_of(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program} runs: {e}"));
+    assert!(
+        out.status.success(),
+        "{program}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// `pattern` (a `*` glob) matches `name`.
 fn glob(pattern: &str, name: &str) -> bool {
     match pattern.split_once('*') {
@@ -132,16 +146,7 @@ fn no_pattern_names_a_build_of_its_own() {
 /// for the tests (the same functions, laid out for a quick link).
 #[test]
 fn the_patterns_find_this_codes_functions() {
-    let out = Command::new("nm")
-        .args(["--defined-only", env!("CARGO_BIN_EXE_pay-service")])
-        .output()
-        .expect("nm (binutils) runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = output_of("nm", &["--defined-only", env!("CARGO_BIN_EXE_pay-service")]);
     let mut names: Vec<&str> = text
         .lines()
         .filter_map(|l| {
@@ -194,11 +199,7 @@ fn every_exact_name_has_a_pattern() {
 #[cfg(all(target_os = "linux", target_env = "gnu", target_arch = "x86_64"))]
 #[test]
 fn relative_relocations_are_packed_where_glibc_reads_them() {
-    let glibc = Command::new("getconf")
-        .arg("GNU_LIBC_VERSION")
-        .output()
-        .expect("getconf runs");
-    let glibc = String::from_utf8(glibc.stdout).unwrap();
+    let glibc = output_of("getconf", &["GNU_LIBC_VERSION"]);
     let version: Vec<u32> = glibc
         .trim()
         .strip_prefix("glibc ")
@@ -206,16 +207,10 @@ fn relative_relocations_are_packed_where_glibc_reads_them() {
         .split('.')
         .map(|p| p.parse().unwrap())
         .collect();
-    let out = Command::new("readelf")
-        .args(["--dynamic", "--wide", env!("CARGO_BIN_EXE_pay-service")])
-        .output()
-        .expect("readelf (binutils) runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let dynamic = output_of(
+        "readelf",
+        &["--dynamic", "--wide", env!("CARGO_BIN_EXE_pay-service")],
     );
-    let dynamic = String::from_utf8(out.stdout).unwrap();
     let packed = dynamic.contains("(RELR)");
     assert_eq!(
         packed,
