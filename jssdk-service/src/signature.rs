@@ -66,13 +66,24 @@ pub fn page_url(raw: Option<&str>) -> Result<&str, ApiError> {
         )));
     }
     // url::Url would quietly drop tabs and newlines; the page's own URL has none.
-    if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if has_whitespace_or_control(raw) {
         return Err(ApiError::bad_request("url must not contain whitespace"));
     }
     let page = strip_fragment(raw);
     match url::Url::parse(page) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(page),
         _ => Err(ApiError::bad_request("url must be an absolute http(s) URL")),
+    }
+}
+
+/// Whether any character is whitespace or a control character. A page's URL
+/// is ASCII (`location.href` percent-encodes the rest), so bytes are checked
+/// first and characters only when there is more than ASCII.
+fn has_whitespace_or_control(s: &str) -> bool {
+    if s.is_ascii() {
+        s.bytes().any(|b| b <= b' ' || b == 0x7f)
+    } else {
+        s.chars().any(|c| c.is_whitespace() || c.is_control())
     }
 }
 
@@ -122,6 +133,19 @@ mod tests {
         );
     }
 
+    /// The byte check for ASCII says what the character check would.
+    #[test]
+    fn the_ascii_check_agrees_with_the_character_check() {
+        for c in (0u8..=127).map(char::from) {
+            let page = format!("https://shop.example/{c}x");
+            assert_eq!(
+                has_whitespace_or_control(&page),
+                c.is_whitespace() || c.is_control(),
+                "{c:?}"
+            );
+        }
+    }
+
     #[test]
     fn refuses_what_cannot_be_a_page() {
         for bad in [
@@ -133,6 +157,10 @@ mod tests {
             Some("javascript:alert(1)"),
             Some("https://shop.example/a b"),
             Some("https://shop.example/\n"),
+            Some("https://shop.example/\u{b}"),
+            Some("https://shop.example/\u{7f}"),
+            Some("https://shop.example/\u{85}"),
+            Some("https://shop.example/\u{3000}é"),
             Some("#only-a-fragment"),
         ] {
             let err = page_url(bad).unwrap_err();

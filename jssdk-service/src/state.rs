@@ -99,7 +99,7 @@ impl JssdkState {
         }
         let token = self.tokens.access_token().await?;
         Ok(AccessToken {
-            access_token: token.value,
+            access_token: token.value.to_string(),
             expires_at: token.expires_at_ms.div_euclid(1000),
         })
     }

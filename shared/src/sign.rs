@@ -59,7 +59,21 @@ pub fn jssdk_signature(ticket: &str, nonce_str: &str, timestamp: i64, url: &str)
     ] {
         sha.update(part.as_bytes());
     }
-    hex::encode(sha.finalize())
+    lower_hex(&sha.finalize())
+}
+
+/// Lowercase hex of `bytes`. `hex::encode` collects through an iterator
+/// that yields one `char` at a time from a small state machine, a visible
+/// part of a warm jssdkConfig in a profile (issue #16); this is a table and
+/// a reserved string.
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// WeChat signs the page URL without its fragment.
@@ -171,6 +185,14 @@ mod tests {
             "http://mp.weixin.qq.com?params=value",
         );
         assert_eq!(sig, "0f9de62fce790f9a083d5c99e95740ceb90c27ed");
+    }
+
+    /// Every byte value, against the hex crate.
+    #[test]
+    fn lower_hex_is_the_hex_crates() {
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(lower_hex(&all), hex::encode(&all));
+        assert_eq!(lower_hex(&[]), "");
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! What the cache holds for a token or ticket.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::TokenPolicy;
@@ -34,7 +36,9 @@ impl Kind {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Entry {
-    pub value: String,
+    /// Shared, not copied: every warm request takes the entry from the
+    /// process's copy ([`super::local`]).
+    pub value: Arc<str>,
     pub expires_at_ms: i64,
     /// When the call that produced it was sent.
     pub fetched_at_ms: i64,
@@ -56,7 +60,7 @@ impl Entry {
     /// WeChat's clock started no later than that.
     pub fn from_reply(value: String, sent_at_ms: i64, expires_in_secs: i64) -> Self {
         Entry {
-            value,
+            value: value.into(),
             expires_at_ms: sent_at_ms.saturating_add(expires_in_secs.max(0).saturating_mul(1000)),
             fetched_at_ms: sent_at_ms,
         }

@@ -15,7 +15,6 @@
 //!
 //! Otherwise the request reads the shared cache, which checks the copy again.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -35,7 +34,9 @@ pub const TRUST_WHILE_DOWN: Duration = Duration::from_secs(1);
 
 #[derive(Default)]
 pub(super) struct ProcessCopies {
-    slots: Mutex<HashMap<Kind, Slot>>,
+    /// By [`Kind::index`]: every warm request reads one, and an array needs
+    /// no hashing.
+    slots: Mutex<[Option<Slot>; Kind::ALL.len()]>,
     /// Bumped by every change notice and every (re)subscription.
     generation: AtomicU64,
     /// Whether change notices are arriving.
@@ -64,7 +65,7 @@ impl ProcessCopies {
     /// The copy, when it may be served without asking the shared cache.
     pub fn trusted(&self, kind: Kind, now_ms: i64, now: Instant) -> Option<Entry> {
         let slots = lock(&self.slots);
-        let slot = slots.get(&kind)?;
+        let slot = slots[kind.index()].as_ref()?;
         let (generation, at) = slot.checked?;
         let window = if self.live.load(Ordering::SeqCst) {
             TRUST_WHILE_LIVE
@@ -79,7 +80,9 @@ impl ProcessCopies {
 
     /// The newest copy seen, trusted or not (for when the shared cache is down).
     pub fn any(&self, kind: Kind) -> Option<Entry> {
-        lock(&self.slots).get(&kind).map(|s| s.entry.clone())
+        lock(&self.slots)[kind.index()]
+            .as_ref()
+            .map(|s| s.entry.clone())
     }
 
     /// What a read of the shared cache that started in `generation` at `at`
@@ -87,20 +90,18 @@ impl ProcessCopies {
     /// behind) does not replace it, and leaves it unchecked.
     pub fn checked(&self, kind: Kind, found: Option<&Entry>, generation: u64, at: Instant) {
         let mut slots = lock(&self.slots);
-        match (found, slots.get_mut(&kind)) {
+        let slot = &mut slots[kind.index()];
+        match (found, slot.as_mut()) {
             (None, Some(slot)) => slot.checked = None,
             (None, None) => {}
             (Some(e), Some(slot)) if slot.entry.fetched_at_ms > e.fetched_at_ms => {
                 slot.checked = None;
             }
             (Some(e), _) => {
-                slots.insert(
-                    kind,
-                    Slot {
-                        entry: e.clone(),
-                        checked: Some((generation, at)),
-                    },
-                );
+                *slot = Some(Slot {
+                    entry: e.clone(),
+                    checked: Some((generation, at)),
+                });
             }
         }
     }
@@ -110,25 +111,24 @@ impl ProcessCopies {
     pub fn fetched(&self, kind: Kind, e: &Entry, now: Instant) {
         let generation = self.generation();
         let mut slots = lock(&self.slots);
-        if slots
-            .get(&kind)
+        let slot = &mut slots[kind.index()];
+        if slot
+            .as_ref()
             .is_none_or(|old| old.entry.fetched_at_ms <= e.fetched_at_ms)
         {
-            slots.insert(
-                kind,
-                Slot {
-                    entry: e.clone(),
-                    checked: Some((generation, now)),
-                },
-            );
+            *slot = Some(Slot {
+                entry: e.clone(),
+                checked: Some((generation, now)),
+            });
         }
     }
 
     /// Forgets the copy when it still is `rejected` (WeChat refused it).
     pub fn forget(&self, kind: Kind, rejected: &str) {
         let mut slots = lock(&self.slots);
-        if slots.get(&kind).is_some_and(|s| s.entry.value == rejected) {
-            slots.remove(&kind);
+        let slot = &mut slots[kind.index()];
+        if slot.as_ref().is_some_and(|s| &*s.entry.value == rejected) {
+            *slot = None;
         }
     }
 
