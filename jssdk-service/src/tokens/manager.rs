@@ -42,7 +42,7 @@ enum Want {
     /// Any value that has not expired.
     Valid,
     /// A valid value other than this one, which WeChat rejected.
-    Replacing(String),
+    Replacing(Arc<str>),
     /// A value not due for renewal (the background refresher).
     Renewal,
 }
@@ -51,7 +51,7 @@ impl Want {
     fn satisfied_by(&self, e: &Entry, now_ms: i64, policy: &TokenPolicy) -> bool {
         match self {
             Want::Valid => e.is_valid(now_ms),
-            Want::Replacing(rejected) => *e.value != **rejected && e.is_valid(now_ms),
+            Want::Replacing(rejected) => e.value != *rejected && e.is_valid(now_ms),
             Want::Renewal => e.is_valid(now_ms) && !e.renewal_due(now_ms, policy),
         }
     }
@@ -378,7 +378,7 @@ impl Inner {
                 tracing::warn!(errcode = ?e.errcode(), "WeChat rejected the access_token; fetching a new one");
                 self.drop_value(Kind::AccessToken, &token).await;
                 let fresh = self
-                    .obtain(Kind::AccessToken, Want::Replacing(token.value.to_string()))
+                    .obtain(Kind::AccessToken, Want::Replacing(token.value.clone()))
                     .await?;
                 let sent = self.now();
                 return self
