@@ -68,7 +68,7 @@ impl JssdkState {
 
     /// `wx.config` for the page at `url` (without its `#fragment`), signed with
     /// the current jsapi_ticket and a fresh nonce.
-    pub async fn wx_config(&self, url: Option<&str>) -> Result<WxConfig, ApiError> {
+    pub async fn wx_config(&self, url: Option<&str>) -> Result<WxConfig<'_>, ApiError> {
         let url = page_url(url)?;
         let ticket = self.tokens.jsapi_ticket().await?;
         let config = wx_config(
@@ -76,7 +76,7 @@ impl JssdkState {
             &ticket.value,
             url,
             self.tokens.now_ms().div_euclid(1000),
-            shared::random::nonce(),
+            shared::random::alphanumeric(crate::signature::NONCE_LEN),
         );
         SIGNATURES.inc();
         Ok(config)

@@ -1,5 +1,7 @@
 //! The response envelope and the error type every service converts into (API.md §3).
 
+use std::borrow::Cow;
+
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
@@ -9,7 +11,8 @@ use serde::Serialize;
 pub struct Envelope<T> {
     pub code: i64,
     pub data: T,
-    pub message: String,
+    /// Borrowed for the fixed "ok": an answer need not allocate to say it.
+    pub message: Cow<'static, str>,
 }
 
 /// A successful reply in the envelope.
@@ -17,7 +20,7 @@ pub fn ok<T: Serialize>(data: T) -> HttpResponse {
     let envelope = Envelope {
         code: 0,
         data,
-        message: "ok".to_owned(),
+        message: Cow::Borrowed("ok"),
     };
     // Written into a buffer sized for most answers (a jssdkConfig answer is
     // ~460 bytes): actix's `json()` grows a String from empty, about six
@@ -145,7 +148,7 @@ impl ResponseError for ApiError {
         HttpResponse::build(self.status_code()).json(Envelope {
             code: self.code(),
             data: serde_json::Value::Null,
-            message: self.public_message(),
+            message: self.public_message().into(),
         })
     }
 }

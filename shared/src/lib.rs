@@ -15,6 +15,7 @@ pub mod http_client;
 pub mod metrics;
 pub mod money;
 pub mod openapi;
+pub mod query;
 pub mod random;
 pub mod session;
 pub mod sign;

@@ -44,8 +44,10 @@ impl std::fmt::Display for SignType {
 /// `sha1("jsapi_ticket=T&noncestr=N&timestamp=TS&url=U")`, lowercase hex. The
 /// caller passes the page URL without its `#fragment` (see [`strip_fragment`]).
 pub fn jssdk_signature(ticket: &str, nonce_str: &str, timestamp: i64, url: &str) -> String {
-    // Fed to SHA-1 piece by piece: the joined string is never built.
-    let timestamp = timestamp.to_string();
+    // Fed to SHA-1 piece by piece: neither the joined string nor the
+    // timestamp's digits are allocated.
+    let mut digits = itoa::Buffer::new();
+    let timestamp = digits.format(timestamp);
     let mut sha = Sha1::new();
     for part in [
         "jsapi_ticket=",
@@ -53,7 +55,7 @@ pub fn jssdk_signature(ticket: &str, nonce_str: &str, timestamp: i64, url: &str)
         "&noncestr=",
         nonce_str,
         "&timestamp=",
-        &timestamp,
+        timestamp,
         "&url=",
         url,
     ] {

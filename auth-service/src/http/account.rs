@@ -102,6 +102,6 @@ pub(super) async fn logout(
     Ok(res.json(Envelope {
         code: 0,
         data: Value::Null,
-        message: "ok".to_owned(),
+        message: "ok".into(),
     }))
 }

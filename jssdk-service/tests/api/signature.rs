@@ -29,6 +29,10 @@ async fn signature_matches_an_independent_computation_and_drops_the_fragment() {
         page,
     );
     assert_ne!(data["signature"], with_fragment);
+    // Sixteen random alphanumerics (jssdk_service::signature::NONCE_LEN).
+    let nonce = data["nonceStr"].as_str().unwrap();
+    assert_eq!(nonce.len(), 16, "{nonce}");
+    assert!(nonce.bytes().all(|b| b.is_ascii_alphanumeric()), "{nonce}");
 
     let ts = data["timestamp"].as_i64().unwrap();
     let sandbox_now = sb.state().now().timestamp();
@@ -86,6 +90,17 @@ async fn missing_or_relative_url_is_400_1001_and_calls_nobody() {
         config_url(&app.base, "shop.example/goods"),
         config_url(&app.base, "ftp://shop.example/goods"),
         config_url(&app.base, "javascript:alert(1)"),
+        // `+` is a space in a query, and a page URL has none.
+        format!(
+            "{}/api/wechat/jssdkConfig?url=https://shop.example/a+b",
+            app.base
+        ),
+        // Which of two is meant is anybody's guess.
+        format!(
+            "{}&url={}",
+            config_url(&app.base, "https://shop.example/a"),
+            "https%3A%2F%2Fshop.example%2Fb"
+        ),
     ];
     for url in cases {
         let (status, body) = get_json(&client, &url).await;
@@ -96,4 +111,22 @@ async fn missing_or_relative_url_is_400_1001_and_calls_nobody() {
     }
     assert_eq!(sb.state().calls(STABLE_TOKEN_PATH), 0);
     assert_eq!(sb.state().calls(TICKET_PATH), 0);
+}
+
+/// The query is read as `web::Query` would read it: the name may be
+/// percent-encoded too, other parameters are ignored, and the value is signed
+/// as decoded.
+#[tokio::test]
+async fn the_url_parameter_is_read_as_a_form_would_be() {
+    let sb = start_sandbox().await;
+    let app = spawn_instance(&sb, &[], None).await;
+    let client = client();
+    let page = "https://shop.example/p?q=a%20b";
+    let url = format!(
+        "{}/api/wechat/jssdkConfig?from=share&u%72l={}&",
+        app.base, "https%3A%2F%2Fshop.example%2Fp%3Fq%3Da%2520b"
+    );
+    let (status, body) = get_json(&client, &url).await;
+    assert_eq!(status, 200, "{body}");
+    assert_signed_with(&body, &current_ticket(&sb), page);
 }

@@ -1,0 +1,176 @@
+//! One query parameter, read straight from the query string.
+//!
+//! `web::Query<T>` is the way for a struct of parameters. For a hot route
+//! that reads one (jssdkConfig's `url`, issue #16 goal 1) it costs more than
+//! the value is worth: serde's deserializer around `form_urlencoded`, whose
+//! decoding pushes each byte into a vector that starts from the iterator's
+//! size hint and grows several times (callgrind: about 2,400 instructions of
+//! a warm jssdkConfig for a 44-byte `url`, against one pre-sized pass here).
+//! The meaning is `form_urlencoded`'s, which the tests use as the oracle:
+//! pairs split on `&` and at the first `=`, `+` is a space, `%XX` a byte, a
+//! `%` not followed by two hex digits stays itself, and what is not UTF-8
+//! afterwards becomes U+FFFD.
+
+use std::borrow::Cow;
+
+/// Why a query parameter could not be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueryError {
+    /// The parameter came more than once; which one is meant is anybody's guess.
+    Repeated(&'static str),
+}
+
+impl std::fmt::Display for QueryError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            QueryError::Repeated(name) => write!(f, "{name} is given more than once"),
+        }
+    }
+}
+
+impl std::error::Error for QueryError {}
+
+/// The decoded value of `name` in `query` (without the `?`): `None` when it
+/// is absent, an error when it is there twice (as `web::Query` says for a
+/// struct field). Names are compared decoded, as `form_urlencoded` would.
+pub fn param<'q>(query: &'q str, name: &'static str) -> Result<Option<Cow<'q, str>>, QueryError> {
+    let mut found = None;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        if decode(key) != name {
+            continue;
+        }
+        if found.is_some() {
+            return Err(QueryError::Repeated(name));
+        }
+        found = Some(decode(value));
+    }
+    Ok(found)
+}
+
+/// `application/x-www-form-urlencoded` decoding of one name or value, in one
+/// pass into a buffer of the input's length (decoding never lengthens);
+/// borrowed when there is nothing to decode.
+pub fn decode(raw: &str) -> Cow<'_, str> {
+    let bytes = raw.as_bytes();
+    if !bytes.iter().any(|&b| b == b'%' || b == b'+') {
+        return Cow::Borrowed(raw);
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    // Runs without an escape are copied whole; each escape is one byte.
+    while let Some(at) = rest.iter().position(|&b| b == b'%' || b == b'+') {
+        let (run, escape) = rest.split_at(at);
+        out.extend_from_slice(run);
+        let (byte, used) = match escape {
+            [b'+', ..] => (b' ', 1),
+            [b'%', hi, lo, ..] => hex_pair(*hi, *lo).map_or((b'%', 1), |b| (b, 3)),
+            _ => (b'%', 1),
+        };
+        out.push(byte);
+        rest = escape.get(used..).unwrap_or_default();
+    }
+    out.extend_from_slice(rest);
+    match String::from_utf8(out) {
+        Ok(s) => Cow::Owned(s),
+        Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+    }
+}
+
+/// The byte two hex digits spell, if they are two hex digits.
+fn hex_pair(hi: u8, lo: u8) -> Option<u8> {
+    let hex = |d: u8| char::from(d).to_digit(16);
+    u8::try_from(hex(hi)? << 4 | hex(lo)?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use url::form_urlencoded;
+
+    /// What `form_urlencoded` (and so `web::Query`) reads for `name`.
+    fn oracle(query: &str, name: &str) -> Vec<String> {
+        form_urlencoded::parse(query.as_bytes())
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .collect()
+    }
+
+    fn agrees(query: &str) {
+        let want = oracle(query, "url");
+        match param(query, "url") {
+            Ok(None) => assert!(want.is_empty(), "{query:?}: {want:?}"),
+            Ok(Some(v)) => assert_eq!(vec![v.into_owned()], want, "{query:?}"),
+            Err(QueryError::Repeated(_)) => assert!(want.len() > 1, "{query:?}: {want:?}"),
+        }
+    }
+
+    #[test]
+    fn reads_what_form_urlencoded_reads() {
+        for query in [
+            "",
+            "url",
+            "url=",
+            "&&url=a&&",
+            "url=https%3A%2F%2Fshop.example%2Fpay%3Fid%3D1",
+            "url=https://shop.example/p?x=1#f",
+            "x=1&url=a%20b+c&y",
+            "u%72l=renamed&other=1",
+            "url+=not-it&url%3D=nor-this",
+            "url=100%&a=%",
+            "url=%2&b",
+            "url=%zz%4",
+            "url=%4g%g4",
+            "url=%2B%2b+",
+            "url=%E4%BD%A0%E5%A5%BD",
+            "url=%FF%FE%E4%BD",
+            "url=%C3%28x",
+            "url=é&x=ü",
+            "url=a=b=c",
+            "URL=upper-is-another-name",
+            "url=a&url=b",
+            "url&url=",
+        ] {
+            agrees(query);
+        }
+    }
+
+    /// Every string of up to three characters from the alphabet that matters
+    /// (the escapes, the separators, hex digits of both cases, a non-hex
+    /// letter and a two-byte character), as a value and as the whole query.
+    #[test]
+    fn agrees_on_every_short_string_of_the_tricky_characters() {
+        let alphabet = ['%', '+', '&', '=', '2', 'b', 'B', 'f', 'g', 'é'];
+        let mut strings = vec![String::new()];
+        for _ in 0..3 {
+            let longer: Vec<String> = strings
+                .iter()
+                .flat_map(|s| alphabet.iter().map(move |c| format!("{s}{c}")))
+                .collect();
+            strings.extend(longer);
+        }
+        for s in &strings {
+            agrees(&format!("url={s}"));
+            agrees(&format!("{s}url={s}%41"));
+            // As one value: `&` would end it.
+            let value = s.replace('&', "%26");
+            let want = form_urlencoded::parse(format!("k={value}").as_bytes())
+                .next()
+                .map(|(_, v)| v.into_owned());
+            assert_eq!(Some(decode(&value).into_owned()), want, "{value:?}");
+        }
+        assert!(strings.len() > 1000);
+    }
+
+    #[test]
+    fn nothing_to_decode_is_borrowed() {
+        assert!(matches!(decode("https://shop.example/"), Cow::Borrowed(_)));
+        assert!(matches!(decode("a+b"), Cow::Owned(_)));
+    }
+
+    #[test]
+    fn a_repeated_parameter_is_refused_by_name() {
+        let err = param("url=a&url=b", "url").unwrap_err();
+        assert_eq!(err.to_string(), "url is given more than once");
+    }
+}
