@@ -14,6 +14,7 @@
 
 pub mod backends;
 pub mod console;
+pub mod cpu;
 pub mod gateway;
 pub mod light;
 pub mod load;
@@ -33,7 +34,7 @@ use wechat_sandbox::{Sandbox, SandboxConfig};
 pub use backends::Backend;
 use backends::Storage;
 use memory::{PeakSampler, rss_kib};
-use report::{GatewayRow, OpenLoopRow, ProcessFigures, Report, Row};
+use report::{GatewayRow, LightCpu, OpenLoopRow, ProcessFigures, Report, Row};
 pub use services::{Kind, Launch, Service};
 
 #[derive(Debug, Clone)]
@@ -154,37 +155,106 @@ const LIGHT_ROUNDS: usize = 7;
 /// than the bench's client. At 100k requests a second a run is over in
 /// moments, so the pair is run LIGHT_ROUNDS times, alternating, and the
 /// faster run of each kept: another process's stall then costs one round,
-/// not the ratio.
+/// not the ratio. The CPU the service and the bench spent per request is
+/// summed over every round ([`LightCpu`]).
 async fn light_pair(
     jssdk: &Service,
     sandbox: &Sandbox,
     figures: &mut ProcessFigures,
     c: usize,
     n: usize,
-) -> anyhow::Result<Vec<Row>> {
+) -> anyhow::Result<(Vec<Row>, LightCpu)> {
     let addr = jssdk.addr()?;
     let (mut health, mut config) = (Vec::new(), Vec::new());
+    let mut cpu = LightTally::new(jssdk.is_child().then_some(jssdk.pid));
     for _ in 0..LIGHT_ROUNDS {
-        health.push(
-            measured(jssdk, sandbox, figures, || {
-                scenarios::light_healthz(addr, c, n)
-            })
-            .await,
-        );
-        config.push(
-            measured(jssdk, sandbox, figures, || {
-                scenarios::light_jssdk_config(addr, sandbox, c, n)
-            })
-            .await,
-        );
+        let (load, calls) = cpu
+            .count(
+                0,
+                measured(jssdk, sandbox, figures, || {
+                    scenarios::light_healthz(addr, c, n)
+                }),
+            )
+            .await;
+        health.push((load, calls));
+        let pages = scenarios::LightJssdk::prepare(addr, n);
+        let mut bodies = Vec::new();
+        let (mut load, calls) = cpu
+            .count(
+                1,
+                measured(jssdk, sandbox, figures, || async {
+                    let (load, sent) = pages.send(addr, c).await;
+                    bodies = sent;
+                    load
+                }),
+            )
+            .await;
+        load.errors += pages.wrongly_signed(sandbox, &bodies);
+        config.push((load, calls));
     }
-    Ok([
+    let rows = [
         (LIGHT_HEALTHZ, health),
         ("jssdkConfig (warm, light)", config),
     ]
     .into_iter()
     .filter_map(|(endpoint, runs)| fastest(endpoint, jssdk.kind.binary(), runs))
-    .collect())
+    .collect();
+    Ok((rows, cpu.per_request()))
+}
+
+/// The service's and the bench's CPU time and the requests of each side of
+/// the light pair (0: `/healthz`, 1: jssdkConfig), over its rounds.
+struct LightTally {
+    service: Option<u32>,
+    spent: [[Option<Duration>; 2]; 2],
+    requests: [usize; 2],
+    rounds: usize,
+}
+
+impl LightTally {
+    fn new(service: Option<u32>) -> Self {
+        let zero = Some(Duration::ZERO);
+        LightTally {
+            service,
+            spent: [[zero; 2]; 2],
+            requests: [0; 2],
+            rounds: 0,
+        }
+    }
+
+    /// Runs one round of `side`, adding what it cost.
+    async fn count(
+        &mut self,
+        side: usize,
+        round: impl std::future::Future<Output = (load::LoadResult, u64)>,
+    ) -> (load::LoadResult, u64) {
+        let pids = [self.service, Some(std::process::id())];
+        let before = pids.map(|p| p.and_then(cpu::threads_cpu));
+        let (load, calls) = round.await;
+        let after = pids.map(|p| p.and_then(cpu::threads_cpu));
+        for who in 0..2 {
+            let spent = after[who]
+                .zip(before[who])
+                .map(|(a, b)| a.saturating_sub(b));
+            self.spent[who][side] = self.spent[who][side].zip(spent).map(|(t, s)| t + s);
+        }
+        self.requests[side] += load.requests;
+        self.rounds += usize::from(side == 1);
+        (load, calls)
+    }
+
+    fn per_request(&self) -> LightCpu {
+        let us = |who: usize| -> Option<[f64; 2]> {
+            let [h, j] = self.spent[who];
+            let per = |t: Duration, n: usize| t.as_secs_f64() * 1e6 / n.max(1) as f64;
+            Some([per(h?, self.requests[0]), per(j?, self.requests[1])])
+        };
+        LightCpu {
+            rounds: self.rounds,
+            service_us: us(0),
+            bench_us: us(1),
+        }
+    }
 }
 
 /// The fastest of `runs` as `endpoint`'s row, with the errors and WeChat
@@ -253,7 +323,8 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         &load,
         calls,
     ));
-    rows.extend(light_pair(jssdk, &sandbox, &mut processes[1], c, n).await?);
+    let (light_rows, light_cpu) = light_pair(jssdk, &sandbox, &mut processes[1], c, n).await?;
+    rows.extend(light_rows);
 
     let mut tokens = Vec::new();
     let (load, calls) = measured(auth, &sandbox, &mut processes[0], || async {
@@ -399,6 +470,7 @@ pub async fn run(opts: &Options) -> anyhow::Result<Report> {
         notify_steps,
         gateway,
         v3,
+        light_cpu: Some(light_cpu),
         notes,
     })
 }

@@ -167,8 +167,44 @@ pub struct Report {
     pub gateway: Vec<GatewayRow>,
     /// APIv3 beside v2 (issue #13 point 8).
     pub v3: Option<crate::v3::V3Figures>,
+    /// The light pair's CPU per request (issue #16 goal 1).
+    pub light_cpu: Option<LightCpu>,
     /// What was not measured, and why.
     pub notes: Vec<String>,
+}
+
+/// The light pair's CPU per request over all its rounds ([`crate::cpu`]):
+/// what each answer costs the service and the client, apart, where the
+/// req/s ratio mixes the two (they share the machine's CPUs).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LightCpu {
+    pub rounds: usize,
+    /// jssdk-service's µs per `/healthz` and per jssdkConfig; None when the
+    /// services run inside the bench.
+    pub service_us: Option<[f64; 2]>,
+    /// The bench's µs per request of each (the light client, and whatever
+    /// else the bench's threads did meanwhile; in process, the services too).
+    pub bench_us: Option<[f64; 2]>,
+}
+
+impl LightCpu {
+    fn line(&self) -> String {
+        let pair = |us: Option<[f64; 2]>| {
+            us.map_or("-".to_owned(), |[h, j]| {
+                format!(
+                    "/healthz {h:.2} µs, jssdkConfig {j:.2} µs (/healthz / jssdkConfig = {:.2})",
+                    h / j.max(1e-9)
+                )
+            })
+        };
+        format!(
+            "light pair, CPU per request over its {} rounds each: jssdk-service {}; the bench's client {}\n",
+            self.rounds,
+            pair(self.service_us),
+            pair(self.bench_us)
+        )
+    }
 }
 
 impl Report {
@@ -202,6 +238,9 @@ impl Report {
                 r.upstream_calls,
                 r.ratio_to_healthz
             );
+        }
+        if let Some(cpu) = &self.light_cpu {
+            out += &cpu.line();
         }
         out += &format!(
             "\n{:<14} {:>8} {:>10} {:>14} {:>10} {:>10} {:>14}\n",

@@ -111,29 +111,48 @@ pub async fn light_healthz(addr: std::net::SocketAddr, c: usize, n: usize) -> Lo
     load
 }
 
-/// [`jssdk_config`] with the light client: the requests made before the
-/// clock, every signature checked after it.
-pub async fn light_jssdk_config(
-    addr: std::net::SocketAddr,
-    sb: &Sandbox,
-    c: usize,
-    n: usize,
-) -> LoadResult {
-    let pages: Vec<String> = (0..n)
-        .map(|i| format!("https://shop.example/light/{i}?x=1#frag"))
-        .collect();
-    let requests: Vec<Arc<[u8]>> = pages
-        .iter()
-        .map(|page| {
-            let url = config_url(&format!("http://{addr}"), page);
-            let target = format!("{}?{}", url.path(), url.query().unwrap_or_default());
-            Arc::from(light::get(addr, &target))
-        })
-        .collect();
-    let (mut load, bodies) =
-        light::drive_gets(addr, c, n, move |i| requests[i].clone(), true).await;
-    load.errors += wrongly_signed(sb, bodies.iter().map(|b| b.as_deref()), &pages);
-    load
+/// [`jssdk_config`] with the light client, in three steps so that only the
+/// middle one is measured: the requests made before the clock
+/// ([`LightJssdk::prepare`]), sent ([`LightJssdk::send`]), every signature
+/// checked after it ([`LightJssdk::wrongly_signed`]).
+pub struct LightJssdk {
+    pages: Vec<String>,
+    requests: Arc<Vec<Arc<[u8]>>>,
+}
+
+impl LightJssdk {
+    pub fn prepare(addr: std::net::SocketAddr, n: usize) -> Self {
+        let pages: Vec<String> = (0..n)
+            .map(|i| format!("https://shop.example/light/{i}?x=1#frag"))
+            .collect();
+        let requests = pages
+            .iter()
+            .map(|page| {
+                let url = config_url(&format!("http://{addr}"), page);
+                let target = format!("{}?{}", url.path(), url.query().unwrap_or_default());
+                Arc::from(light::get(addr, &target))
+            })
+            .collect();
+        LightJssdk {
+            pages,
+            requests: Arc::new(requests),
+        }
+    }
+
+    /// Every request over `c` connections; the answers' bodies by index.
+    pub async fn send(
+        &self,
+        addr: std::net::SocketAddr,
+        c: usize,
+    ) -> (LoadResult, Vec<Option<Vec<u8>>>) {
+        let requests = self.requests.clone();
+        light::drive_gets(addr, c, requests.len(), move |i| requests[i].clone(), true).await
+    }
+
+    /// How many of `bodies` (from [`LightJssdk::send`]) are not signed right.
+    pub fn wrongly_signed(&self, sb: &Sandbox, bodies: &[Option<Vec<u8>>]) -> usize {
+        wrongly_signed(sb, bodies.iter().map(|b| b.as_deref()), &self.pages)
+    }
 }
 
 /// How many of the answers (each for the page at the same index; None for

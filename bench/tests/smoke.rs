@@ -76,6 +76,15 @@ fn check(report: &Report) {
     let light = row(report, "jssdkConfig (warm, light)");
     let ratio = light.requests_per_second / row(report, "/healthz (light)").requests_per_second;
     assert!((light.ratio_to_healthz - ratio).abs() < 1e-9, "{table}");
+    // Its CPU per request: in process the services' threads are the bench's,
+    // so only the bench's figure is given.
+    let cpu = report.light_cpu.as_ref().expect("the light pair's CPU");
+    assert_eq!(cpu.service_us, None, "{table}");
+    assert!(cpu.rounds > 0, "{table}");
+    assert!(
+        cpu.bench_us.is_some_and(|[h, j]| h > 0.0 && j > 0.0),
+        "{table}"
+    );
     assert_eq!(
         row(report, "getSession").upstream_calls,
         N as u64,
