@@ -177,19 +177,19 @@ async fn light_pair(
             )
             .await;
         health.push((load, calls));
-        let pages = scenarios::LightJssdk::prepare(addr, n);
+        let round = scenarios::LightJssdk::prepare(addr, n);
         let mut bodies = Vec::new();
         let (mut load, calls) = cpu
             .count(
                 1,
                 measured(jssdk, sandbox, figures, || async {
-                    let (load, sent) = pages.send(addr, c).await;
+                    let (load, sent) = round.send(addr, c).await;
                     bodies = sent;
                     load
                 }),
             )
             .await;
-        load.errors += pages.wrongly_signed(sandbox, &bodies);
+        load.errors += round.wrongly_signed(sandbox, &bodies);
         config.push((load, calls));
     }
     let rows = [
@@ -208,7 +208,6 @@ struct LightTally {
     service: Option<u32>,
     spent: [[Option<Duration>; 2]; 2],
     requests: [usize; 2],
-    rounds: usize,
 }
 
 impl LightTally {
@@ -218,7 +217,6 @@ impl LightTally {
             service,
             spent: [[zero; 2]; 2],
             requests: [0; 2],
-            rounds: 0,
         }
     }
 
@@ -239,7 +237,6 @@ impl LightTally {
             self.spent[who][side] = self.spent[who][side].zip(spent).map(|(t, s)| t + s);
         }
         self.requests[side] += load.requests;
-        self.rounds += usize::from(side == 1);
         (load, calls)
     }
 
@@ -250,7 +247,7 @@ impl LightTally {
             Some([per(h?, self.requests[0]), per(j?, self.requests[1])])
         };
         LightCpu {
-            rounds: self.rounds,
+            rounds: LIGHT_ROUNDS,
             service_us: us(0),
             bench_us: us(1),
         }
