@@ -70,12 +70,13 @@ pub fn jssdk_signature(ticket: &str, nonce_str: &str, timestamp: i64, url: &str)
 /// a reserved string.
 fn lower_hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
+    // Two bytes at a time into a reserved buffer rather than a `char` at a
+    // time (issue #16); the digits are ASCII, so the UTF-8 check cannot fail.
+    let mut out = Vec::with_capacity(bytes.len() * 2);
     for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        out.extend_from_slice(&[DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0xf)]]);
     }
-    out
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// WeChat signs the page URL without its fragment.
