@@ -71,9 +71,10 @@ impl WxConfig<'_> {
     /// (the tests hold it to that), without going through serde: the keys
     /// are fixed text, a string with nothing to escape (the nonce and
     /// signature are alphanumerics, app ids are too) is copied between
-    /// quotes, and only one with something to escape goes to `serde_json`. Escaping every key and value was the
-    /// largest part of jssdkConfig's own work left in a profile (callgrind:
-    /// about 1,900 instructions a request; issue #16).
+    /// quotes, and only one with something to escape goes to `serde_json`.
+    /// serde_json's escaping of every key and value was the largest part of
+    /// jssdkConfig's own work left in a profile (callgrind: 1,837
+    /// instructions a request, against about 680 for this; issue #16).
     pub fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
         out.extend_from_slice(br#"{"appId":"#);
         json_str(out, self.app_id)?;
@@ -100,7 +101,8 @@ impl WxConfig<'_> {
 /// UTF-8 as it is), else as `serde_json` writes it.
 fn json_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     // Every byte is looked at, without stopping early, so that the compiler
-    // can check many at once: half the instructions of `all` here.
+    // can check many at once (callgrind: 343 instructions a request for the
+    // three strings, 789 with `all`).
     let plain = s.bytes().fold(true, |plain, b| {
         plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
     });
