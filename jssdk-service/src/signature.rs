@@ -102,7 +102,7 @@ impl WxConfig<'_> {
 fn json_str(out: &mut Vec<u8>, s: &str) -> serde_json::Result<()> {
     // Every byte is looked at, without stopping early, so that the compiler
     // can check many at once (callgrind: 343 instructions a request for the
-    // three strings, 789 with `all`).
+    // three strings; 789 for an early-stopping `all` over alphanumerics).
     let plain = s.bytes().fold(true, |plain, b| {
         plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
     });
