@@ -70,12 +70,13 @@ impl JssdkState {
     /// the current jsapi_ticket and a fresh nonce.
     pub async fn wx_config(&self, url: Option<&str>) -> Result<WxConfig<'_>, ApiError> {
         let url = page_url(url)?;
-        let ticket = self.tokens.jsapi_ticket().await?;
+        let now_ms = self.tokens.now_ms();
+        let ticket = self.tokens.jsapi_ticket_at(now_ms).await?;
         let config = wx_config(
             &self.config.app.app_id,
             &ticket.value,
             url,
-            self.tokens.now_ms().div_euclid(1000),
+            now_ms.div_euclid(1000),
             shared::random::alphanumeric(crate::signature::NONCE_LEN),
         );
         SIGNATURES.inc();

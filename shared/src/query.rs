@@ -35,8 +35,8 @@ impl std::error::Error for QueryError {}
 /// struct field). Names are compared decoded, as `form_urlencoded` would.
 pub fn param<'q>(query: &'q str, name: &'static str) -> Result<Option<Cow<'q, str>>, QueryError> {
     let mut found = None;
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+    for pair in split_at(query, b'&').filter(|p| !p.is_empty()) {
+        let (key, value) = split_once_at(pair, b'=').unwrap_or((pair, ""));
         if decode(key) != name {
             continue;
         }
@@ -78,6 +78,29 @@ pub fn decode(raw: &str) -> Cow<'_, str> {
         Ok(s) => Cow::Owned(s),
         Err(e) => Cow::Owned(String::from_utf8_lossy(e.as_bytes()).into_owned()),
     }
+}
+
+/// `s.split(b)` for an ASCII byte `b`, by a plain byte scan (see
+/// [`split_once_at`]).
+fn split_at(s: &str, b: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let s = rest?;
+        let (piece, tail) = split_once_at(s, b).map_or((s, None), |(p, t)| (p, Some(t)));
+        rest = tail;
+        Some(piece)
+    })
+}
+
+/// `s.split_once(b)` for an ASCII byte `b`, by a plain byte scan. A `char`
+/// pattern goes through `str`'s char searcher, whose set-up costs more than
+/// the search on strings this short (callgrind: about 60 instructions a call,
+/// four calls on every jssdkConfig; issue #16). An ASCII byte is always a
+/// `char` boundary, so the slicing cannot split a character.
+pub fn split_once_at(s: &str, b: u8) -> Option<(&str, &str)> {
+    debug_assert!(b.is_ascii());
+    let at = s.bytes().position(|c| c == b)?;
+    Some((&s[..at], &s[at + 1..]))
 }
 
 /// The byte two hex digits spell, if they are two hex digits.
@@ -171,6 +194,25 @@ mod tests {
             assert_eq!(Some(decode(&value).into_owned()), want, "{value:?}");
         }
         assert!(strings.len() > 1000);
+    }
+
+    /// The byte scans split where `str`'s own `split` and `split_once` do,
+    /// next to multi-byte characters too.
+    #[test]
+    fn the_byte_splits_are_strs() {
+        for s in [
+            "", "&", "&&", "a", "a&b", "&a&", "é&ü&", "a=b=c", "=", "#é#", "x#", "€&=#",
+        ] {
+            for b in [b'&', b'=', b'#'] {
+                let c = char::from(b);
+                assert_eq!(
+                    split_at(s, b).collect::<Vec<_>>(),
+                    s.split(c).collect::<Vec<_>>(),
+                    "{s:?} {c}"
+                );
+                assert_eq!(split_once_at(s, b), s.split_once(c), "{s:?} {c}");
+            }
+        }
     }
 
     #[test]

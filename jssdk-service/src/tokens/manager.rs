@@ -185,6 +185,13 @@ impl TokenManager {
         self.inner.get(Kind::JsapiTicket).await
     }
 
+    /// [`TokenManager::jsapi_ticket`], valid at `now_ms` (read from
+    /// [`TokenManager::now_ms`]): a caller that needs the time as well reads
+    /// the clock once (issue #16).
+    pub async fn jsapi_ticket_at(&self, now_ms: i64) -> Result<Entry, TokenError> {
+        self.inner.get_at(Kind::JsapiTicket, now_ms).await
+    }
+
     /// Renews whatever is missing or inside its refresh window; what the
     /// background refresher does on every check.
     pub async fn refresh_due(&self) {
@@ -202,7 +209,11 @@ impl Inner {
     }
 
     pub(super) async fn get(self: &Arc<Self>, kind: Kind) -> Result<Entry, TokenError> {
-        let now = self.now();
+        self.get_at(kind, self.now()).await
+    }
+
+    /// A valid value of `kind` at `now` (ms on the service's clock).
+    async fn get_at(self: &Arc<Self>, kind: Kind, now: i64) -> Result<Entry, TokenError> {
         if let Some(e) = self.copies.trusted(kind, now, Instant::now()) {
             self.process_hits[kind.index()].inc();
             return Ok(e);
