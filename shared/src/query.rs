@@ -80,8 +80,7 @@ pub fn decode(raw: &str) -> Cow<'_, str> {
     }
 }
 
-/// `s.split(b)` for an ASCII byte `b`, by a plain byte scan (see
-/// [`split_once_at`]).
+/// `s.split(b)` for an ASCII byte `b` (see [`split_once_at`]).
 fn split_at(s: &str, b: u8) -> impl Iterator<Item = &str> {
     let mut rest = Some(s);
     std::iter::from_fn(move || {
@@ -92,14 +91,15 @@ fn split_at(s: &str, b: u8) -> impl Iterator<Item = &str> {
     })
 }
 
-/// `s.split_once(b)` for an ASCII byte `b`, by a plain byte scan. A `char`
+/// `s.split_once(b)` for an ASCII byte `b`, found by `memchr`. A `char`
 /// pattern goes through `str`'s char searcher, whose set-up costs more than
 /// the search on strings this short (callgrind: about 60 instructions a call,
-/// four calls on every jssdkConfig; issue #16). An ASCII byte is always a
-/// `char` boundary, so the slicing cannot split a character.
+/// four calls on every jssdkConfig; issue #16), and a plain byte loop looks
+/// at one byte at a time. An ASCII byte is always a `char` boundary, so the
+/// slicing cannot split a character.
 pub fn split_once_at(s: &str, b: u8) -> Option<(&str, &str)> {
     debug_assert!(b.is_ascii());
-    let at = s.bytes().position(|c| c == b)?;
+    let at = memchr::memchr(b, s.as_bytes())?;
     Some((&s[..at], &s[at + 1..]))
 }
 
