@@ -70,6 +70,7 @@ impl JssdkState {
     /// the current jsapi_ticket and a fresh nonce.
     pub async fn wx_config(&self, url: Option<&str>) -> Result<WxConfig<'_>, ApiError> {
         let url = page_url(url)?;
+        // One reading for both: the ticket is valid at the time it signs.
         let now_ms = self.tokens.now_ms();
         let ticket = self.tokens.jsapi_ticket_at(now_ms).await?;
         let config = wx_config(

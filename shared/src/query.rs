@@ -96,9 +96,10 @@ fn split_at(s: &str, b: u8) -> impl Iterator<Item = &str> {
 /// the search on strings this short (callgrind: about 60 instructions a call,
 /// four calls on every jssdkConfig; issue #16), and a plain byte loop looks
 /// at one byte at a time. An ASCII byte is always a `char` boundary, so the
-/// slicing cannot split a character.
+/// slicing cannot split a character; any other byte is a caller's mistake
+/// and panics (the check costs nothing for the constant every caller passes).
 pub fn split_once_at(s: &str, b: u8) -> Option<(&str, &str)> {
-    debug_assert!(b.is_ascii());
+    assert!(b.is_ascii(), "split_once_at splits at ASCII bytes only");
     let at = memchr::memchr(b, s.as_bytes())?;
     Some((&s[..at], &s[at + 1..]))
 }
@@ -213,6 +214,14 @@ mod tests {
                 assert_eq!(split_once_at(s, b), s.split_once(c), "{s:?} {c}");
             }
         }
+    }
+
+    /// A byte that could sit inside a character is refused rather than
+    /// allowed to split one.
+    #[test]
+    #[should_panic(expected = "ASCII bytes only")]
+    fn a_non_ascii_byte_is_refused() {
+        let _ = split_once_at("é", 0xa9);
     }
 
     #[test]
