@@ -180,14 +180,9 @@ impl TokenManager {
         self.inner.get(Kind::AccessToken).await
     }
 
-    /// A valid jsapi_ticket, fetched only when no replica holds one.
-    pub async fn jsapi_ticket(&self) -> Result<Entry, TokenError> {
-        self.inner.get(Kind::JsapiTicket).await
-    }
-
-    /// [`TokenManager::jsapi_ticket`], valid at `now_ms` (read from
-    /// [`TokenManager::now_ms`]): a caller that needs the time as well reads
-    /// the clock once (issue #16).
+    /// A jsapi_ticket valid at `now_ms` (read from [`TokenManager::now_ms`],
+    /// so that a caller that needs the time as well reads the clock once;
+    /// issue #16), fetched only when no replica holds one.
     pub async fn jsapi_ticket_at(&self, now_ms: i64) -> Result<Entry, TokenError> {
         self.inner.get_at(Kind::JsapiTicket, now_ms).await
     }
