@@ -35,8 +35,8 @@ impl std::error::Error for QueryError {}
 /// struct field). Names are compared decoded, as `form_urlencoded` would.
 pub fn param<'q>(query: &'q str, name: &'static str) -> Result<Option<Cow<'q, str>>, QueryError> {
     let mut found = None;
-    for pair in split_at(query, b'&').filter(|p| !p.is_empty()) {
-        let (key, value) = split_once_at(pair, b'=').unwrap_or((pair, ""));
+    for pair in split_on(query, b'&').filter(|p| !p.is_empty()) {
+        let (key, value) = split_once_on(pair, b'=').unwrap_or((pair, ""));
         if decode(key) != name {
             continue;
         }
@@ -80,12 +80,12 @@ pub fn decode(raw: &str) -> Cow<'_, str> {
     }
 }
 
-/// `s.split(b)` for an ASCII byte `b` (see [`split_once_at`]).
-fn split_at(s: &str, b: u8) -> impl Iterator<Item = &str> {
+/// `s.split(b)` for an ASCII byte `b` (see [`split_once_on`]).
+fn split_on(s: &str, b: u8) -> impl Iterator<Item = &str> {
     let mut rest = Some(s);
     std::iter::from_fn(move || {
         let s = rest?;
-        let (piece, tail) = split_once_at(s, b).map_or((s, None), |(p, t)| (p, Some(t)));
+        let (piece, tail) = split_once_on(s, b).map_or((s, None), |(p, t)| (p, Some(t)));
         rest = tail;
         Some(piece)
     })
@@ -98,8 +98,8 @@ fn split_at(s: &str, b: u8) -> impl Iterator<Item = &str> {
 /// at one byte at a time. An ASCII byte is always a `char` boundary, so the
 /// slicing cannot split a character; any other byte is a caller's mistake
 /// and panics (the check costs nothing for the constant every caller passes).
-pub fn split_once_at(s: &str, b: u8) -> Option<(&str, &str)> {
-    assert!(b.is_ascii(), "split_once_at splits at ASCII bytes only");
+pub fn split_once_on(s: &str, b: u8) -> Option<(&str, &str)> {
+    assert!(b.is_ascii(), "split_once_on splits at ASCII bytes only");
     let at = memchr::memchr(b, s.as_bytes())?;
     Some((&s[..at], &s[at + 1..]))
 }
@@ -207,11 +207,11 @@ mod tests {
             for b in [b'&', b'=', b'#'] {
                 let c = char::from(b);
                 assert_eq!(
-                    split_at(s, b).collect::<Vec<_>>(),
+                    split_on(s, b).collect::<Vec<_>>(),
                     s.split(c).collect::<Vec<_>>(),
                     "{s:?} {c}"
                 );
-                assert_eq!(split_once_at(s, b), s.split_once(c), "{s:?} {c}");
+                assert_eq!(split_once_on(s, b), s.split_once(c), "{s:?} {c}");
             }
         }
     }
@@ -221,7 +221,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "ASCII bytes only")]
     fn a_non_ascii_byte_is_refused() {
-        let _ = split_once_at("é", 0xa9);
+        let _ = split_once_on("é", 0xa9);
     }
 
     #[test]

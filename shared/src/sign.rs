@@ -81,7 +81,7 @@ fn lower_hex(bytes: &[u8]) -> String {
 
 /// WeChat signs the page URL without its fragment.
 pub fn strip_fragment(url: &str) -> &str {
-    crate::query::split_once_at(url, b'#').map_or(url, |(before, _)| before)
+    crate::query::split_once_on(url, b'#').map_or(url, |(before, _)| before)
 }
 
 /// The string WeChat signs: `k1=v1&k2=v2…&key=KEY`, keys in ASCII order, empty
