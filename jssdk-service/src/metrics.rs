@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use prometheus::{IntCounter, IntCounterVec};
-use shared::metrics::{counter, counter_vec};
+use shared::metrics::{HotCounter, counter, counter_vec};
 
 /// Calls to WeChat for a token or ticket, by kind and outcome (ok, errcode,
 /// timeout, unreachable, bad_response).
@@ -34,5 +34,9 @@ pub static TOKEN_REJECTIONS: LazyLock<IntCounter> = LazyLock::new(|| {
     )
 });
 
-pub static SIGNATURES: LazyLock<IntCounter> =
-    LazyLock::new(|| counter("jssdk_signatures_total", "wx.config signatures served"));
+pub static SIGNATURES: LazyLock<HotCounter> = LazyLock::new(|| {
+    HotCounter::new(counter(
+        "jssdk_signatures_total",
+        "wx.config signatures served",
+    ))
+});

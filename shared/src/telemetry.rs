@@ -195,7 +195,7 @@ async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
 
 async fn metrics() -> HttpResponse {
     let mut buf = Vec::new();
-    if let Err(e) = TextEncoder::new().encode(&prometheus::gather(), &mut buf) {
+    if let Err(e) = TextEncoder::new().encode(&crate::metrics::gather(), &mut buf) {
         return HttpResponse::InternalServerError().body(e.to_string());
     }
     HttpResponse::Ok()

@@ -14,10 +14,19 @@
 //!   replica is seen within a second.
 //!
 //! Otherwise the request reads the shared cache, which checks the copy again.
+//!
+//! A warm request writes nothing that another thread reads: each thread
+//! serves from a mirror of its own of the copies, with a value of its own
+//! (an `Arc` whose count no other thread touches), remade after a change.
+//! A lock, or one `Arc` for all threads, would be written by every request,
+//! and its cache line passed between the cores (issue #16).
 
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+
+use thread_local::ThreadLocal;
 
 use super::entry::{Entry, Kind};
 
@@ -32,15 +41,27 @@ pub const TRUST_WHILE_LIVE: Duration = Duration::from_secs(60);
 /// down.
 pub const TRUST_WHILE_DOWN: Duration = Duration::from_secs(1);
 
+type Slots = [Option<Slot>; Kind::ALL.len()];
+
 #[derive(Default)]
 pub(super) struct ProcessCopies {
     /// By [`Kind::index`]: every warm request reads one, and an array needs
     /// no hashing.
-    slots: Mutex<[Option<Slot>; Kind::ALL.len()]>,
+    slots: Mutex<Slots>,
+    /// Bumped, under the lock, by every write to `slots`.
+    version: AtomicU64,
+    /// Each thread's copy of `slots`, and the version it copied.
+    mirrors: ThreadLocal<RefCell<Mirror>>,
     /// Bumped by every change notice and every (re)subscription.
     generation: AtomicU64,
     /// Whether change notices are arriving.
     live: AtomicBool,
+}
+
+#[derive(Default)]
+struct Mirror {
+    version: Option<u64>,
+    slots: Slots,
 }
 
 struct Slot {
@@ -48,6 +69,20 @@ struct Slot {
     /// The generation it was checked in and when; None: never checked, or
     /// the shared cache no longer holds it.
     checked: Option<(u64, Instant)>,
+}
+
+impl Slot {
+    /// The same, with a value of its own: for one thread's mirror.
+    fn own_copy(&self) -> Slot {
+        Slot {
+            entry: Entry {
+                value: Arc::from(&*self.entry.value),
+                expires_at_ms: self.entry.expires_at_ms,
+                fetched_at_ms: self.entry.fetched_at_ms,
+            },
+            checked: self.checked,
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -64,8 +99,8 @@ impl ProcessCopies {
 
     /// The copy, when it may be served without asking the shared cache.
     pub fn trusted(&self, kind: Kind, now_ms: i64, now: Instant) -> Option<Entry> {
-        let slots = lock(&self.slots);
-        let slot = slots[kind.index()].as_ref()?;
+        let mirror = self.mirror();
+        let slot = mirror.slots[kind.index()].as_ref()?;
         let (generation, at) = slot.checked?;
         let window = if self.live.load(Ordering::SeqCst) {
             TRUST_WHILE_LIVE
@@ -76,6 +111,25 @@ impl ProcessCopies {
             && generation == self.generation()
             && now.saturating_duration_since(at) < window)
             .then(|| slot.entry.clone())
+    }
+
+    /// This thread's mirror of the copies, remade when they have changed.
+    fn mirror(&self) -> std::cell::Ref<'_, Mirror> {
+        let cell = self.mirrors.get_or_default();
+        let version = self.version.load(Ordering::Acquire);
+        if cell.borrow().version != Some(version) {
+            let slots = lock(&self.slots);
+            let mut mirror = cell.borrow_mut();
+            // Read under the lock: the version of exactly these slots.
+            mirror.version = Some(self.version.load(Ordering::Acquire));
+            mirror.slots = slots.each_ref().map(|s| s.as_ref().map(Slot::own_copy));
+        }
+        cell.borrow()
+    }
+
+    /// Marks a write to `slots` (made under `_held`, their lock).
+    fn changed(&self, _held: &MutexGuard<'_, Slots>) {
+        self.version.fetch_add(1, Ordering::Release);
     }
 
     /// The newest copy seen, trusted or not (for when the shared cache is down).
@@ -104,6 +158,7 @@ impl ProcessCopies {
                 });
             }
         }
+        self.changed(&slots);
     }
 
     /// A value this process has just fetched and written to the shared cache
@@ -121,6 +176,7 @@ impl ProcessCopies {
                 checked: Some((generation, now)),
             });
         }
+        self.changed(&slots);
     }
 
     /// Forgets the copy when it still is `rejected` (WeChat refused it).
@@ -130,6 +186,7 @@ impl ProcessCopies {
         if slot.as_ref().is_some_and(|s| &*s.entry.value == rejected) {
             *slot = None;
         }
+        self.changed(&slots);
     }
 
     /// Another replica changed something: every copy is checked again.
@@ -162,6 +219,39 @@ mod tests {
 
     fn entry(value: &str, fetched_at_ms: i64) -> Entry {
         Entry::from_reply(value.into(), fetched_at_ms, 7200)
+    }
+
+    /// Each thread serves a value of its own (no reference count that two
+    /// cores write), the same one each time, and sees a change made on
+    /// another thread at once.
+    #[test]
+    fn each_thread_serves_its_own_copy_and_sees_a_change_at_once() {
+        let copies = ProcessCopies::default();
+        let t0 = Instant::now();
+        let trusted = || copies.trusted(Kind::JsapiTicket, 1, t0);
+        let e1 = entry("t1", 0);
+        copies.checked(Kind::JsapiTicket, Some(&e1), copies.generation(), t0);
+        let here = trusted().unwrap();
+        assert!(Arc::ptr_eq(&here.value, &trusted().unwrap().value));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let there = trusted().unwrap();
+                assert_eq!(there, e1);
+                assert!(!Arc::ptr_eq(&there.value, &here.value));
+                assert!(!Arc::ptr_eq(&there.value, &e1.value));
+                // A newer value checked on this thread...
+                let e2 = entry("t2", 5);
+                copies.checked(Kind::JsapiTicket, Some(&e2), copies.generation(), t0);
+                assert_eq!(trusted(), Some(e2));
+            });
+        });
+        // ...is what the first thread serves next, and forgetting it there
+        // leaves nothing to serve here.
+        assert_eq!(trusted().map(|e| e.value), Some("t2".into()));
+        std::thread::scope(|s| {
+            s.spawn(|| copies.forget(Kind::JsapiTicket, "t2"));
+        });
+        assert_eq!(trusted(), None);
     }
 
     #[test]

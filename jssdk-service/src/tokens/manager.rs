@@ -17,14 +17,14 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
-use prometheus::IntCounter;
 use serde::{Deserialize, Serialize};
 use shared::cache::{Cache, CacheError};
+use shared::metrics::HotCounter;
 use shared::wechat::{WechatClient, WechatError};
 
 use super::entry::{Entry, Keys, Kind};
@@ -59,6 +59,13 @@ impl Want {
 
 type Flight = Shared<BoxFuture<'static, Result<Entry, TokenError>>>;
 
+/// Lookups served from a trusted copy (by `Kind::index`): resolved once, as
+/// the warm path is too hot for a label lookup per request, and counted per
+/// thread ([`HotCounter`]).
+static PROCESS_HITS: LazyLock<[HotCounter; 2]> = LazyLock::new(|| {
+    Kind::ALL.map(|k| HotCounter::new(CACHE_LOOKUPS.with_label_values(&[k.as_str(), "process"])))
+});
+
 /// Cheap to clone; every clone shares the same state.
 #[derive(Clone)]
 pub struct TokenManager {
@@ -75,9 +82,6 @@ pub(super) struct Inner {
     pub(super) copies: ProcessCopies,
     /// Names this process in its change notices, so that it skips its own.
     replica: Arc<str>,
-    /// Lookups served from a trusted copy (by `Kind::index`), resolved once:
-    /// the warm path is too hot for a label lookup per request.
-    process_hits: [IntCounter; 2],
     /// Dropped with the manager: stops the change listener.
     _stop_listener: Mutex<tokio::sync::oneshot::Sender<()>>,
     flights: Mutex<HashMap<(Kind, Want), (u64, Flight)>>,
@@ -152,8 +156,6 @@ impl TokenManager {
                 clock,
                 copies: ProcessCopies::default(),
                 replica: replica.clone(),
-                process_hits: Kind::ALL
-                    .map(|k| CACHE_LOOKUPS.with_label_values(&[k.as_str(), "process"])),
                 _stop_listener: Mutex::new(stop),
                 flights: Mutex::default(),
                 flight_ids: AtomicU64::new(0),
@@ -210,7 +212,7 @@ impl Inner {
     /// A valid value of `kind` at `now` (ms on the service's clock).
     async fn get_at(self: &Arc<Self>, kind: Kind, now: i64) -> Result<Entry, TokenError> {
         if let Some(e) = self.copies.trusted(kind, now, Instant::now()) {
-            self.process_hits[kind.index()].inc();
+            PROCESS_HITS[kind.index()].inc();
             return Ok(e);
         }
         match self.read(kind).await {
