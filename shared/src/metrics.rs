@@ -198,12 +198,16 @@ mod tests {
     #[test]
     fn a_hot_count_waits_for_a_flush() {
         let hot = HotCounter::new(counter("shared_test_hot_pending_total", "test hot"));
+        // Held from the count to the look: another test's `gather` would
+        // flush every hot counter, this one too.
+        let no_flush = lock_pending();
         hot.inc();
         let family = prometheus::gather()
             .into_iter()
             .find(|f| f.name() == "shared_test_hot_pending_total")
             .unwrap();
         assert_eq!(family.get_metric()[0].get_counter().get_value(), 0.0);
+        drop(no_flush);
         assert_eq!(exported_value("shared_test_hot_pending_total"), Some(1));
     }
 
